@@ -1,0 +1,63 @@
+//! images: `GET /datasets/{id}/images` — a dataset's images with their annotations and
+//! findings, in a stable order, keyset-paginated, filtered by split and class.
+
+use async_trait::async_trait;
+use http::{Method, StatusCode};
+use serde_json::json;
+use yds::datasets;
+use yds::db::Db;
+use yds::http::{
+    json_response, path_segments, query_params, reject_unknown_params, ApiError, Caller, Handler, Request, Response,
+};
+use yds::images::{self, ImageQuery};
+use yds::pagination;
+
+pub struct ListImages {
+    db: Db,
+}
+
+impl ListImages {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait]
+impl Handler for ListImages {
+    async fn handle(&self, req: Request, caller: &Caller) -> Result<Response, ApiError> {
+        let dataset_id = match path_segments(&req)[..] {
+            ["datasets", id, "images"] => id.to_owned(),
+            _ => return Err(ApiError::NotFound("no such route".into())),
+        };
+        if req.method() != Method::GET {
+            return Err(ApiError::MethodNotAllowed);
+        }
+        let params = query_params(&req)?;
+        reject_unknown_params(&params, &["limit", "cursor", "split", "class_id"])?;
+        let limit = pagination::parse_limit(params.get("limit"), 100, 1000)?;
+        let after: Option<String> = params.get("cursor").map(|c| pagination::decode(c)).transpose()?;
+        let class_id = match params.get("class_id") {
+            None => None,
+            Some(text) => Some(
+                text.parse::<u32>()
+                    .map_err(|_| ApiError::BadRequest("`class_id` must be a non-negative integer".into()))?,
+            ),
+        };
+        let split = params.get("split").cloned();
+        if split.as_deref() == Some("") {
+            return Err(ApiError::BadRequest("`split` must not be empty".into()));
+        }
+        if datasets::find_for_tenant(&self.db, caller.tenant(), &dataset_id).await?.is_none() {
+            return Err(ApiError::NotFound(format!("dataset `{dataset_id}` not found")));
+        }
+        let query = ImageQuery { dataset_id, split, class_id, after, limit };
+        let (items, next) = images::page(&self.db, &query).await?;
+        let items: Vec<_> = items.iter().map(|i| i.to_view()).collect();
+        let next_cursor = next.map(|c| pagination::encode(&c));
+        Ok(json_response(StatusCode::OK, &json!({"items": items, "next_cursor": next_cursor})))
+    }
+
+    async fn health(&self) -> Result<(), String> {
+        self.db.ping().await.map_err(|e| e.to_string())
+    }
+}

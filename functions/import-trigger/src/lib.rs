@@ -1,0 +1,66 @@
+//! import-trigger: `POST /datasets/import`.
+//!
+//! Validates the request, records the dataset and the job, enqueues planning and answers
+//! `202 Accepted` with the job's status URL. All rules live in [`yds::import`].
+
+use async_trait::async_trait;
+use http::{header, Method, StatusCode};
+use yds::backends::Backends;
+use yds::http::{json_response, path_segments, ApiError, Caller, Handler, Request, Response};
+use yds::import::{start_import, ImportSettings};
+
+pub struct ImportTrigger {
+    backends: Backends,
+    settings: ImportSettings,
+}
+
+impl ImportTrigger {
+    pub fn new(backends: Backends, default_chunk_size: u32) -> Self {
+        let settings = ImportSettings { url_policy: backends.url_policy, default_chunk_size };
+        Self { backends, settings }
+    }
+}
+
+#[async_trait]
+impl Handler for ImportTrigger {
+    async fn handle(&self, req: Request, caller: &Caller) -> Result<Response, ApiError> {
+        if path_segments(&req) != ["datasets", "import"] {
+            return Err(ApiError::NotFound("no such route".into()));
+        }
+        if req.method() != Method::POST {
+            return Err(ApiError::MethodNotAllowed);
+        }
+        if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
+            let is_json = content_type
+                .to_str()
+                .map(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
+                .unwrap_or(false);
+            if !is_json {
+                return Err(ApiError::UnsupportedMediaType("the body must be application/json".into()));
+            }
+        }
+        let idempotency_key = match req.headers().get("idempotency-key") {
+            None => None,
+            Some(value) => {
+                Some(value.to_str().map_err(|_| ApiError::BadRequest("`Idempotency-Key` must be ASCII text".into()))?)
+            }
+        };
+        let accepted = start_import(
+            &self.backends.db,
+            self.backends.queue.as_ref(),
+            &self.settings,
+            caller.tenant(),
+            idempotency_key,
+            req.body(),
+        )
+        .await?;
+        let mut response = json_response(StatusCode::ACCEPTED, &accepted);
+        let location = format!("/datasets/import/{}/status", accepted.job_id);
+        response.headers_mut().insert(header::LOCATION, location.parse().expect("ids are URL-safe"));
+        Ok(response)
+    }
+
+    async fn health(&self) -> Result<(), String> {
+        self.backends.db.ping().await.map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,71 @@
+//! import-trigger invoked directly (no server) against a real mongod.
+
+use bytes::Bytes;
+use import_trigger::ImportTrigger;
+use yds::config::ApiKeys;
+use yds::http::{EdgeOptions, Service, PUBLIC_MAX_BODY};
+use yds::queue::TaskBody;
+
+fn post(body: &str, idempotency_key: Option<&str>) -> yds::http::Request {
+    let mut builder =
+        http::Request::post("/datasets/import").header("x-api-key", "k").header("content-type", "application/json");
+    if let Some(key) = idempotency_key {
+        builder = builder.header("idempotency-key", key);
+    }
+    builder.body(Bytes::from(body.to_owned())).unwrap()
+}
+
+#[tokio::test]
+async fn accepted_imports_record_the_job_and_enqueue_planning_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backends, queue) = yds::inline::test_backends(dir.path()).await;
+    let db = backends.db.clone();
+    let service = Service::new(
+        ImportTrigger::new(backends, 50),
+        EdgeOptions { api_keys: Some(ApiKeys::parse("k:acme").unwrap()), max_body_bytes: PUBLIC_MAX_BODY },
+    );
+    let body = r#"{"name":"d","archive_url":"http://127.0.0.1:1/d.zip"}"#;
+    let resp = service.call(post(body, Some("abc"))).await;
+    assert_eq!(resp.status(), 202);
+    let accepted: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
+    let job_id = accepted["job_id"].as_str().unwrap();
+    assert_eq!(resp.headers()["location"], format!("/datasets/import/{job_id}/status"));
+    assert_eq!(accepted["status"], "queued");
+
+    let job = yds::jobs::find(&db, job_id).await.unwrap().expect("job recorded");
+    assert_eq!(job.tenant, "acme");
+    assert_eq!(job.chunk_size, 50);
+    let dataset = db.datasets.find_one(mongodb::bson::doc! {"_id": &job.dataset_id}).await.unwrap().unwrap();
+    assert_eq!(dataset.name, "d");
+    assert_eq!(dataset.status, yds::datasets::DatasetStatus::Importing);
+
+    // The same request again: same job, planning still enqueued once.
+    let again = service.call(post(body, Some("abc"))).await;
+    let again: serde_json::Value = serde_json::from_slice(again.body()).unwrap();
+    assert_eq!(again["job_id"], job_id);
+    assert_eq!(queue.drain(), vec![TaskBody::Plan { job_id: job_id.to_owned() }]);
+    assert_eq!(db.jobs.count_documents(mongodb::bson::doc! {}).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn invalid_requests_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backends, queue) = yds::inline::test_backends(dir.path()).await;
+    let db = backends.db.clone();
+    let service = Service::new(
+        ImportTrigger::new(backends, 50),
+        EdgeOptions { api_keys: Some(ApiKeys::parse("k").unwrap()), max_body_bytes: PUBLIC_MAX_BODY },
+    );
+    for (body, status) in [
+        (r#"{"name":"d"}"#, 422),
+        (r#"{"name":"d","archive_url":"file:///x.zip","extra":true}"#, 422),
+        (r#"not json"#, 400),
+    ] {
+        assert_eq!(service.call(post(body, None)).await.status(), status, "{body}");
+    }
+    let get = http::Request::get("/datasets/import").header("x-api-key", "k").body(Bytes::new()).unwrap();
+    assert_eq!(service.call(get).await.status(), 405);
+    assert!(queue.drain().is_empty());
+    assert_eq!(db.jobs.count_documents(mongodb::bson::doc! {}).await.unwrap(), 0);
+    assert_eq!(db.datasets.count_documents(mongodb::bson::doc! {}).await.unwrap(), 0);
+}

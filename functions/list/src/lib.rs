@@ -1,0 +1,45 @@
+//! list: `GET /datasets` — the caller's datasets, newest first, keyset-paginated.
+
+use async_trait::async_trait;
+use http::{Method, StatusCode};
+use serde_json::json;
+use yds::datasets::{self, DatasetCursor};
+use yds::db::Db;
+use yds::http::{
+    json_response, path_segments, query_params, reject_unknown_params, ApiError, Caller, Handler, Request, Response,
+};
+use yds::pagination;
+
+pub struct ListDatasets {
+    db: Db,
+}
+
+impl ListDatasets {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait]
+impl Handler for ListDatasets {
+    async fn handle(&self, req: Request, caller: &Caller) -> Result<Response, ApiError> {
+        if path_segments(&req) != ["datasets"] {
+            return Err(ApiError::NotFound("no such route".into()));
+        }
+        if req.method() != Method::GET {
+            return Err(ApiError::MethodNotAllowed);
+        }
+        let params = query_params(&req)?;
+        reject_unknown_params(&params, &["limit", "cursor"])?;
+        let limit = pagination::parse_limit(params.get("limit"), 50, 1000)?;
+        let after: Option<DatasetCursor> = params.get("cursor").map(|c| pagination::decode(c)).transpose()?;
+        let (items, next) = datasets::page(&self.db, caller.tenant(), after, limit).await?;
+        let items: Vec<_> = items.iter().map(|d| d.to_view()).collect();
+        let next_cursor = next.map(|c| pagination::encode(&c));
+        Ok(json_response(StatusCode::OK, &json!({"items": items, "next_cursor": next_cursor})))
+    }
+
+    async fn health(&self) -> Result<(), String> {
+        self.db.ping().await.map_err(|e| e.to_string())
+    }
+}

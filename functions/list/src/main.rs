@@ -1,0 +1,12 @@
+use yds::config::Config;
+use yds::db::Db;
+use yds::http::{server, EdgeOptions, Service, PUBLIC_MAX_BODY};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    server::init_logging();
+    let config = Config::from_env()?;
+    let db = Db::connect(&config.mongodb_uri, &config.db_name).await?;
+    let options = EdgeOptions { api_keys: Some(config.api_keys.clone()), max_body_bytes: PUBLIC_MAX_BODY };
+    server::run(Service::new(list::ListDatasets::new(db), options), config.port).await.map_err(|e| anyhow::anyhow!(e))
+}

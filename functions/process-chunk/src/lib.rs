@@ -1,0 +1,92 @@
+//! process-chunk: the one task handler. Cloud Tasks (or the local queue) POSTs a
+//! [`TaskBody`]: planning a job or importing one chunk.
+//!
+//! Answers 2xx when the task is done or can never succeed (then the job or chunk is recorded
+//! as failed), and 5xx when a retry may help. On the queue's last attempt it records the
+//! failure instead, so a job always reaches a terminal status.
+
+use async_trait::async_trait;
+use http::{Method, StatusCode};
+use serde_json::json;
+use yds::backends::Backends;
+use yds::config::Chaos;
+use yds::http::{json_response, ApiError, Caller, Handler, Request, Response};
+use yds::ingest::{self, ChunkError, Delivery};
+use yds::jobs::{self, FileError};
+use yds::planning::{self, PlanError};
+use yds::queue::{headers, TaskBody};
+
+pub struct ProcessChunk {
+    backends: Backends,
+    max_attempts: u32,
+    chaos: Chaos,
+}
+
+impl ProcessChunk {
+    pub fn new(backends: Backends, max_attempts: u32, chaos: Chaos) -> Self {
+        Self { backends, max_attempts, chaos }
+    }
+
+    async fn run_plan(&self, job_id: &str, last_attempt: bool) -> Result<(), ApiError> {
+        let failure = match planning::plan(&self.backends, job_id).await {
+            Ok(()) => return Ok(()),
+            Err(PlanError::Permanent(error)) => error,
+            Err(PlanError::Transient(cause)) if last_attempt => FileError {
+                file: String::new(),
+                code: "planning_failed".into(),
+                message: format!("the source could not be read after every attempt: {cause}"),
+            },
+            Err(PlanError::Transient(cause)) => return Err(ApiError::Unavailable(cause)),
+        };
+        tracing::warn!(job_id, code = %failure.code, message = %failure.message, "import failed");
+        if let Some(job) = jobs::find(&self.backends.db, job_id).await? {
+            jobs::fail(&self.backends.db, &job, failure).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Handler for ProcessChunk {
+    async fn handle(&self, req: Request, _caller: &Caller) -> Result<Response, ApiError> {
+        if req.method() != Method::POST {
+            return Err(ApiError::MethodNotAllowed);
+        }
+        let body: TaskBody =
+            serde_json::from_slice(req.body()).map_err(|e| ApiError::BadRequest(format!("not a task body: {e}")))?;
+        let retries: u32 = req
+            .headers()
+            .get(headers::RETRY_COUNT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let last_attempt = retries + 1 >= self.max_attempts;
+        match &body {
+            TaskBody::Plan { job_id } => self.run_plan(job_id, last_attempt).await?,
+            TaskBody::Chunk { job_id, index, files } => {
+                // Never crash on the last attempt: injected faults must not exhaust the queue.
+                let crash_half_way =
+                    !last_attempt && self.chaos.crash > 0.0 && rand::random::<f64>() < self.chaos.crash;
+                let delivery = Delivery { crash_half_way };
+                match ingest::process_chunk(&self.backends, job_id, *index, files, delivery).await {
+                    Ok(()) => {}
+                    Err(ChunkError::InjectedCrash) => {
+                        return Err(ApiError::Internal("injected crash (YDS_CHAOS_CRASH)".into()))
+                    }
+                    Err(err) if last_attempt => {
+                        tracing::error!(job_id, index, error = %err, "chunk failed on its last attempt");
+                        ingest::give_up_chunk(&self.backends, job_id, *index, files, "storage or database error")
+                            .await
+                            .map_err(ApiError::internal)?;
+                    }
+                    Err(err) => return Err(ApiError::Unavailable(err.to_string())),
+                }
+            }
+        }
+        Ok(json_response(StatusCode::OK, &json!({"status": "done"})))
+    }
+
+    async fn health(&self) -> Result<(), String> {
+        self.backends.db.ping().await.map_err(|e| e.to_string())
+    }
+}

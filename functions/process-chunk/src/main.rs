@@ -1,0 +1,23 @@
+use yds::backends::Backends;
+use yds::config::Config;
+use yds::http::{server, EdgeOptions, Service};
+
+/// Chunk tasks carry their file list: allow far more than a public request.
+const TASK_MAX_BODY: usize = 8 * 1024 * 1024;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    server::init_logging();
+    let config = Config::from_env()?;
+    let backends = Backends::from_config(&config).await?;
+    let db = backends.db.clone();
+    tokio::spawn(async move {
+        if let Err(err) = db.ensure_indexes().await {
+            tracing::error!(error = %err, "could not create indexes");
+        }
+    });
+    let handler = process_chunk::ProcessChunk::new(backends, config.task_max_attempts, config.chaos);
+    // Not public: Cloud Run IAM admits only the queue's identity, so no API key here.
+    let options = EdgeOptions { api_keys: None, max_body_bytes: TASK_MAX_BODY };
+    server::run(Service::new(handler, options), config.port).await.map_err(|e| anyhow::anyhow!(e))
+}

@@ -1,0 +1,133 @@
+//! process-chunk invoked directly (no server) against a real mongod: planning, chunks,
+//! duplicate and concurrent delivery, a crash half-way, and the last attempt's dead letter.
+
+use bytes::Bytes;
+use mongodb::bson::doc;
+use process_chunk::ProcessChunk;
+use serde_json::json;
+use testkit::DatasetSpec;
+use yds::config::{Chaos, UrlPolicy};
+use yds::http::{EdgeOptions, Service};
+use yds::import::{start_import, ImportSettings};
+use yds::ingest::Delivery;
+use yds::jobs::JobStatus;
+use yds::queue::{headers, TaskBody};
+
+fn task_request(task: &TaskBody, retries: u32) -> yds::http::Request {
+    http::Request::post("/tasks")
+        .header(headers::RETRY_COUNT, retries.to_string())
+        .body(Bytes::from(serde_json::to_vec(task).unwrap()))
+        .unwrap()
+}
+
+async fn setup(
+    dir: &std::path::Path,
+    chunk_size: u32,
+) -> (Service, yds::backends::Backends, yds::queue::LocalQueue, testkit::GeneratedDataset, String) {
+    let (backends, queue) = yds::inline::test_backends(dir).await;
+    let generated = testkit::generate(&dir.join("src"), &DatasetSpec::small(3)).unwrap();
+    let archive = dir.join("d.zip");
+    testkit::pack_zip(&dir.join("src"), &archive).unwrap();
+    let body = json!({"name": "d", "archive_url": format!("file://{}", archive.display()), "chunk_size": chunk_size});
+    let settings = ImportSettings { url_policy: UrlPolicy::Local, default_chunk_size: 10 };
+    let accepted =
+        start_import(&backends.db, &queue, &settings, "default", None, body.to_string().as_bytes()).await.unwrap();
+    let service = Service::new(
+        ProcessChunk::new(backends.clone(), 5, Chaos::default()),
+        EdgeOptions { api_keys: None, max_body_bytes: 8 << 20 },
+    );
+    (service, backends, queue, generated, accepted.job_id)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_chunk_counts_once_under_duplicates_and_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, backends, queue, generated, job_id) = setup(dir.path(), 3).await;
+
+    let plan = queue.drain();
+    assert_eq!(plan, vec![TaskBody::Plan { job_id: job_id.clone() }]);
+    assert_eq!(service.call(task_request(&plan[0], 0)).await.status(), 200);
+    // A duplicate plan delivery re-enqueues nothing new and creates no chunk twice.
+    assert_eq!(service.call(task_request(&plan[0], 0)).await.status(), 200);
+    let chunks = queue.drain();
+    assert_eq!(chunks.len(), generated.image_count().div_ceil(3));
+    assert_eq!(backends.db.chunks.count_documents(doc! {"job_id": &job_id}).await.unwrap(), chunks.len() as u64);
+
+    // The first chunk crashes half-way, then is retried.
+    let crashed = yds::inline::deliver(&backends, &chunks[0], Delivery { crash_half_way: true }).await;
+    assert!(crashed.is_err());
+    let job = yds::jobs::find(&backends.db, &job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Running);
+    for chunk in &chunks {
+        // Every chunk delivered twice at once.
+        let (a, b) = tokio::join!(service.call(task_request(chunk, 0)), service.call(task_request(chunk, 1)));
+        assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    }
+    // A late duplicate after the end changes nothing.
+    assert_eq!(service.call(task_request(&chunks[1], 0)).await.status(), 200);
+
+    let job = yds::jobs::find(&backends.db, &job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Completed);
+    let result = job.result.unwrap();
+    assert_eq!(result.stats.images, generated.image_count() as u64);
+    assert_eq!(result.stats.annotations, generated.annotation_count() as u64);
+    assert_eq!(result.stats.background_images, generated.background_count() as u64);
+    assert_eq!(result.chunks_done, chunks.len() as u64);
+    assert_eq!(backends.db.images.count_documents(doc! {}).await.unwrap(), generated.image_count() as u64);
+    let dataset = backends.db.datasets.find_one(doc! {"_id": &job.dataset_id}).await.unwrap().unwrap();
+    assert_eq!(dataset.status, yds::datasets::DatasetStatus::Ready);
+    assert_eq!(dataset.stats.unwrap().annotations, generated.annotation_count() as u64);
+    // Every imported file is in the dataset's prefix.
+    let listed = backends.store.list(&format!("datasets/{}/images/", job.dataset_id), None, 10_000).await.unwrap();
+    assert_eq!(listed.objects.len(), generated.image_count());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chunk_failing_on_its_last_attempt_is_recorded_and_the_job_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, backends, queue, generated, job_id) = setup(dir.path(), 100).await;
+    let plan = queue.drain();
+    assert_eq!(service.call(task_request(&plan[0], 0)).await.status(), 200);
+    let chunks = queue.drain();
+    assert_eq!(chunks.len(), 1);
+    let TaskBody::Chunk { files, .. } = &chunks[0] else { panic!("a chunk task") };
+    // The staged copy vanished: every attempt fails.
+    backends.store.delete(&files[0].image).await.unwrap();
+    assert_eq!(service.call(task_request(&chunks[0], 0)).await.status(), 503);
+    let job = yds::jobs::find(&backends.db, &job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Running);
+    // Last attempt (5 max): recorded as failed, answered 200, the job ends.
+    assert_eq!(service.call(task_request(&chunks[0], 4)).await.status(), 200);
+    let job = yds::jobs::find(&backends.db, &job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::CompletedWithErrors);
+    let result = job.result.unwrap();
+    assert_eq!(result.chunks_failed, 1);
+    assert_eq!(result.errors.len(), generated.image_count().min(50));
+    assert!(result.errors.iter().all(|e| e.code == "chunk_failed"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_that_cannot_be_read_fails_the_job_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backends, queue) = yds::inline::test_backends(dir.path()).await;
+    let not_archive = dir.path().join("notes.zip");
+    std::fs::write(&not_archive, b"this is not an archive").unwrap();
+    let settings = ImportSettings { url_policy: UrlPolicy::Local, default_chunk_size: 10 };
+    let body = json!({"name": "bad", "archive_url": format!("file://{}", not_archive.display())});
+    let accepted =
+        start_import(&backends.db, &queue, &settings, "default", None, body.to_string().as_bytes()).await.unwrap();
+    let service = Service::new(
+        ProcessChunk::new(backends.clone(), 5, Chaos::default()),
+        EdgeOptions { api_keys: None, max_body_bytes: 1 << 20 },
+    );
+    let plan = queue.drain();
+    assert_eq!(service.call(task_request(&plan[0], 0)).await.status(), 200);
+    assert_eq!(service.call(task_request(&plan[0], 0)).await.status(), 200);
+    let job = yds::jobs::find(&backends.db, &accepted.job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.errors.len(), 1);
+    assert_eq!(job.errors[0].code, "archive_corrupt", "named .zip, so read as zip, and it is not one");
+    let dataset = backends.db.datasets.find_one(doc! {"_id": &accepted.dataset_id}).await.unwrap().unwrap();
+    assert_eq!(dataset.status, yds::datasets::DatasetStatus::Failed);
+    assert!(queue.drain().is_empty());
+}

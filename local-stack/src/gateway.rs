@@ -1,0 +1,540 @@
+//! The local stand-in for API Gateway: one HTTP port serving the public API, routing each
+//! request by method and path to the function process that handles it (the same routes as the
+//! API Gateway spec in `terraform/`), and answering unknown paths, wrong methods and dead
+//! upstreams with `application/problem+json` the way the deployed service does.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::util;
+
+/// Largest request body the gateway forwards; bigger ones get 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// How long an upstream may take to start answering before the gateway gives 504
+/// (API Gateway's integration timeout is 29 s).
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the gateway's `/healthz` waits for each upstream's `/healthz`.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long in-flight requests may run on after shutdown is asked for.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+/// One public route: requests with this method whose path matches `pattern` go to `upstream`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub method: Method,
+    /// Path pattern, e.g. `/datasets/{id}/images`: literal segments match themselves, `{x}`
+    /// matches exactly one non-empty segment.
+    pub pattern: &'static str,
+    /// Base URL of the function process, e.g. `http://127.0.0.1:8123`.
+    pub upstream: String,
+}
+
+/// The public routes of the API Gateway spec, by function name:
+/// `POST /datasets/import` → `import-trigger`, `GET /datasets` → `list`,
+/// `GET /datasets/{id}/images` → `images`, `GET /datasets/import/{job_id}/status` → `status`.
+/// `upstreams` maps those names to base URLs; a route whose function is missing from the map
+/// is left out (and logged).
+pub fn public_routes(upstreams: &HashMap<String, String>) -> Vec<Route> {
+    let table = [
+        (Method::POST, "/datasets/import", "import-trigger"),
+        (Method::GET, "/datasets", "list"),
+        (Method::GET, "/datasets/{id}/images", "images"),
+        (Method::GET, "/datasets/import/{job_id}/status", "status"),
+    ];
+    table
+        .into_iter()
+        .filter_map(|(method, pattern, function)| match upstreams.get(function) {
+            Some(url) => Some(Route { method, pattern, upstream: url.trim_end_matches('/').to_string() }),
+            None => {
+                tracing::warn!(function, %method, pattern, "no upstream for function; route left out");
+                None
+            }
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Segment {
+    Literal(&'static str),
+    Param,
+}
+
+struct CompiledRoute {
+    method: Method,
+    pattern: &'static str,
+    segments: Vec<Segment>,
+    upstream: String,
+}
+
+impl CompiledRoute {
+    fn new(route: Route) -> anyhow::Result<Self> {
+        let Some(rest) = route.pattern.strip_prefix('/') else {
+            bail!("route pattern {:?} does not start with '/'", route.pattern);
+        };
+        let segments = rest
+            .split('/')
+            .map(|s| {
+                if s.starts_with('{') && s.ends_with('}') && s.len() > 2 {
+                    Segment::Param
+                } else {
+                    Segment::Literal(s)
+                }
+            })
+            .collect();
+        let upstream = route.upstream.trim_end_matches('/').to_string();
+        let uri: Uri = upstream.parse().with_context(|| format!("upstream URL {upstream:?} of {}", route.pattern))?;
+        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+            bail!("upstream URL {upstream:?} of {} must be http://host:port", route.pattern);
+        }
+        if uri.path() != "/" && !uri.path().is_empty() {
+            bail!("upstream URL {upstream:?} of {} must not have a path", route.pattern);
+        }
+        Ok(CompiledRoute { method: route.method, pattern: route.pattern, segments, upstream })
+    }
+
+    fn matches(&self, path: &[&str]) -> bool {
+        self.segments.len() == path.len()
+            && self.segments.iter().zip(path).all(|(seg, got)| match seg {
+                Segment::Literal(lit) => lit == got,
+                Segment::Param => !got.is_empty(),
+            })
+    }
+
+    fn literal_count(&self) -> usize {
+        self.segments.iter().filter(|s| matches!(s, Segment::Literal(_))).count()
+    }
+}
+
+struct Gateway {
+    routes: Vec<CompiledRoute>,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// Serves the routes on `listener` until `shutdown` resolves, then stops accepting, lets
+/// in-flight requests finish (at most 5 s) and returns.
+///
+/// Requests are matched by method and path segments (the query string is passed through) and
+/// proxied with their headers (minus hop-by-hop ones) and body (up to 1 MiB, else 413); the
+/// answer is streamed back. Unknown path → 404, known path with another method → 405 with
+/// `Allow`, upstream unreachable → 502, upstream too slow → 504, all `application/problem+json`.
+/// `GET /healthz` answers 200 `{"status":"ok"}` when every distinct upstream's `/healthz`
+/// answers 200, else 503 naming the failing ones. Every request gets an `x-request-id`
+/// (the client's, or a generated one), forwarded upstream and returned to the client.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Vec<Route>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let routes = routes.into_iter().map(CompiledRoute::new).collect::<anyhow::Result<Vec<_>>>()?;
+    let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build_http();
+    let gateway = Arc::new(Gateway { routes, client });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut connections = JoinSet::new();
+    let shutdown = std::pin::pin!(shutdown);
+    let mut shutdown = shutdown;
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "gateway listening");
+    }
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let gateway = gateway.clone();
+                    let stop = stop_rx.clone();
+                    connections.spawn(serve_connection(gateway, stream, peer, stop));
+                }
+                Err(e) => {
+                    // Typically EMFILE: back off instead of spinning.
+                    tracing::warn!(error = %e, "gateway accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async { while connections.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!("gateway: connections still busy {DRAIN_TIMEOUT:?} after shutdown; closing them");
+        connections.shutdown().await;
+    }
+    tracing::info!("gateway stopped");
+    Ok(())
+}
+
+async fn serve_connection(
+    gateway: Arc<Gateway>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let service = service_fn(move |req| {
+        let gateway = gateway.clone();
+        async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    let stopped = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, %peer, "gateway connection ended with an error");
+            }
+        }
+        () = stopped => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+impl Gateway {
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let started = Instant::now();
+        let request_id =
+            req.headers().get(&REQUEST_ID).filter(|v| valid_request_id(v)).cloned().unwrap_or_else(new_request_id);
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+
+        let mut resp = self.dispatch(req, peer, &request_id).await;
+
+        if !resp.headers().contains_key(&REQUEST_ID) {
+            resp.headers_mut().insert(REQUEST_ID, request_id.clone());
+        }
+        tracing::info!(
+            request_id = request_id.to_str().unwrap_or(""),
+            %method,
+            path,
+            status = resp.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "gateway request"
+        );
+        resp
+    }
+
+    async fn dispatch(&self, req: Request<Incoming>, peer: SocketAddr, request_id: &HeaderValue) -> Response<Body> {
+        let path = req.uri().path();
+        if path == "/healthz" {
+            if req.method() != Method::GET {
+                return method_not_allowed(req.method(), path, &[Method::GET]);
+            }
+            return self.health().await;
+        }
+        let segments: Vec<&str> = match path.strip_prefix('/') {
+            Some(rest) => rest.split('/').collect(),
+            None => Vec::new(), // e.g. `*` (OPTIONS *): matches nothing
+        };
+        let candidates: Vec<&CompiledRoute> = self.routes.iter().filter(|r| r.matches(&segments)).collect();
+        if candidates.is_empty() {
+            return problem(StatusCode::NOT_FOUND, format!("no route for {} {path}", req.method()));
+        }
+        let chosen = candidates.iter().filter(|r| r.method == req.method()).max_by_key(|r| r.literal_count());
+        match chosen {
+            Some(route) => self.proxy(route, req, peer, request_id).await,
+            None => {
+                let mut allowed: Vec<Method> = candidates.iter().map(|r| r.method.clone()).collect();
+                allowed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+                allowed.dedup();
+                method_not_allowed(req.method(), path, &allowed)
+            }
+        }
+    }
+
+    async fn proxy(
+        &self,
+        route: &CompiledRoute,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        request_id: &HeaderValue,
+    ) -> Response<Body> {
+        let label = format!("{} {}", route.method, route.pattern);
+        let (parts, body) = req.into_parts();
+        let declared_len =
+            parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+        if declared_len.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+            return too_large();
+        }
+        let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(),
+            Err(e) => {
+                tracing::debug!(error = %e, "could not read request body");
+                return problem(StatusCode::BAD_REQUEST, "the request body could not be read");
+            }
+        };
+
+        let path_and_query = parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
+        let uri: Uri = match format!("{}{path_and_query}", route.upstream).parse() {
+            Ok(uri) => uri,
+            Err(_) => return problem(StatusCode::BAD_REQUEST, "the request target is invalid"),
+        };
+
+        let mut headers = parts.headers;
+        let original_host = headers.get(header::HOST).cloned();
+        strip_hop_by_hop(&mut headers);
+        headers.remove(header::HOST);
+        headers.remove(header::CONTENT_LENGTH);
+        headers.insert(REQUEST_ID, request_id.clone());
+        append_forwarded_for(&mut headers, peer);
+        if !headers.contains_key("x-forwarded-proto") {
+            headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        }
+        if let Some(host) = original_host {
+            if !headers.contains_key("x-forwarded-host") {
+                headers.insert("x-forwarded-host", host);
+            }
+        }
+
+        let mut upstream_req = Request::new(Full::new(body));
+        *upstream_req.method_mut() = parts.method;
+        *upstream_req.uri_mut() = uri;
+        *upstream_req.headers_mut() = headers;
+
+        match tokio::time::timeout(UPSTREAM_TIMEOUT, self.client.request(upstream_req)).await {
+            Err(_) => {
+                tracing::warn!(route = %label, upstream = %route.upstream, "upstream did not answer within {UPSTREAM_TIMEOUT:?}");
+                problem(StatusCode::GATEWAY_TIMEOUT, format!("the function serving {label} did not answer in time"))
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(route = %label, upstream = %route.upstream, error = %e, "upstream unreachable");
+                problem(StatusCode::BAD_GATEWAY, format!("the function serving {label} is unavailable"))
+            }
+            Ok(Ok(resp)) => {
+                let (mut parts, body) = resp.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                Response::from_parts(parts, body.boxed())
+            }
+        }
+    }
+
+    async fn health(&self) -> Response<Body> {
+        let mut upstreams: Vec<(&str, Vec<String>)> = Vec::new();
+        for route in &self.routes {
+            let label = format!("{} {}", route.method, route.pattern);
+            match upstreams.iter_mut().find(|(u, _)| *u == route.upstream) {
+                Some((_, labels)) => labels.push(label),
+                None => upstreams.push((&route.upstream, vec![label])),
+            }
+        }
+        let mut checks = JoinSet::new();
+        for (index, (upstream, _)) in upstreams.iter().enumerate() {
+            let upstream = upstream.to_string();
+            checks.spawn(async move {
+                let result = util::http_get_status(&upstream, "/healthz", HEALTH_TIMEOUT).await;
+                (index, result)
+            });
+        }
+        let mut failing = Vec::new();
+        while let Some(joined) = checks.join_next().await {
+            let Ok((index, result)) = joined else {
+                continue;
+            };
+            let reason = match result {
+                Ok(s) if s == StatusCode::OK => continue,
+                Ok(s) => format!("/healthz answered {}", s.as_u16()),
+                Err(e) => e,
+            };
+            failing.push((index, reason));
+        }
+        if failing.is_empty() {
+            return json_response(StatusCode::OK, "application/json", &serde_json::json!({"status": "ok"}));
+        }
+        failing.sort();
+        let unhealthy: Vec<serde_json::Value> = failing
+            .iter()
+            .map(|(index, reason)| {
+                let (upstream, routes) = &upstreams[*index];
+                serde_json::json!({"upstream": upstream, "routes": routes, "error": reason})
+            })
+            .collect();
+        let detail = failing
+            .iter()
+            .map(|(index, reason)| {
+                let (upstream, routes) = &upstreams[*index];
+                format!("{} ({upstream}): {reason}", routes.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut body = problem_json(StatusCode::SERVICE_UNAVAILABLE, format!("unhealthy: {detail}"));
+        body["unhealthy"] = serde_json::Value::Array(unhealthy);
+        json_response(StatusCode::SERVICE_UNAVAILABLE, "application/problem+json", &body)
+    }
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus any the
+/// `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        headers.remove(name);
+    }
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
+    let ip = peer.ip().to_string();
+    let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(existing) if !existing.trim().is_empty() => format!("{existing}, {ip}"),
+        _ => ip,
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert("x-forwarded-for", value);
+    }
+}
+
+fn valid_request_id(v: &HeaderValue) -> bool {
+    let bytes = v.as_bytes();
+    (1..=128).contains(&bytes.len()) && bytes.iter().all(|b| b.is_ascii_graphic())
+}
+
+/// 16 hex characters: 40 bits of milliseconds since the epoch, 24 bits of a counter.
+fn new_request_id() -> HeaderValue {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let id = format!("{:010x}{:06x}", millis & 0xff_ffff_ffff, n & 0xff_ffff);
+    HeaderValue::from_str(&id).expect("hex is a valid header value")
+}
+
+fn problem_json(status: StatusCode, detail: impl Into<String>) -> serde_json::Value {
+    serde_json::json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail.into(),
+    })
+}
+
+fn problem(status: StatusCode, detail: impl Into<String>) -> Response<Body> {
+    json_response(status, "application/problem+json", &problem_json(status, detail))
+}
+
+fn too_large() -> Response<Body> {
+    problem(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body exceeds {MAX_BODY_BYTES} bytes"))
+}
+
+fn method_not_allowed(method: &Method, path: &str, allowed: &[Method]) -> Response<Body> {
+    let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+    let mut resp =
+        problem(StatusCode::METHOD_NOT_ALLOWED, format!("method {method} is not allowed for {path}; allowed: {allow}"));
+    if let Ok(value) = HeaderValue::from_str(&allow) {
+        resp.headers_mut().insert(header::ALLOW, value);
+    }
+    resp
+}
+
+fn json_response(status: StatusCode, content_type: &'static str, body: &serde_json::Value) -> Response<Body> {
+    let bytes = Bytes::from(serde_json::to_vec(body).expect("JSON values serialize"));
+    let mut resp = Response::new(Full::new(bytes).map_err(|never| match never {}).boxed());
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(method: Method, pattern: &'static str) -> CompiledRoute {
+        CompiledRoute::new(Route { method, pattern, upstream: "http://127.0.0.1:1".into() }).unwrap()
+    }
+
+    fn segs(path: &str) -> Vec<&str> {
+        path.strip_prefix('/').unwrap().split('/').collect()
+    }
+
+    #[test]
+    fn patterns_match_whole_segments() {
+        let import = route(Method::POST, "/datasets/import");
+        let list = route(Method::GET, "/datasets");
+        let images = route(Method::GET, "/datasets/{id}/images");
+        let status = route(Method::GET, "/datasets/import/{job_id}/status");
+
+        assert!(import.matches(&segs("/datasets/import")));
+        assert!(!images.matches(&segs("/datasets/import")));
+        assert!(list.matches(&segs("/datasets")));
+        assert!(!list.matches(&segs("/datasets/")));
+        assert!(images.matches(&segs("/datasets/abc/images")));
+        assert!(!images.matches(&segs("/datasets//images")));
+        assert!(!images.matches(&segs("/datasets/import/j1/status")));
+        assert!(status.matches(&segs("/datasets/import/j1/status")));
+        assert!(!status.matches(&segs("/datasets/abc/j1/status")));
+        assert!(!status.matches(&segs("/datasets/import/j1/status/x")));
+    }
+
+    #[test]
+    fn request_ids_are_16_hex_and_distinct() {
+        let a = new_request_id();
+        let b = new_request_id();
+        assert_eq!(a.len(), 16);
+        assert!(a.to_str().unwrap().chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn bad_upstreams_are_rejected() {
+        for upstream in ["127.0.0.1:80", "https://x:1", "http://x:1/base"] {
+            let r = CompiledRoute::new(Route { method: Method::GET, pattern: "/a", upstream: upstream.into() });
+            assert!(r.is_err(), "{upstream} accepted");
+        }
+    }
+
+    #[test]
+    fn public_routes_cover_the_four_functions() {
+        let map: HashMap<String, String> = ["import-trigger", "list", "images", "status"]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), format!("http://127.0.0.1:{}/", 9000 + i)))
+            .collect();
+        let routes = public_routes(&map);
+        assert_eq!(routes.len(), 4);
+        assert!(routes.iter().all(|r| !r.upstream.ends_with('/')));
+        assert!(routes.iter().any(|r| r.method == Method::POST && r.pattern == "/datasets/import"));
+    }
+}

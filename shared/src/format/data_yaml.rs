@@ -1,0 +1,1012 @@
+//! The dataset YAML (`data.yaml`): class names, splits and keypoint shape, read the way
+//! Ultralytics' `check_det_dataset` reads them.
+//!
+//! It exists so that an uploaded archive is judged by the same rules the trainer applies
+//! before it ever touches an image: `train` and `val` are required (`validation` counts as
+//! `val`), `names` or `nc` is required, `nc` must agree with `names`, a `names` map must be
+//! keyed `0..n-1`, and a pose dataset needs a valid `kpt_shape`. Anything the trainer would
+//! execute or fetch (`download`) is ignored, never run.
+//!
+//! The YAML comes from users, so parsing is bounded: at most [`MAX_YAML_BYTES`] of text,
+//! [`MAX_DEPTH`] levels of nesting and [`MAX_NODES`] values once aliases are expanded. The tree
+//! is built from yaml-rust2's event stream (not its loader) so that the depth and alias checks
+//! run before anything large is built, and so that a key repeated in a mapping keeps its last
+//! value, as PyYAML does.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use yaml_rust2::parser::{Event, Parser};
+use yaml_rust2::scanner::TScalarStyle;
+use yaml_rust2::Yaml;
+
+use super::Task;
+
+/// Largest dataset YAML accepted, in bytes.
+pub const MAX_YAML_BYTES: usize = 1 << 20;
+/// Deepest nesting of sequences and mappings accepted.
+pub const MAX_DEPTH: usize = 64;
+/// Most values (scalars, sequences, mappings) a YAML may hold once aliases are expanded.
+pub const MAX_NODES: usize = 100_000;
+/// Most classes a dataset may declare.
+pub const MAX_CLASSES: usize = 100_000;
+
+/// The parts of a dataset YAML that YDS uses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetConfig {
+    /// Class names, index = class id.
+    pub names: Vec<String>,
+    /// The `path:` value as written (often an absolute path from the machine that made it).
+    pub path: Option<String>,
+    /// `train`, `val`, then `test` and `minival` when present, in that order.
+    pub splits: Vec<SplitSpec>,
+    /// `kpt_shape: [keypoints, dims]` of a pose dataset.
+    pub kpt_shape: Option<(usize, usize)>,
+    /// `flip_idx`: for each keypoint, its mirror keypoint.
+    pub flip_idx: Option<Vec<usize>>,
+    /// An explicit `task:` key, if any.
+    pub task: Option<Task>,
+}
+
+impl DatasetConfig {
+    /// The split with this name (`train`, `val`, `test`, `minival`).
+    pub fn split(&self, name: &str) -> Option<&SplitSpec> {
+        self.splits.iter().find(|s| s.name == name)
+    }
+}
+
+/// One split as the YAML names it: its sources, each a folder, a `.txt` list or an image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitSpec {
+    /// `train`, `val`, `test` or `minival` (a `validation:` key is reported as `val`).
+    pub name: String,
+    /// The paths as written, relative to the dataset root.
+    pub sources: Vec<String>,
+}
+
+/// Why a dataset YAML cannot be used. Messages are shown to end users.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("the dataset YAML is {size} bytes; the limit is {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("the dataset YAML is nested more than {limit} levels deep")]
+    TooDeep { limit: usize },
+    #[error("the dataset YAML is too large: it expands to more than {limit} values (check for YAML aliases that repeat large blocks)")]
+    TooManyNodes { limit: usize },
+    #[error("the dataset YAML is not valid YAML: {0}")]
+    InvalidYaml(String),
+    #[error("the dataset YAML holds more than one YAML document (a second `---`); it must hold exactly one")]
+    MultipleDocuments,
+    #[error("the dataset YAML is empty; it needs at least `train:`, `val:` and `names:`")]
+    Empty,
+    #[error("the dataset YAML must be a mapping of keys such as `train:`, `val:` and `names:`, but it is {found}")]
+    NotAMapping { found: String },
+    #[error("the dataset YAML has no `{key}:` key; `train:` and `val:` are required (a `validation:` key is accepted for `val:`)")]
+    MissingSplit { key: String },
+    #[error("`{key}:` is empty; it must name the images: a folder, a .txt file listing images, or a list of these")]
+    EmptySplit { key: String },
+    #[error("`{key}:` must be a path or a list of paths, but {found}")]
+    InvalidSplit { key: String, found: String },
+    #[error("the dataset YAML has neither `names:` (the class names) nor `nc:` (the class count); one is required. A classification dataset (one folder per class) is not supported: YDS imports detection, segmentation, pose and OBB datasets")]
+    MissingNames,
+    #[error("`names:` must be a list of class names or a mapping from class index to name, but it is {found}")]
+    InvalidNames { found: String },
+    #[error("`names:` lists no classes")]
+    NoClasses,
+    #[error("`names:` has {count} classes; the limit is {limit}")]
+    TooManyClasses { count: usize, limit: usize },
+    #[error("class {index} in `names:` must be a name, but it is {found}")]
+    InvalidClassName { index: String, found: String },
+    #[error("`names:` key {key} is not a class index; keys must be whole numbers 0, 1, 2, ...")]
+    InvalidNameKey { key: String },
+    #[error("`names:` defines class index {index} more than once")]
+    DuplicateNameKey { index: i64 },
+    #[error(
+        "`names:` has {count} classes, so its keys must be exactly 0 to {max_expected}; index {missing} is missing"
+    )]
+    NameKeysNotContiguous { count: usize, max_expected: usize, missing: usize },
+    #[error("`nc:` must be a whole number of classes, but it is {found}")]
+    InvalidNc { found: String },
+    #[error("`nc: {nc}` does not match `names:`, which has {names} classes")]
+    NcMismatch { nc: i64, names: usize },
+    #[error("`kpt_shape:` must be [number of keypoints (at least 1), dimensions (2 for x,y or 3 for x,y,visible)], e.g. [17, 3], but it is {found}")]
+    InvalidKptShape { found: String },
+    #[error("`kpt_shape:` is required for a pose dataset, e.g. `kpt_shape: [17, 3]`")]
+    MissingKptShape,
+    #[error("`flip_idx:` {problem}")]
+    InvalidFlipIdx { problem: String },
+    #[error("`task: {found}` is not supported; use detect, segment, pose or obb")]
+    InvalidTask { found: String },
+}
+
+/// Parses a dataset YAML's text. Never executes or fetches anything (`download:` is ignored).
+pub fn parse_data_yaml(text: &str) -> Result<DatasetConfig, ConfigError> {
+    if text.len() > MAX_YAML_BYTES {
+        return Err(ConfigError::TooLarge { size: text.len(), limit: MAX_YAML_BYTES });
+    }
+    let root = load(&strip_unprintable(text))?;
+    let map = match root {
+        Node::Map(map) => map,
+        Node::Null => return Err(ConfigError::Empty),
+        other => return Err(ConfigError::NotAMapping { found: other.describe() }),
+    };
+    let get = |key: &str| -> Option<&Node> {
+        // A repeated key keeps its last value, as in PyYAML; a "None" string means null, as
+        // Ultralytics' YAML loader treats it.
+        map.iter().rev().find(|(k, _)| matches!(k, Node::Str(s) if s == key)).map(|(_, v)| match v {
+            Node::Str(s) if s == "None" => &Node::Null,
+            v => v,
+        })
+    };
+
+    let mut splits = Vec::new();
+    let train = get("train").ok_or_else(|| missing_split("train"))?;
+    let val = get("val").or_else(|| get("validation")).ok_or_else(|| missing_split("val"))?;
+    for (name, node) in [("train", train), ("val", val)] {
+        let sources = split_sources(name, node)?.ok_or_else(|| ConfigError::EmptySplit { key: name.to_owned() })?;
+        splits.push(SplitSpec { name: name.to_owned(), sources });
+    }
+    for name in ["test", "minival"] {
+        if let Some(node) = get(name) {
+            if let Some(sources) = split_sources(name, node)? {
+                splits.push(SplitSpec { name: name.to_owned(), sources });
+            }
+        }
+    }
+
+    let names = class_names(get("names"), get("nc"))?;
+
+    let kpt_shape = match get("kpt_shape") {
+        None | Some(Node::Null) => None,
+        Some(node) => Some(kpt_shape(node)?),
+    };
+    let flip_idx = match get("flip_idx") {
+        None | Some(Node::Null) => None,
+        Some(node) => Some(flip_idx(node, kpt_shape)?),
+    };
+    let task = match get("task") {
+        None | Some(Node::Null) => None,
+        Some(Node::Str(s)) => Some(Task::parse(s).ok_or_else(|| ConfigError::InvalidTask { found: s.clone() })?),
+        Some(other) => return Err(ConfigError::InvalidTask { found: other.describe() }),
+    };
+    if task == Some(Task::Pose) && kpt_shape.is_none() {
+        return Err(ConfigError::MissingKptShape);
+    }
+    let path = match get("path") {
+        Some(Node::Str(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Some(Node::Int(i)) => Some(i.to_string()),
+        _ => None,
+    };
+
+    Ok(DatasetConfig { names, path, splits, kpt_shape, flip_idx, task })
+}
+
+fn missing_split(key: &str) -> ConfigError {
+    ConfigError::MissingSplit { key: key.to_owned() }
+}
+
+/// `None` when the split is absent (null, empty string, empty list).
+fn split_sources(key: &str, node: &Node) -> Result<Option<Vec<String>>, ConfigError> {
+    let invalid = |found: String| ConfigError::InvalidSplit { key: key.to_owned(), found };
+    match node {
+        Node::Null => Ok(None),
+        Node::Str(s) if s.trim().is_empty() => Ok(None),
+        Node::Str(s) => Ok(Some(vec![s.trim().to_owned()])),
+        Node::Seq(items) => {
+            let mut sources = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                match item {
+                    Node::Str(s) if !s.trim().is_empty() => sources.push(s.trim().to_owned()),
+                    Node::Str(_) | Node::Null => return Err(invalid(format!("entry {} of the list is empty", i + 1))),
+                    other => {
+                        return Err(invalid(format!(
+                            "entry {} of the list is {} (quote paths that look like numbers)",
+                            i + 1,
+                            other.describe()
+                        )))
+                    }
+                }
+            }
+            Ok((!sources.is_empty()).then_some(sources))
+        }
+        other => Err(invalid(format!("it is {} (quote paths that look like numbers)", other.describe()))),
+    }
+}
+
+fn class_names(names: Option<&Node>, nc: Option<&Node>) -> Result<Vec<String>, ConfigError> {
+    let nc = match nc {
+        None | Some(Node::Null) => None,
+        Some(node) => Some(class_count(node)?),
+    };
+    let names = match names {
+        None => None,
+        Some(Node::Null) => return Err(ConfigError::NoClasses),
+        Some(Node::Seq(items)) => {
+            let mut names = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                names.push(class_name(&i.to_string(), item)?);
+            }
+            Some(names)
+        }
+        Some(Node::Map(entries)) => Some(names_from_map(entries)?),
+        Some(other) => return Err(ConfigError::InvalidNames { found: other.describe() }),
+    };
+    match (names, nc) {
+        (None, None) => Err(ConfigError::MissingNames),
+        (Some(names), nc) => {
+            if let Some(nc) = nc {
+                if usize::try_from(nc).ok() != Some(names.len()) {
+                    return Err(ConfigError::NcMismatch { nc, names: names.len() });
+                }
+            }
+            if names.is_empty() {
+                return Err(ConfigError::NoClasses);
+            }
+            if names.len() > MAX_CLASSES {
+                return Err(ConfigError::TooManyClasses { count: names.len(), limit: MAX_CLASSES });
+            }
+            Ok(names)
+        }
+        (None, Some(nc)) => {
+            if nc <= 0 {
+                return Err(ConfigError::NoClasses);
+            }
+            let count = usize::try_from(nc).unwrap_or(usize::MAX);
+            if count > MAX_CLASSES {
+                return Err(ConfigError::TooManyClasses { count, limit: MAX_CLASSES });
+            }
+            // Ultralytics' own placeholder names.
+            Ok((0..count).map(|i| format!("class_{i}")).collect())
+        }
+    }
+}
+
+fn class_count(node: &Node) -> Result<i64, ConfigError> {
+    match node {
+        Node::Int(i) => Ok(*i),
+        Node::Real(text) => match Yaml::Real(text.clone()).as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => Ok(f as i64),
+            _ => Err(ConfigError::InvalidNc { found: text.clone() }),
+        },
+        other => Err(ConfigError::InvalidNc { found: other.describe() }),
+    }
+}
+
+/// A class name as Ultralytics makes it (`str(value)`): scalars become text, anything else is
+/// rejected.
+fn class_name(index: &str, node: &Node) -> Result<String, ConfigError> {
+    match node {
+        Node::Str(s) => Ok(s.clone()),
+        Node::Int(i) => Ok(i.to_string()),
+        Node::Real(text) => Ok(text.clone()),
+        Node::Bool(true) => Ok("True".to_owned()),
+        Node::Bool(false) => Ok("False".to_owned()),
+        Node::Null => Ok("None".to_owned()),
+        other => Err(ConfigError::InvalidClassName { index: index.to_owned(), found: other.describe() }),
+    }
+}
+
+fn names_from_map(entries: &[(Node, Node)]) -> Result<Vec<String>, ConfigError> {
+    let mut by_index: HashMap<i64, String> = HashMap::with_capacity(entries.len());
+    for (key, value) in entries {
+        let index = match key {
+            Node::Int(i) => Some(*i),
+            Node::Str(s) => s.trim().parse::<i64>().ok(),
+            Node::Real(text) => {
+                Yaml::Real(text.clone()).as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e15).map(|f| f as i64)
+            }
+            _ => None,
+        };
+        let index = index.ok_or_else(|| ConfigError::InvalidNameKey { key: key.describe_key() })?;
+        let name = class_name(&index.to_string(), value)?;
+        if by_index.insert(index, name).is_some() {
+            return Err(ConfigError::DuplicateNameKey { index });
+        }
+    }
+    let count = by_index.len();
+    if count > MAX_CLASSES {
+        return Err(ConfigError::TooManyClasses { count, limit: MAX_CLASSES });
+    }
+    let mut names = Vec::with_capacity(count);
+    for i in 0..count {
+        match by_index.remove(&(i as i64)) {
+            Some(name) => names.push(name),
+            None => {
+                return Err(ConfigError::NameKeysNotContiguous {
+                    count,
+                    max_expected: count.saturating_sub(1),
+                    missing: i,
+                })
+            }
+        }
+    }
+    Ok(names)
+}
+
+fn kpt_shape(node: &Node) -> Result<(usize, usize), ConfigError> {
+    let invalid = || ConfigError::InvalidKptShape { found: node.describe_value() };
+    let Node::Seq(items) = node else {
+        return Err(invalid());
+    };
+    match items.as_slice() {
+        [Node::Int(n), Node::Int(d)] if *n > 0 && (*d == 2 || *d == 3) && *n <= 100_000 => {
+            Ok((*n as usize, *d as usize))
+        }
+        _ => Err(invalid()),
+    }
+}
+
+fn flip_idx(node: &Node, kpt_shape: Option<(usize, usize)>) -> Result<Vec<usize>, ConfigError> {
+    let invalid = |problem: String| ConfigError::InvalidFlipIdx { problem };
+    let Node::Seq(items) = node else {
+        return Err(invalid(format!("must be a list of keypoint indices, but it is {}", node.describe())));
+    };
+    let mut indices = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        match item {
+            Node::Int(v) if *v >= 0 => indices.push(*v as usize),
+            other => {
+                return Err(invalid(format!(
+                    "entry {} must be a keypoint index (0, 1, 2, ...), but it is {}",
+                    i + 1,
+                    other.describe_value()
+                )))
+            }
+        }
+    }
+    if let Some((n, _)) = kpt_shape {
+        if indices.len() != n {
+            return Err(invalid(format!(
+                "has {} entries, but `kpt_shape:` declares {n} keypoints; it needs one entry per keypoint",
+                indices.len()
+            )));
+        }
+        if let Some(bad) = indices.iter().find(|&&v| v >= n) {
+            return Err(invalid(format!(
+                "refers to keypoint {bad}, but `kpt_shape:` declares only {n} keypoints (0 to {})",
+                n - 1
+            )));
+        }
+    }
+    Ok(indices)
+}
+
+/// Removes the characters Ultralytics' YAML loader strips before parsing (control characters
+/// other than tab and line breaks, and non-characters).
+fn strip_unprintable(text: &str) -> std::borrow::Cow<'_, str> {
+    fn allowed(c: char) -> bool {
+        matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{7e}' | '\u{85}')
+            || ('\u{a0}'..='\u{d7ff}').contains(&c)
+            || ('\u{e000}'..='\u{fffd}').contains(&c)
+            || c >= '\u{10000}'
+    }
+    if text.chars().all(allowed) {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        std::borrow::Cow::Owned(text.chars().filter(|&c| allowed(c)).collect())
+    }
+}
+
+/// A YAML value. Mappings keep their entries in order, repeated keys included.
+#[derive(Debug, Clone, PartialEq)]
+enum Node {
+    Null,
+    Bool(bool),
+    Int(i64),
+    /// The text of a float, as written.
+    Real(String),
+    Str(String),
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+impl Node {
+    /// "a number (12)", "a list", ... for error messages.
+    fn describe(&self) -> String {
+        match self {
+            Node::Null => "empty".to_owned(),
+            Node::Bool(b) => format!("a true/false value ({b})"),
+            Node::Int(i) => format!("a number ({i})"),
+            Node::Real(r) => format!("a number ({r})"),
+            Node::Str(s) => format!("the text {:?}", truncate(s)),
+            Node::Seq(_) => "a list".to_owned(),
+            Node::Map(_) => "a mapping".to_owned(),
+        }
+    }
+
+    /// Like [`Node::describe`], but shows a short list of scalars as written.
+    fn describe_value(&self) -> String {
+        match self {
+            Node::Seq(items) if items.len() <= 8 && items.iter().all(Node::is_scalar) => {
+                let parts: Vec<String> = items.iter().map(Node::describe_key).collect();
+                format!("[{}]", parts.join(", "))
+            }
+            other => other.describe(),
+        }
+    }
+
+    fn describe_key(&self) -> String {
+        match self {
+            Node::Null => "null".to_owned(),
+            Node::Bool(b) => b.to_string(),
+            Node::Int(i) => i.to_string(),
+            Node::Real(r) => r.clone(),
+            Node::Str(s) => format!("{:?}", truncate(s)),
+            other => other.describe(),
+        }
+    }
+
+    fn is_scalar(&self) -> bool {
+        !matches!(self, Node::Seq(_) | Node::Map(_))
+    }
+}
+
+fn truncate(s: &str) -> String {
+    const MAX: usize = 60;
+    match s.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}...", &s[..at]),
+        None => s.to_owned(),
+    }
+}
+
+/// An open sequence or mapping while the tree is built.
+struct Open {
+    node: Node,
+    anchor: usize,
+    /// Node count before this node was counted, to size it for aliases.
+    count_before: usize,
+    /// A mapping's key waiting for its value.
+    key: Option<Node>,
+}
+
+/// Builds the single document of `text` from the parser's events, enforcing the limits.
+fn load(text: &str) -> Result<Node, ConfigError> {
+    let mut parser = Parser::new_from_str(text);
+    let mut stack: Vec<Open> = Vec::new();
+    // Anchored nodes with their expanded size, for aliases.
+    let mut anchors: HashMap<usize, (Node, usize)> = HashMap::new();
+    let mut count = 0usize;
+    let mut documents = 0usize;
+    let mut root: Option<Node> = None;
+    loop {
+        let (event, _) = parser.next_token().map_err(|e| ConfigError::InvalidYaml(e.to_string()))?;
+        let finished = match event {
+            Event::StreamEnd => break,
+            Event::StreamStart | Event::Nothing | Event::DocumentEnd => continue,
+            Event::DocumentStart => {
+                documents += 1;
+                if documents > 1 {
+                    return Err(ConfigError::MultipleDocuments);
+                }
+                anchors.clear();
+                continue;
+            }
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                let node = if matches!(event, Event::SequenceStart(..)) {
+                    Node::Seq(Vec::new())
+                } else {
+                    Node::Map(Vec::new())
+                };
+                stack.push(Open { node, anchor, count_before: count, key: None });
+                count += 1;
+                if count > MAX_NODES {
+                    return Err(ConfigError::TooManyNodes { limit: MAX_NODES });
+                }
+                if stack.len() > MAX_DEPTH {
+                    return Err(ConfigError::TooDeep { limit: MAX_DEPTH });
+                }
+                continue;
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let open = stack.pop().expect("the parser balances start and end events");
+                if open.anchor > 0 {
+                    anchors.insert(open.anchor, (open.node.clone(), count - open.count_before));
+                }
+                open.node
+            }
+            Event::Scalar(value, style, anchor, tag) => {
+                count += 1;
+                if count > MAX_NODES {
+                    return Err(ConfigError::TooManyNodes { limit: MAX_NODES });
+                }
+                let node = scalar(value, style, tag.as_ref());
+                if anchor > 0 {
+                    anchors.insert(anchor, (node.clone(), 1));
+                }
+                node
+            }
+            Event::Alias(id) => {
+                let (node, size) = anchors.get(&id).cloned().unwrap_or((Node::Null, 1));
+                count += size;
+                if count > MAX_NODES {
+                    return Err(ConfigError::TooManyNodes { limit: MAX_NODES });
+                }
+                node
+            }
+        };
+        match stack.last_mut() {
+            None => root = Some(finished),
+            Some(Open { node: Node::Seq(items), .. }) => items.push(finished),
+            Some(Open { node: Node::Map(entries), key, .. }) => match key.take() {
+                None => *key = Some(finished),
+                Some(k) => entries.push((k, finished)),
+            },
+            Some(_) => unreachable!("only sequences and mappings are opened"),
+        }
+    }
+    Ok(root.unwrap_or(Node::Null))
+}
+
+/// Resolves a scalar the way yaml-rust2's loader does (YAML 1.2 core schema).
+fn scalar(value: String, style: TScalarStyle, tag: Option<&yaml_rust2::parser::Tag>) -> Node {
+    if style != TScalarStyle::Plain {
+        return Node::Str(value);
+    }
+    if let Some(tag) = tag {
+        let core = tag.handle == "tag:yaml.org,2002:";
+        if !core || !matches!(tag.suffix.as_str(), "bool" | "int" | "float" | "null") {
+            return Node::Str(value);
+        }
+    }
+    match Yaml::from_str(&value) {
+        Yaml::Null => Node::Null,
+        Yaml::Boolean(b) => Node::Bool(b),
+        Yaml::Integer(i) => Node::Int(i),
+        Yaml::Real(r) => Node::Real(r),
+        _ => Node::Str(value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "train: images/train\nval: images/val\nnames: [cat, dog]\n";
+
+    fn err(text: &str) -> ConfigError {
+        parse_data_yaml(text).expect_err("expected the YAML to be rejected")
+    }
+
+    fn ok(text: &str) -> DatasetConfig {
+        parse_data_yaml(text).expect("expected the YAML to parse")
+    }
+
+    fn split_names(config: &DatasetConfig) -> Vec<&str> {
+        config.splits.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    #[test]
+    fn minimal_config() {
+        let config = ok(MINIMAL);
+        assert_eq!(config.names, vec!["cat", "dog"]);
+        assert_eq!(config.path, None);
+        assert_eq!(split_names(&config), vec!["train", "val"]);
+        assert_eq!(config.splits[0].sources, vec!["images/train"]);
+        assert_eq!(config.kpt_shape, None);
+        assert_eq!(config.flip_idx, None);
+        assert_eq!(config.task, None);
+        assert_eq!(config.split("val").unwrap().sources, vec!["images/val"]);
+        assert!(config.split("test").is_none());
+    }
+
+    #[test]
+    fn too_large_text_is_rejected_before_parsing() {
+        let text = format!("{MINIMAL}#{}\n", "x".repeat(MAX_YAML_BYTES));
+        assert_eq!(err(&text), ConfigError::TooLarge { size: text.len(), limit: MAX_YAML_BYTES });
+    }
+
+    #[test]
+    fn deep_nesting_is_rejected() {
+        let deep = format!("{MINIMAL}extra: {}{}\n", "[".repeat(70), "]".repeat(70));
+        assert_eq!(err(&deep), ConfigError::TooDeep { limit: MAX_DEPTH });
+        // 63 levels under the top mapping is fine.
+        let fine = format!("{MINIMAL}extra: {}{}\n", "[".repeat(63), "]".repeat(63));
+        ok(&fine);
+    }
+
+    #[test]
+    fn very_deep_documents_fail_without_exhausting_the_stack() {
+        let block = format!("{MINIMAL}extra:\n  {}1\n", "- ".repeat(20_000));
+        assert_eq!(err(&block), ConfigError::TooDeep { limit: MAX_DEPTH });
+        let flow = format!("{MINIMAL}extra: {}\n", "[".repeat(100_000));
+        assert!(matches!(err(&flow), ConfigError::TooDeep { .. } | ConfigError::InvalidYaml(_)));
+    }
+
+    #[test]
+    fn alias_bombs_are_rejected() {
+        let mut text = String::from(MINIMAL);
+        text.push_str("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..8 {
+            let prev = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"
+            ));
+        }
+        assert_eq!(err(&text), ConfigError::TooManyNodes { limit: MAX_NODES });
+    }
+
+    #[test]
+    fn small_aliases_are_expanded() {
+        let config = ok("common: &c [a, b]\ntrain: x\nval: y\nnames: *c\n");
+        assert_eq!(config.names, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn invalid_yaml_is_rejected_with_the_parser_message() {
+        match err("train: [unclosed\nval: x\n") {
+            ConfigError::InvalidYaml(message) => assert!(!message.is_empty()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn repeated_keys_keep_the_last_value() {
+        let config = ok("train: a\nval: b\nnames: [x]\nnames: [y, z]\n");
+        assert_eq!(config.names, vec!["y", "z"]);
+    }
+
+    #[test]
+    fn multiple_documents_are_rejected() {
+        assert_eq!(err(&format!("{MINIMAL}---\nfoo: 1\n")), ConfigError::MultipleDocuments);
+    }
+
+    #[test]
+    fn empty_and_non_mapping_documents_are_rejected() {
+        assert_eq!(err(""), ConfigError::Empty);
+        assert_eq!(err("# only a comment\n"), ConfigError::Empty);
+        assert_eq!(err("~\n"), ConfigError::Empty);
+        assert_eq!(err("- train\n- val\n"), ConfigError::NotAMapping { found: "a list".to_owned() });
+        assert!(matches!(err("just text"), ConfigError::NotAMapping { .. }));
+    }
+
+    #[test]
+    fn train_and_val_are_required() {
+        assert_eq!(err("val: x\nnames: [a]\n"), ConfigError::MissingSplit { key: "train".to_owned() });
+        assert_eq!(err("train: x\nnames: [a]\n"), ConfigError::MissingSplit { key: "val".to_owned() });
+        assert_eq!(err("train:\nval: x\nnames: [a]\n"), ConfigError::EmptySplit { key: "train".to_owned() });
+        assert_eq!(err("train: x\nval: ''\nnames: [a]\n"), ConfigError::EmptySplit { key: "val".to_owned() });
+        assert_eq!(err("train: x\nval: []\nnames: [a]\n"), ConfigError::EmptySplit { key: "val".to_owned() });
+        assert_eq!(err("train: None\nval: x\nnames: [a]\n"), ConfigError::EmptySplit { key: "train".to_owned() });
+    }
+
+    #[test]
+    fn validation_key_counts_as_val() {
+        let config = ok("train: a\nvalidation: b\nnames: [x]\n");
+        assert_eq!(split_names(&config), vec!["train", "val"]);
+        assert_eq!(config.splits[1].sources, vec!["b"]);
+        // `val` wins when both are present.
+        let config = ok("train: a\nvalidation: b\nval: c\nnames: [x]\n");
+        assert_eq!(config.split("val").unwrap().sources, vec!["c"]);
+    }
+
+    #[test]
+    fn split_values_string_list_and_null() {
+        let config = ok("test: t\nminival: m\nval: [v1, ' v2 ']\ntrain: tr/\nnames: [x]\n");
+        assert_eq!(split_names(&config), vec!["train", "val", "test", "minival"]);
+        assert_eq!(config.splits[0].sources, vec!["tr/"]);
+        assert_eq!(config.splits[1].sources, vec!["v1", "v2"]);
+        for test in ["test:", "test: ''", "test: []", "test: None", "test: null"] {
+            let config = ok(&format!("{MINIMAL}{test}\n"));
+            assert_eq!(split_names(&config), vec!["train", "val"], "{test}");
+        }
+    }
+
+    #[test]
+    fn only_known_split_keys_are_splits() {
+        let config = ok(&format!("{MINIMAL}extra: images/extra\nmasks_dir: masks\n"));
+        assert_eq!(split_names(&config), vec!["train", "val"]);
+    }
+
+    #[test]
+    fn split_values_of_the_wrong_type_are_rejected() {
+        assert!(matches!(
+            err("train: 2017\nval: x\nnames: [a]\n"),
+            ConfigError::InvalidSplit { key, .. } if key == "train"
+        ));
+        assert!(matches!(
+            err("train: {a: b}\nval: x\nnames: [a]\n"),
+            ConfigError::InvalidSplit { key, .. } if key == "train"
+        ));
+        assert!(matches!(
+            err("train: x\nval: [a, 3]\nnames: [a]\n"),
+            ConfigError::InvalidSplit { key, .. } if key == "val"
+        ));
+        assert!(matches!(
+            err("train: x\nval: [a, '']\nnames: [a]\n"),
+            ConfigError::InvalidSplit { key, .. } if key == "val"
+        ));
+        assert!(matches!(
+            err(&format!("{MINIMAL}test: true\n")),
+            ConfigError::InvalidSplit { key, .. } if key == "test"
+        ));
+    }
+
+    #[test]
+    fn names_or_nc_is_required() {
+        // A classification config: folders only, no names.
+        assert_eq!(err("path: mnist\ntrain: train\nval: val\n"), ConfigError::MissingNames);
+    }
+
+    #[test]
+    fn nc_alone_makes_placeholder_names() {
+        let config = ok("train: a\nval: b\nnc: 3\n");
+        assert_eq!(config.names, vec!["class_0", "class_1", "class_2"]);
+        assert_eq!(err("train: a\nval: b\nnc: 0\n"), ConfigError::NoClasses);
+        assert_eq!(err("train: a\nval: b\nnc: -2\n"), ConfigError::NoClasses);
+        assert_eq!(
+            err("train: a\nval: b\nnc: 100000000000\n"),
+            ConfigError::TooManyClasses { count: 100_000_000_000, limit: MAX_CLASSES }
+        );
+        assert_eq!(
+            err("train: a\nval: b\nnc: three\n"),
+            ConfigError::InvalidNc { found: "the text \"three\"".to_owned() }
+        );
+        assert_eq!(err("train: a\nval: b\nnc: 2.5\n"), ConfigError::InvalidNc { found: "2.5".to_owned() });
+        assert_eq!(ok("train: a\nval: b\nnc: 2.0\n").names.len(), 2);
+    }
+
+    #[test]
+    fn nc_must_match_names() {
+        assert_eq!(ok(&format!("{MINIMAL}nc: 2\n")).names.len(), 2);
+        assert_eq!(err(&format!("{MINIMAL}nc: 3\n")), ConfigError::NcMismatch { nc: 3, names: 2 });
+        assert_eq!(err(&format!("{MINIMAL}nc: -1\n")), ConfigError::NcMismatch { nc: -1, names: 2 });
+        // A null nc is ignored.
+        assert_eq!(ok(&format!("{MINIMAL}nc:\n")).names.len(), 2);
+    }
+
+    #[test]
+    fn names_as_a_mapping() {
+        let config = ok("train: a\nval: b\nnames:\n  1: dog\n  0: cat\n  2: bird\n");
+        assert_eq!(config.names, vec!["cat", "dog", "bird"]);
+        let config = ok("train: a\nval: b\nnames: {'0': cat, '1': dog}\n");
+        assert_eq!(config.names, vec!["cat", "dog"]);
+        assert_eq!(
+            err("train: a\nval: b\nnames: {0: cat, 2: dog}\n"),
+            ConfigError::NameKeysNotContiguous { count: 2, max_expected: 1, missing: 1 }
+        );
+        assert_eq!(
+            err("train: a\nval: b\nnames: {1: cat, 2: dog}\n"),
+            ConfigError::NameKeysNotContiguous { count: 2, max_expected: 1, missing: 0 }
+        );
+        assert_eq!(
+            err("train: a\nval: b\nnames: {-1: cat, 0: dog}\n"),
+            ConfigError::NameKeysNotContiguous { count: 2, max_expected: 1, missing: 1 }
+        );
+        assert_eq!(err("train: a\nval: b\nnames: {0: cat, '0': dog}\n"), ConfigError::DuplicateNameKey { index: 0 });
+        assert_eq!(
+            err("train: a\nval: b\nnames: {cat: 0}\n"),
+            ConfigError::InvalidNameKey { key: "\"cat\"".to_owned() }
+        );
+        assert_eq!(err("train: a\nval: b\nnames: {0.5: cat}\n"), ConfigError::InvalidNameKey { key: "0.5".to_owned() });
+        assert_eq!(err("train: a\nval: b\nnames: {}\n"), ConfigError::NoClasses);
+    }
+
+    #[test]
+    fn names_values_become_text_like_python_str() {
+        let config = ok("train: a\nval: b\nnames: [7, 1.5, true, null, 'x y']\n");
+        assert_eq!(config.names, vec!["7", "1.5", "True", "None", "x y"]);
+        assert!(matches!(
+            err("train: a\nval: b\nnames: [[a]]\n"),
+            ConfigError::InvalidClassName { index, .. } if index == "0"
+        ));
+        assert!(matches!(
+            err("train: a\nval: b\nnames: {0: {a: b}}\n"),
+            ConfigError::InvalidClassName { index, .. } if index == "0"
+        ));
+    }
+
+    #[test]
+    fn names_of_the_wrong_shape_are_rejected() {
+        assert_eq!(err("train: a\nval: b\nnames: []\n"), ConfigError::NoClasses);
+        assert_eq!(err("train: a\nval: b\nnames:\n"), ConfigError::NoClasses);
+        assert_eq!(
+            err("train: a\nval: b\nnames: cat\n"),
+            ConfigError::InvalidNames { found: "the text \"cat\"".to_owned() }
+        );
+    }
+
+    #[test]
+    fn kpt_shape_rules() {
+        let config = ok(&format!("{MINIMAL}kpt_shape: [17, 3]\n"));
+        assert_eq!(config.kpt_shape, Some((17, 3)));
+        assert_eq!(ok(&format!("{MINIMAL}kpt_shape: [4, 2]\n")).kpt_shape, Some((4, 2)));
+        assert_eq!(ok(&format!("{MINIMAL}kpt_shape:\n")).kpt_shape, None);
+        for bad in ["[0, 3]", "[17, 4]", "[17, 1]", "[17]", "[17, 3, 1]", "17", "[-1, 2]", "[a, 3]"] {
+            assert!(
+                matches!(err(&format!("{MINIMAL}kpt_shape: {bad}\n")), ConfigError::InvalidKptShape { .. }),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            err(&format!("{MINIMAL}kpt_shape: [0, 3]\n")).to_string(),
+            "`kpt_shape:` must be [number of keypoints (at least 1), dimensions (2 for x,y or 3 for x,y,visible)], e.g. [17, 3], but it is [0, 3]"
+        );
+    }
+
+    #[test]
+    fn flip_idx_rules() {
+        let config = ok(&format!("{MINIMAL}kpt_shape: [3, 2]\nflip_idx: [0, 2, 1]\n"));
+        assert_eq!(config.flip_idx, Some(vec![0, 2, 1]));
+        assert!(matches!(
+            err(&format!("{MINIMAL}kpt_shape: [3, 2]\nflip_idx: [0, 1]\n")),
+            ConfigError::InvalidFlipIdx { problem } if problem.contains("has 2 entries")
+        ));
+        assert!(matches!(
+            err(&format!("{MINIMAL}kpt_shape: [3, 2]\nflip_idx: [0, 1, 3]\n")),
+            ConfigError::InvalidFlipIdx { problem } if problem.contains("keypoint 3")
+        ));
+        assert!(matches!(
+            err(&format!("{MINIMAL}kpt_shape: [2, 2]\nflip_idx: [0, x]\n")),
+            ConfigError::InvalidFlipIdx { .. }
+        ));
+        assert!(matches!(err(&format!("{MINIMAL}flip_idx: 3\n")), ConfigError::InvalidFlipIdx { .. }));
+        // Without kpt_shape only the type is checked.
+        assert_eq!(ok(&format!("{MINIMAL}flip_idx: [1, 0]\n")).flip_idx, Some(vec![1, 0]));
+    }
+
+    #[test]
+    fn task_key() {
+        assert_eq!(ok(&format!("{MINIMAL}task: segment\n")).task, Some(Task::Segment));
+        assert_eq!(ok(&format!("{MINIMAL}task: OBB\n")).task, Some(Task::Obb));
+        assert_eq!(ok(&format!("{MINIMAL}task:\n")).task, None);
+        assert_eq!(
+            err(&format!("{MINIMAL}task: classify\n")),
+            ConfigError::InvalidTask { found: "classify".to_owned() }
+        );
+        assert_eq!(err(&format!("{MINIMAL}task: pose\n")), ConfigError::MissingKptShape);
+        let config = ok(&format!("{MINIMAL}task: pose\nkpt_shape: [5, 3]\n"));
+        assert_eq!(config.task, Some(Task::Pose));
+    }
+
+    #[test]
+    fn path_download_and_other_keys() {
+        let config = ok(&format!(
+            "{MINIMAL}path: /content/datasets/x\ndownload: |\n  import os\n  os.system('rm -rf /')\nroboflow:\n  workspace: w\nchannels: 3\n"
+        ));
+        assert_eq!(config.path.as_deref(), Some("/content/datasets/x"));
+        assert_eq!(ok(&format!("{MINIMAL}path: ''\n")).path, None);
+        assert_eq!(ok(&format!("{MINIMAL}path:\n")).path, None);
+        assert_eq!(ok(&format!("{MINIMAL}path: ../data\n")).path.as_deref(), Some("../data"));
+    }
+
+    #[test]
+    fn download_only_config_is_not_rejected_for_its_download() {
+        // Splits point at folders that a download would create: still a valid config.
+        let config = ok("path: ../datasets/coco8\ntrain: images/train\nval: images/val\nnames: [a]\ndownload: https://example.invalid/coco8.zip\n");
+        assert_eq!(config.names, vec!["a"]);
+    }
+
+    #[test]
+    fn control_characters_are_stripped_like_ultralytics() {
+        let config = ok("train: a\u{7}\nval: b\nnames: [c\u{1}at]\n");
+        assert_eq!(config.names, vec!["cat"]);
+        assert_eq!(config.splits[0].sources, vec!["a"]);
+    }
+
+    #[test]
+    fn quoted_and_tagged_scalars_stay_text() {
+        let config = ok("train: '2017'\nval: !!str 2018\nnames: ['1', \"true\"]\n");
+        assert_eq!(config.splits[0].sources, vec!["2017"]);
+        assert_eq!(config.splits[1].sources, vec!["2018"]);
+        assert_eq!(config.names, vec!["1", "true"]);
+    }
+
+    #[test]
+    fn config_round_trips_through_json() {
+        let config = ok(&format!("{MINIMAL}kpt_shape: [2, 3]\nflip_idx: [1, 0]\ntask: pose\n"));
+        let json = serde_json::to_string(&config).unwrap();
+        let back: DatasetConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, config);
+    }
+
+    #[test]
+    fn error_messages_are_user_facing() {
+        assert_eq!(
+            err("val: x\nnames: [a]\n").to_string(),
+            "the dataset YAML has no `train:` key; `train:` and `val:` are required (a `validation:` key is accepted for `val:`)"
+        );
+        assert_eq!(
+            err(&format!("{MINIMAL}nc: 3\n")).to_string(),
+            "`nc: 3` does not match `names:`, which has 2 classes"
+        );
+        assert!(err("train: a\nval: b\n").to_string().contains("neither `names:`"));
+    }
+
+    // ---- Real files ----------------------------------------------------------------------
+
+    const DATASETS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/datasets");
+
+    fn read(relative: &str) -> String {
+        let path = format!("{DATASETS}/{relative}");
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
+    }
+
+    #[test]
+    fn every_ultralytics_yaml_parses_or_fails_clearly() {
+        let dir = format!("{DATASETS}/ultralytics-yamls");
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("reading {dir}: {e}"))
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        entries.sort();
+        assert!(entries.len() >= 50, "expected the Ultralytics YAMLs in {dir}");
+        for path in entries {
+            let text = std::fs::read_to_string(&path).unwrap();
+            match parse_data_yaml(&text) {
+                Ok(config) => {
+                    assert!(!config.names.is_empty(), "{path:?}");
+                    assert_eq!(config.splits[0].name, "train", "{path:?}");
+                    assert_eq!(config.splits[1].name, "val", "{path:?}");
+                    assert!(config.path.is_some(), "{path:?}");
+                }
+                Err(e) => assert!(!e.to_string().is_empty(), "{path:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn known_ultralytics_configs() {
+        let yaml = |name: &str| parse_data_yaml(&read(&format!("ultralytics-yamls/{name}")));
+
+        let coco8 = yaml("coco8.yaml").unwrap();
+        assert_eq!(coco8.names.len(), 80);
+        assert_eq!(coco8.names[0], "person");
+        assert_eq!(coco8.names[79], "toothbrush");
+        assert_eq!(coco8.path.as_deref(), Some("coco8"));
+        assert_eq!(split_names(&coco8), vec!["train", "val"]);
+        assert_eq!(coco8.kpt_shape, None);
+
+        let pose = yaml("coco8-pose.yaml").unwrap();
+        assert_eq!(pose.names, vec!["person"]);
+        assert_eq!(pose.kpt_shape, Some((17, 3)));
+        assert_eq!(pose.flip_idx, Some(vec![0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]));
+
+        assert_eq!(yaml("tiger-pose.yaml").unwrap().kpt_shape, Some((12, 2)));
+        assert_eq!(yaml("dota8.yaml").unwrap().names.len(), 15);
+        assert_eq!(yaml("coco8-seg.yaml").unwrap().names.len(), 80);
+        assert_eq!(yaml("lvis.yaml").unwrap().names.len(), 1203);
+        assert_eq!(split_names(&yaml("lvis.yaml").unwrap()), vec!["train", "val", "minival"]);
+        assert_eq!(yaml("coco.yaml").unwrap().splits[0].sources, vec!["train2017.txt"]);
+
+        let wheat = yaml("GlobalWheat2020.yaml").unwrap();
+        assert_eq!(split_names(&wheat), vec!["train", "val", "test"]);
+        assert_eq!(wheat.splits[0].sources.len(), 7);
+        assert_eq!(wheat.splits[1].sources, vec!["images/ethz_1"]);
+        assert_eq!(yaml("VOC.yaml").unwrap().names.len(), 20);
+
+        // ImageNet.yaml carries `names:` (1000 classes), so from the YAML alone it is a valid
+        // detection config; only its folders (one per class, no labels) tell it apart.
+        assert_eq!(yaml("ImageNet.yaml").unwrap().names.len(), 1000);
+    }
+
+    #[test]
+    fn classification_configs_are_rejected() {
+        // The shape of Ultralytics' classification configs (mnist, imagenet10, ...): folders
+        // without `names:` or `nc:`.
+        for text in [
+            "path: ../datasets/mnist160\ntrain: train\nval: val\ntest: test\n",
+            "path: imagenet10\ntrain: train\nval: val\ndownload: https://example.invalid/imagenet10.zip\n",
+        ] {
+            assert_eq!(err(text), ConfigError::MissingNames);
+        }
+    }
+
+    #[test]
+    fn sample_dataset_configs() {
+        let coco8 = parse_data_yaml(&read("coco8/data.yaml")).unwrap();
+        assert_eq!(coco8.names.len(), 80);
+        assert_eq!(coco8.path, None);
+        assert_eq!(split_names(&coco8), vec!["train", "val"]);
+        assert_eq!(coco8.splits[0].sources, vec!["images/train"]);
+
+        let roboflow = parse_data_yaml(&read("roboflow-blackline/data.yaml")).unwrap();
+        assert_eq!(roboflow.names, vec!["blackline"]);
+        assert_eq!(split_names(&roboflow), vec!["train", "val", "test"]);
+        assert_eq!(roboflow.splits[1].sources, vec!["valid/images"]);
+
+        let original = parse_data_yaml(&read("roboflow-blackline/data.yaml.orig")).unwrap();
+        assert_eq!(original.names, vec!["blackline"]);
+        assert!(original.path.is_some());
+    }
+}

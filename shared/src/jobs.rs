@@ -1,0 +1,180 @@
+//! Import jobs: the record of one import request and its state machine.
+//!
+//! ```text
+//! queued ──plan──▶ running ──last chunk──▶ completed | completed_with_errors
+//!    └───────────────┴──── permanent failure ──▶ failed
+//! ```
+//! A terminal status is reached once and never left: every transition is a conditional update
+//! that only matches a non-terminal job.
+
+use mongodb::bson::{doc, DateTime};
+use serde::{Deserialize, Serialize};
+
+use crate::coordinator::ChunkStats;
+use crate::db::{Db, DbResult};
+use crate::format::Task;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Completed,
+    CompletedWithErrors,
+    Failed,
+}
+
+impl JobStatus {
+    pub const TERMINAL: [&'static str; 3] = ["completed", "completed_with_errors", "failed"];
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobStatus::Completed | JobStatus::CompletedWithErrors | JobStatus::Failed)
+    }
+}
+
+/// Where an import reads its files from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ImportSource {
+    /// One archive holding the YAML and the image and label trees.
+    Archive { url: String },
+    /// The YAML and two archives, one per tree.
+    Parts { config_url: String, images_url: String, labels_url: String },
+}
+
+/// A problem with one file (or the whole source, `file` empty), as the status endpoint lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileError {
+    pub file: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// How many errors a job or chunk keeps as a sample; totals live in the counts.
+pub const ERROR_SAMPLE: usize = 50;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub tenant: String,
+    pub dataset_id: String,
+    pub status: JobStatus,
+    pub source: ImportSource,
+    pub chunk_size: u32,
+    /// Task the request asked for; inferred from the labels when absent.
+    #[serde(default)]
+    pub task: Option<Task>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Hash of the request body, to tell a repeat from a different request with the same key.
+    pub request_fingerprint: String,
+    /// True once planning has created every chunk.
+    #[serde(default)]
+    pub planned: bool,
+    #[serde(default)]
+    pub files_total: u64,
+    #[serde(default)]
+    pub chunks_total: u64,
+    /// Source-level problems found while planning (a bounded sample).
+    #[serde(default)]
+    pub errors: Vec<FileError>,
+    /// Totals over all chunks, written once when the job ends.
+    #[serde(default)]
+    pub result: Option<JobResult>,
+    pub created_at: DateTime,
+    pub updated_at: DateTime,
+    #[serde(default)]
+    pub finished_at: Option<DateTime>,
+}
+
+/// The frozen outcome of a finished job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobResult {
+    pub files_done: u64,
+    pub stats: ChunkStats,
+    pub chunks_done: u64,
+    pub chunks_failed: u64,
+    pub errors: Vec<FileError>,
+}
+
+pub async fn find(db: &Db, job_id: &str) -> DbResult<Option<JobDoc>> {
+    Ok(db.jobs.find_one(doc! {"_id": job_id}).await?)
+}
+
+/// Moves a queued job to running; no effect on a job already running or finished.
+pub async fn mark_running(db: &Db, job_id: &str) -> DbResult<()> {
+    db.jobs
+        .update_one(
+            doc! {"_id": job_id, "status": "queued"},
+            doc! {"$set": {"status": "running", "updated_at": DateTime::now()}},
+        )
+        .await?;
+    Ok(())
+}
+
+/// Ends a job as failed (and its dataset), unless it already ended. Returns whether this call
+/// made the transition.
+pub async fn fail(db: &Db, job: &JobDoc, error: FileError) -> DbResult<bool> {
+    let now = DateTime::now();
+    let errors = mongodb::bson::to_bson(&vec![error]).expect("errors serialize");
+    let updated = db
+        .jobs
+        .update_one(
+            doc! {"_id": &job.id, "status": {"$nin": JobStatus::TERMINAL.to_vec()}},
+            doc! {"$set": {"status": "failed", "updated_at": now, "finished_at": now},
+            "$push": {"errors": {"$each": errors, "$slice": ERROR_SAMPLE as i64}}},
+        )
+        .await?;
+    db.datasets
+        .update_one(doc! {"_id": &job.dataset_id, "status": "importing"}, doc! {"$set": {"status": "failed"}})
+        .await?;
+    Ok(updated.modified_count == 1)
+}
+
+/// The API's job status object. A finished job answers from its frozen result; a running one
+/// sums its finished chunks.
+pub async fn status_view(db: &Db, job: &JobDoc) -> DbResult<serde_json::Value> {
+    let (files_done, stats, chunks_done, chunks_failed, chunk_errors) = match &job.result {
+        Some(r) => (r.files_done, r.stats.clone(), r.chunks_done, r.chunks_failed, r.errors.clone()),
+        None => {
+            let p = crate::coordinator::progress(db, &job.id).await?;
+            (p.files_done, p.stats, p.chunks_done, p.chunks_failed, p.errors)
+        }
+    };
+    let percent = if job.status.is_terminal() {
+        100.0
+    } else if job.files_total == 0 {
+        0.0
+    } else {
+        // Never 100 before the terminal status.
+        ((files_done as f64 / job.files_total as f64) * 100.0).min(99.9)
+    };
+    let mut errors = job.errors.clone();
+    errors.extend(chunk_errors);
+    errors.truncate(ERROR_SAMPLE);
+    Ok(serde_json::json!({
+        "job_id": job.id,
+        "dataset_id": job.dataset_id,
+        "status": job.status,
+        "progress": {
+            "files_total": job.files_total,
+            "files_done": files_done,
+            "percent": (percent * 10.0).round() / 10.0,
+            "chunks_total": job.chunks_total,
+            "chunks_done": chunks_done,
+            "chunks_failed": chunks_failed,
+        },
+        "counts": {
+            "images": stats.images,
+            "labels": stats.labels,
+            "annotations": stats.annotations,
+            "invalid_images": stats.invalid_images,
+            "invalid_labels": stats.invalid_labels,
+        },
+        "errors": errors,
+        "created_at": crate::datasets::rfc3339(job.created_at),
+        "updated_at": crate::datasets::rfc3339(job.updated_at),
+        "finished_at": job.finished_at.map(crate::datasets::rfc3339),
+    }))
+}

@@ -1,0 +1,47 @@
+//! YDS shared library: everything the five functions have in common.
+//!
+//! # Layout
+//!
+//! Domain (pure rules, no I/O):
+//! - [`format`]: the YOLO format — `data.yaml`, the images→labels path rule, label lines.
+//! - [`validation`]: findings about a user's files, with stable codes.
+//! - [`archive`]: streaming zip/tar/tar.gz members, refusing hostile ones.
+//!
+//! The import pipeline (see the README's flow picture):
+//! - [`import`]: `POST /datasets/import` — validate, record the job, enqueue planning.
+//! - [`planning`]: the planning task — stage the source, resolve splits, cut chunks.
+//! - [`ingest`]: a chunk task — judge and copy each file, write image documents.
+//! - [`coordinator`]: exactly-once chunk accounting, progress, and the job's single ending.
+//!
+//! - [`inline`]: the same tasks run in-process, for handler tests.
+//!
+//! Records and their API views: [`jobs`], [`datasets`], [`images`], [`pagination`].
+//!
+//! Infrastructure, each behind a trait or a single entry point:
+//! - [`config`]: the environment, read once.
+//! - [`backends`]: the clients a process builds once and shares.
+//! - [`db`]: MongoDB collections and indexes.
+//! - [`storage`]: object storage (local filesystem; Cloud Storage later).
+//! - [`queue`]: task delivery (durable local queue; Cloud Tasks later).
+//! - [`source`]: which URLs may be fetched, and fetching them.
+//! - [`http`]: the edge — handler type, auth, problem+json, gzip, hyper and Lambda runtimes.
+
+pub mod archive;
+pub mod backends;
+pub mod config;
+pub mod coordinator;
+pub mod datasets;
+pub mod db;
+pub mod format;
+pub mod http;
+pub mod images;
+pub mod import;
+pub mod ingest;
+pub mod inline;
+pub mod jobs;
+pub mod pagination;
+pub mod planning;
+pub mod queue;
+pub mod source;
+pub mod storage;
+pub mod validation;

@@ -1,0 +1,276 @@
+//! The durable local queue: one JSON file per task in a directory, drained by a [`Dispatcher`]
+//! that delivers tasks to process-chunk the way Cloud Tasks does.
+//!
+//! A task file stays on disk until its delivery succeeds or its attempts run out (then it moves
+//! to `dead/`), so a restart of the stack resumes every unfinished import. Delivery is an HTTP
+//! POST with Cloud Tasks' headers, retried with exponential backoff, with bounded concurrency;
+//! `YDS_CHAOS_DUPLICATE` makes it deliver a task twice at once, as Cloud Tasks may.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{headers, QueueError, TaskBody, TaskQueue};
+
+/// A task as stored on disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredTask {
+    name: String,
+    body: TaskBody,
+    /// Deliveries that already failed.
+    failures: u32,
+    /// Not to be delivered before this time (ms since the epoch).
+    not_before_ms: u64,
+}
+
+/// The enqueue side, used by the functions.
+#[derive(Debug, Clone)]
+pub struct LocalQueue {
+    dir: PathBuf,
+}
+
+impl LocalQueue {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    fn pending_dir(&self) -> PathBuf {
+        self.dir.join("pending")
+    }
+
+    /// Task names currently waiting (for tests and the demo's bookkeeping).
+    pub fn pending_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.pending_dir())
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter_map(|n| n.strip_suffix(".json").map(str::to_owned))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Takes every due task off the queue and returns its body, without HTTP: for handler tests
+    /// that drive process-chunk directly.
+    pub fn drain(&self) -> Vec<TaskBody> {
+        let mut bodies = Vec::new();
+        for name in self.pending_names() {
+            let path = self.pending_dir().join(format!("{name}.json"));
+            if let Some(task) = read_task(&path) {
+                bodies.push(task.body);
+            }
+            let _ = std::fs::remove_file(&path);
+        }
+        bodies
+    }
+}
+
+#[async_trait]
+impl TaskQueue for LocalQueue {
+    async fn enqueue(&self, body: &TaskBody) -> Result<(), QueueError> {
+        let task = StoredTask { name: body.task_name(), body: body.clone(), failures: 0, not_before_ms: 0 };
+        let dir = self.pending_dir();
+        tokio::task::spawn_blocking(move || write_new(&dir, &task))
+            .await
+            .map_err(|e| QueueError::Unavailable(e.to_string()))?
+            .map_err(|e| QueueError::Unavailable(e.to_string()))
+    }
+}
+
+/// Writes the task unless one of that name is pending (Cloud Tasks' name deduplication).
+fn write_new(dir: &Path, task: &StoredTask) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{}.json", task.name));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    serde_json::to_writer(&mut tmp, task)?;
+    tmp.as_file().sync_all()?;
+    match tmp.persist_noclobber(&path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e.error),
+    }
+}
+
+/// Replaces a task's file (to record a failure).
+fn write_over(dir: &Path, task: &StoredTask) -> std::io::Result<()> {
+    let path = dir.join(format!("{}.json", task.name));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    serde_json::to_writer(&mut tmp, task)?;
+    tmp.persist(&path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+fn read_task(path: &Path) -> Option<StoredTask> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// How the dispatcher delivers.
+#[derive(Debug, Clone)]
+pub struct DispatcherOptions {
+    /// process-chunk's URL.
+    pub target: String,
+    pub queue_name: String,
+    pub max_attempts: u32,
+    pub max_concurrent: usize,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    /// The dispatch deadline of one delivery.
+    pub deadline: Duration,
+    /// Probability of delivering a task a second time, concurrently.
+    pub chaos_duplicate: f64,
+}
+
+impl DispatcherOptions {
+    pub fn new(target: impl Into<String>) -> Self {
+        Self {
+            target: target.into(),
+            queue_name: "projects/local/locations/local/queues/yds-import".into(),
+            max_attempts: 8,
+            max_concurrent: 4,
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+            deadline: Duration::from_secs(30 * 60),
+            chaos_duplicate: 0.0,
+        }
+    }
+}
+
+/// The delivery side, run by the local stack.
+pub struct Dispatcher {
+    queue: LocalQueue,
+    options: DispatcherOptions,
+    client: reqwest::Client,
+    in_flight: Arc<Mutex<HashSet<String>>>,
+}
+
+impl Dispatcher {
+    pub fn new(queue: LocalQueue, options: DispatcherOptions) -> Self {
+        let client = reqwest::Client::builder().timeout(options.deadline).build().expect("a plain HTTP client builds");
+        Self { queue, options, client, in_flight: Arc::default() }
+    }
+
+    /// Delivers tasks until `shutdown` resolves; tasks in flight then are left on disk and
+    /// delivered again after a restart (at-least-once).
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        let this = Arc::new(self);
+        let permits = Arc::new(tokio::sync::Semaphore::new(this.options.max_concurrent));
+        tokio::pin!(shutdown);
+        loop {
+            for task in this.due_tasks() {
+                let Ok(permit) = permits.clone().try_acquire_owned() else { break };
+                this.in_flight.lock().expect("not poisoned").insert(task.name.clone());
+                let worker = this.clone();
+                tokio::spawn(async move {
+                    worker.deliver(task).await;
+                    drop(permit);
+                });
+            }
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tokio::time::sleep(Duration::from_millis(25)) => {}
+            }
+        }
+    }
+
+    fn due_tasks(&self) -> Vec<StoredTask> {
+        let now = now_ms();
+        let in_flight = self.in_flight.lock().expect("not poisoned").clone();
+        let mut due: Vec<StoredTask> = self
+            .queue
+            .pending_names()
+            .into_iter()
+            .filter(|name| !in_flight.contains(name))
+            .filter_map(|name| read_task(&self.queue.pending_dir().join(format!("{name}.json"))))
+            .filter(|task| task.not_before_ms <= now)
+            .collect();
+        // Planning first, then chunks in order: progress moves front to back.
+        due.sort_by(|a, b| (a.failures, &a.name).cmp(&(b.failures, &b.name)));
+        due
+    }
+
+    async fn deliver(&self, mut task: StoredTask) {
+        let duplicate = self.options.chaos_duplicate > 0.0 && rand::random::<f64>() < self.options.chaos_duplicate;
+        let ok = if duplicate {
+            let (a, b) = tokio::join!(self.post(&task), self.post(&task));
+            a || b
+        } else {
+            self.post(&task).await
+        };
+        let dir = self.queue.pending_dir();
+        let path = dir.join(format!("{}.json", task.name));
+        if ok {
+            let _ = std::fs::remove_file(&path);
+        } else {
+            task.failures += 1;
+            if task.failures >= self.options.max_attempts {
+                tracing::warn!(task = %task.name, "attempts exhausted; task moved to dead/");
+                let dead = self.queue.dir.join("dead");
+                let _ = std::fs::create_dir_all(&dead);
+                let _ = std::fs::rename(&path, dead.join(format!("{}.json", task.name)));
+            } else {
+                let backoff =
+                    self.options.min_backoff.saturating_mul(1 << task.failures.min(16)).min(self.options.max_backoff);
+                task.not_before_ms = now_ms() + backoff.as_millis() as u64;
+                if let Err(err) = write_over(&dir, &task) {
+                    tracing::error!(task = %task.name, error = %err, "could not record a failed delivery");
+                }
+            }
+        }
+        self.in_flight.lock().expect("not poisoned").remove(&task.name);
+    }
+
+    /// One delivery; true on a 2xx answer.
+    async fn post(&self, task: &StoredTask) -> bool {
+        let result = self
+            .client
+            .post(&self.options.target)
+            .header(headers::TASK_NAME, &task.name)
+            .header(headers::RETRY_COUNT, task.failures.to_string())
+            .header(headers::EXECUTION_COUNT, task.failures.to_string())
+            .header(headers::QUEUE_NAME, &self.options.queue_name)
+            .json(&task.body)
+            .send()
+            .await;
+        match result {
+            Ok(resp) if resp.status().is_success() => true,
+            Ok(resp) => {
+                tracing::info!(task = %task.name, status = resp.status().as_u16(), "delivery failed; will retry");
+                false
+            }
+            Err(err) => {
+                tracing::info!(task = %task.name, error = %err, "delivery failed; will retry");
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn enqueue_deduplicates_by_name_and_survives_a_new_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = LocalQueue::new(dir.path());
+        let plan = TaskBody::Plan { job_id: "j1".into() };
+        queue.enqueue(&plan).await.unwrap();
+        queue.enqueue(&plan).await.unwrap();
+        queue.enqueue(&TaskBody::Chunk { job_id: "j1".into(), index: 3, files: vec![] }).await.unwrap();
+        let reopened = LocalQueue::new(dir.path());
+        assert_eq!(reopened.pending_names(), ["j1-chunk-0000003", "j1-plan"]);
+        let bodies = reopened.drain();
+        assert_eq!(bodies.len(), 2);
+        assert!(bodies.contains(&plan));
+        assert!(reopened.pending_names().is_empty());
+    }
+}

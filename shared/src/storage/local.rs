@@ -1,0 +1,214 @@
+//! The local-filesystem backend: objects are files under a root directory.
+//!
+//! Writes go to a temporary file in the same directory and are renamed into place, so a crash
+//! never leaves a half-written object under its final key.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::{validate_key, ListPage, ObjectStore, StorageError};
+
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path_of(&self, key: &str) -> Result<PathBuf, StorageError> {
+        validate_key(key)?;
+        Ok(self.root.join(key))
+    }
+}
+
+fn not_found(key: &str, err: std::io::Error) -> StorageError {
+    if err.kind() == std::io::ErrorKind::NotFound {
+        StorageError::NotFound(key.to_owned())
+    } else {
+        StorageError::Io(err)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for LocalStore {
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
+        let path = self.path_of(key)?;
+        let dir = path.parent().expect("a validated key has a parent under root").to_owned();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
+            std::io::Write::write_all(&mut tmp, &data)?;
+            tmp.persist(&path).map_err(|e| e.error)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| StorageError::Io(std::io::Error::other(e)))??;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
+        let path = self.path_of(key)?;
+        tokio::fs::read(&path).await.map(Bytes::from).map_err(|e| not_found(key, e))
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StorageError> {
+        let path = self.path_of(key)?;
+        let mut file = tokio::fs::File::open(&path).await.map_err(|e| not_found(key, e))?;
+        let len = file.metadata().await?.len();
+        let start = range.start.min(len);
+        let end = range.end.clamp(start, len);
+        file.seek(std::io::SeekFrom::Start(start)).await?;
+        let mut buf = vec![0; (end - start) as usize];
+        file.read_exact(&mut buf).await?;
+        Ok(Bytes::from(buf))
+    }
+
+    async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
+        let path = self.path_of(key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) if meta.is_file() => Ok(Some(meta.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn list(&self, prefix: &str, page: Option<String>, page_size: usize) -> Result<ListPage, StorageError> {
+        let root = self.root.clone();
+        let prefix = prefix.to_owned();
+        tokio::task::spawn_blocking(move || list_sorted(&root, &prefix, page.as_deref(), page_size.max(1)))
+            .await
+            .map_err(|e| StorageError::Io(std::io::Error::other(e)))?
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let path = self.path_of(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Lists keys under `prefix` after `after`, in key order. Walks only the directories that can
+/// hold matching keys, in sorted order, and stops once the page is full.
+fn list_sorted(root: &Path, prefix: &str, after: Option<&str>, page_size: usize) -> Result<ListPage, StorageError> {
+    // The deepest directory that contains every key with this prefix.
+    let dir_part = match prefix.rfind('/') {
+        Some(i) => &prefix[..i],
+        None => "",
+    };
+    let mut objects = Vec::new();
+    let mut more = false;
+    walk(root, &root.join(dir_part), prefix, after, page_size, &mut objects, &mut more)?;
+    let next_page = if more { objects.last().map(|(k, _)| k.clone()) } else { None };
+    Ok(ListPage { objects, next_page })
+}
+
+fn walk(
+    root: &Path,
+    dir: &Path,
+    prefix: &str,
+    after: Option<&str>,
+    page_size: usize,
+    out: &mut Vec<(String, u64)>,
+    more: &mut bool,
+) -> Result<(), StorageError> {
+    let mut entries: Vec<(String, std::fs::DirEntry)> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok().map(|n| (n, e)))
+            .filter(|(name, _)| !name.starts_with(".tmp"))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    // Key order: a directory `a` sorts as `a/`, so compare names with their trailing slash.
+    entries.sort_by_cached_key(|(name, e)| {
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            format!("{name}/")
+        } else {
+            name.clone()
+        }
+    });
+    for (_, entry) in entries {
+        if *more {
+            return Ok(());
+        }
+        let path = entry.path();
+        let key = match path.strip_prefix(root).ok().and_then(|p| p.to_str()) {
+            Some(k) => k.replace(std::path::MAIN_SEPARATOR, "/"),
+            None => continue,
+        };
+        let file_type = entry.file_type()?;
+        if file_type.is_dir() {
+            let dir_key = format!("{key}/");
+            let could_match = dir_key.starts_with(prefix) || prefix.starts_with(&dir_key);
+            let could_follow = after.is_none_or(|a| dir_key.as_str() > a || a.starts_with(&dir_key));
+            if could_match && could_follow {
+                walk(root, &path, prefix, after, page_size, out, more)?;
+            }
+        } else if file_type.is_file() && key.starts_with(prefix) && after.is_none_or(|a| key.as_str() > a) {
+            if out.len() == page_size {
+                *more = true;
+                return Ok(());
+            }
+            out.push((key, entry.metadata()?.len()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn put_get_range_list_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        for key in ["p/b/2", "p/a", "p/b/1", "p/c", "q/x"] {
+            store.put(key, Bytes::from(key.to_owned())).await.unwrap();
+        }
+        assert_eq!(store.get("p/b/1").await.unwrap(), "p/b/1");
+        assert_eq!(store.get_range("p/b/1", 2..4).await.unwrap(), "b/");
+        assert_eq!(store.get_range("p/b/1", 3..99).await.unwrap(), "/1");
+        assert_eq!(store.size("p/c").await.unwrap(), Some(3));
+        assert_eq!(store.size("p/zz").await.unwrap(), None);
+        assert!(matches!(store.get("p/zz").await, Err(StorageError::NotFound(_))));
+
+        let first = store.list("p/", None, 2).await.unwrap();
+        let keys: Vec<_> = first.objects.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["p/a", "p/b/1"]);
+        let second = store.list("p/", first.next_page, 2).await.unwrap();
+        let keys: Vec<_> = second.objects.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["p/b/2", "p/c"]);
+        assert_eq!(second.next_page, None);
+
+        assert_eq!(store.delete_prefix("p/").await.unwrap(), 4);
+        assert!(store.list("p/", None, 10).await.unwrap().objects.is_empty());
+        assert_eq!(store.get("q/x").await.unwrap(), "q/x");
+        store.delete("q/missing").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn escaping_keys_never_touch_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().join("root"));
+        let err = store.put("../outside", Bytes::from_static(b"x")).await.unwrap_err();
+        assert!(matches!(err, StorageError::InvalidKey(_)));
+        assert!(!dir.path().join("outside").exists());
+    }
+}

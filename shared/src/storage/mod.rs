@@ -1,0 +1,99 @@
+//! Object storage behind one trait, so the same code runs on Cloud Storage and on a local
+//! directory.
+//!
+//! Keys are `/`-separated relative paths. The layout is fixed:
+//! `datasets/{dataset_id}/{images,labels,config}/...` for imported files and
+//! `temp/{job_id}/...` for staging ([`keys`]). A backend must never write outside its root,
+//! whatever key it is handed.
+
+pub mod keys;
+pub mod local;
+
+use std::ops::Range;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+pub use local::LocalStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("object not found: {0}")]
+    NotFound(String),
+    #[error("invalid object key: {0}")]
+    InvalidKey(String),
+    #[error("storage I/O failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListPage {
+    /// `(key, size)` in key order.
+    pub objects: Vec<(String, u64)>,
+    /// Pass back to get the next page; `None` at the end.
+    pub next_page: Option<String>,
+}
+
+#[async_trait]
+pub trait ObjectStore: Send + Sync + 'static {
+    /// Writes the whole object; readers never see a partial one.
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError>;
+    async fn get(&self, key: &str) -> Result<Bytes, StorageError>;
+    /// Bytes `range` of the object (clamped to its end).
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StorageError>;
+    /// Size of the object, or `None` when it does not exist.
+    async fn size(&self, key: &str) -> Result<Option<u64>, StorageError>;
+    /// Objects whose key starts with `prefix`, at most `page_size` per page.
+    async fn list(&self, prefix: &str, page: Option<String>, page_size: usize) -> Result<ListPage, StorageError>;
+    /// Deletes the object; deleting a missing object succeeds.
+    async fn delete(&self, key: &str) -> Result<(), StorageError>;
+
+    /// Copies an object; backends with a server-side copy override this.
+    async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        let data = self.get(from).await?;
+        self.put(to, data).await
+    }
+
+    /// Deletes every object under `prefix`, page by page.
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, StorageError> {
+        let mut deleted = 0;
+        loop {
+            // Always list from the start: the previous page's objects are gone now.
+            let page = self.list(prefix, None, 1000).await?;
+            if page.objects.is_empty() {
+                return Ok(deleted);
+            }
+            for (key, _) in &page.objects {
+                self.delete(key).await?;
+                deleted += 1;
+            }
+        }
+    }
+}
+
+/// Refuses keys that could escape a backend's root or alias another key.
+pub fn validate_key(key: &str) -> Result<(), StorageError> {
+    let bad = key.is_empty()
+        || key.starts_with('/')
+        || key.contains('\\')
+        || key.contains('\0')
+        || key.split('/').any(|seg| seg.is_empty() || seg == "." || seg == "..");
+    if bad {
+        return Err(StorageError::InvalidKey(key.to_owned()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_that_escape_are_refused() {
+        for key in ["", "/etc/passwd", "a/../b", "a//b", "a/./b", "a\\b", "..", "a/"] {
+            assert!(validate_key(key).is_err(), "{key:?} accepted");
+        }
+        validate_key("datasets/d1/images/train/a b.jpg").unwrap();
+    }
+}

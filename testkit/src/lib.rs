@@ -1,0 +1,28 @@
+//! Test and benchmark helpers for YDS: everything a test needs to put a YOLO dataset behind
+//! a URL without touching the internet.
+//!
+//! # Layout
+//!
+//! - [`dataset`]: [`generate`] writes a synthetic YOLO dataset (`data.yaml`, image and label
+//!   trees in the Ultralytics or Roboflow layout) with real encoded JPEG and PNG files, and
+//!   returns what an importer must find in it ([`GeneratedDataset`], [`ExpectedImage`]).
+//!   Reproducible: the same [`DatasetSpec`] gives byte-identical files.
+//! - [`archive`]: [`pack_zip`], [`pack_tar_gz`] and [`pack_tar`] turn a directory into the
+//!   archive a user would upload, members sorted, timestamps fixed.
+//! - [`server`]: [`FileServer`], a loopback HTTP/1.1 server over a directory, with HEAD and
+//!   single byte-range requests, for imports from `http://` URLs.
+//! - [`fs`]: [`copy_dir`], to copy the read-only shared datasets into a writable temp dir.
+//!
+//! This crate is for tests, benchmarks and the demo only: it never ships in a function binary,
+//! and its server must never listen anywhere but loopback.
+
+pub mod archive;
+pub mod dataset;
+mod encode;
+pub mod fs;
+pub mod server;
+
+pub use archive::{pack_tar, pack_tar_gz, pack_zip};
+pub use dataset::{generate, DatasetSpec, Defects, ExpectedImage, GeneratedDataset, Layout};
+pub use fs::copy_dir;
+pub use server::FileServer;

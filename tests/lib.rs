@@ -1,0 +1,138 @@
+//! Helpers shared by the end-to-end tests: a whole local stack on a real `mongod` (the one
+//! `cargo xtask test` starts), spoken to over real HTTP as a user would.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use local_stack::stack::{Stack, StackOptions};
+use serde_json::Value;
+
+/// The MongoDB the test run uses; `cargo xtask test` provides it.
+pub fn mongodb_uri() -> String {
+    std::env::var("YDS_TEST_MONGODB_URI").expect("YDS_TEST_MONGODB_URI is unset: run the tests with `cargo xtask test`")
+}
+
+fn env_path(name: &str, fallback: &str) -> PathBuf {
+    std::env::var_os(name)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(fallback))
+}
+
+/// The real datasets in the repository's sibling `shared/datasets/`.
+pub fn shared_datasets() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets")
+}
+
+pub const KEY: &str = "test-key";
+pub const OTHER_KEY: &str = "other-key";
+
+pub struct TestStack {
+    pub stack: Stack,
+    pub client: reqwest::Client,
+    pub dir: tempfile::TempDir,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Chaos {
+    pub duplicate: f64,
+    pub crash: f64,
+}
+
+impl TestStack {
+    pub async fn start(chaos: Chaos) -> TestStack {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut options = StackOptions::new(
+            dir.path().join("data"),
+            env_path("YDS_TEST_BIN_DIR", "target/debug"),
+            env_path("YDS_TEST_TOOLS_DIR", ".yds-tools"),
+        );
+        options.mongodb_uri = Some(mongodb_uri());
+        options.db_name = format!("e2e_{}", dir.path().file_name().unwrap().to_string_lossy().replace('.', "_"));
+        options.api_keys = format!("{KEY}:acme,{OTHER_KEY}:globex");
+        options.chaos_duplicate = chaos.duplicate;
+        options.chaos_crash = chaos.crash;
+        options.task_max_attempts = 20;
+        let stack = Stack::start(options).await.expect("the local stack starts");
+        TestStack { stack, client: reqwest::Client::new(), dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.stack.base_url, path)
+    }
+
+    /// GET with the main tenant's key: status and JSON body.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.get_as(KEY, path).await
+    }
+
+    pub async fn get_as(&self, key: &str, path: &str) -> (u16, Value) {
+        let resp = self.client.get(self.url(path)).header("x-api-key", key).send().await.expect("GET");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn import(&self, body: &Value) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(self.url("/datasets/import"))
+            .header("x-api-key", KEY)
+            .json(body)
+            .send()
+            .await
+            .expect("POST");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls the job's status until it is terminal, checking that progress never goes back.
+    pub async fn wait_terminal(&self, job_id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let mut last_done = 0;
+        loop {
+            let (code, status) = self.get(&format!("/datasets/import/{job_id}/status")).await;
+            assert_eq!(code, 200, "status answered {status}");
+            let done = status["progress"]["files_done"].as_u64().unwrap();
+            assert!(done >= last_done, "files_done went back from {last_done} to {done}");
+            last_done = done;
+            let state = status["status"].as_str().unwrap().to_owned();
+            if ["completed", "completed_with_errors", "failed"].contains(&state.as_str()) {
+                assert_eq!(status["progress"]["percent"], 100.0);
+                return status;
+            }
+            assert!(status["progress"]["percent"].as_f64().unwrap() < 100.0);
+            assert!(Instant::now() < deadline, "job {job_id} did not finish: {status}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Every image of a dataset, page by page.
+    pub async fn all_images(&self, dataset_id: &str, limit: usize, filter: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/datasets/{dataset_id}/images?limit={limit}{filter}");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let (code, page) = self.get(&path).await;
+            assert_eq!(code, 200, "{page}");
+            let page_items = page["items"].as_array().unwrap();
+            assert!(page_items.len() <= limit);
+            items.extend(page_items.iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return items,
+            }
+        }
+    }
+
+    pub async fn dataset(&self, dataset_id: &str) -> Value {
+        let (code, list) = self.get("/datasets?limit=1000").await;
+        assert_eq!(code, 200);
+        list["items"].as_array().unwrap().iter().find(|d| d["id"] == dataset_id).cloned().expect("dataset listed")
+    }
+
+    pub async fn shutdown(self) {
+        self.stack.shutdown().await;
+    }
+}

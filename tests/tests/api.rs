@@ -1,0 +1,131 @@
+//! The public API's contract over real HTTP: auth, problem+json errors, idempotency, filters,
+//! tenant isolation and pagination.
+
+use serde_json::{json, Value};
+use testkit::{DatasetSpec, Layout};
+use yds_tests::{Chaos, TestStack, KEY, OTHER_KEY};
+
+async fn post_raw(
+    stack: &TestStack,
+    key: Option<&str>,
+    headers: &[(&str, &str)],
+    body: String,
+) -> (u16, String, Value) {
+    let mut req =
+        stack.client.post(stack.url("/datasets/import")).header("content-type", "application/json").body(body);
+    if let Some(key) = key {
+        req = req.header("x-api-key", key);
+    }
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let content_type = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    (status, content_type, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn assert_problem(code: u16, content_type: &str, body: &Value, expected: u16, detail_has: &str) {
+    assert_eq!(code, expected, "{body}");
+    assert_eq!(content_type, "application/problem+json");
+    assert_eq!(body["status"], expected);
+    assert!(body["title"].is_string());
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains(detail_has), "detail `{detail}` lacks `{detail_has}`");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_get_clear_problems() {
+    let stack = TestStack::start(Chaos::default()).await;
+    let ok_body = json!({"name": "x", "archive_url": "http://127.0.0.1:9/x.zip"}).to_string();
+
+    let (code, ct, body) = post_raw(&stack, None, &[], ok_body.clone()).await;
+    assert_problem(code, &ct, &body, 401, "API key");
+    let (code, ct, body) = post_raw(&stack, Some("wrong"), &[], ok_body.clone()).await;
+    assert_problem(code, &ct, &body, 401, "API key");
+    let (code, ct, body) = post_raw(&stack, Some(KEY), &[], "{not json".into()).await;
+    assert_problem(code, &ct, &body, 400, "JSON");
+    let unknown = json!({"name": "x", "archive_url": "http://127.0.0.1:9/x.zip", "colour": 1}).to_string();
+    let (code, ct, body) = post_raw(&stack, Some(KEY), &[], unknown).await;
+    assert_problem(code, &ct, &body, 422, "colour");
+    let (code, ct, body) = post_raw(&stack, Some(KEY), &[], format!("{{\"name\":\"{}\"}}", "x".repeat(70_000))).await;
+    assert_problem(code, &ct, &body, 413, "bytes");
+    let gopher = json!({"name": "x", "archive_url": "gopher://example.com/x"}).to_string();
+    let (code, ct, body) = post_raw(&stack, Some(KEY), &[], gopher).await;
+    assert_problem(code, &ct, &body, 422, "gopher");
+
+    let (code, body) = stack.get("/datasets/nope/images").await;
+    assert_eq!((code, body["status"].as_u64()), (404, Some(404)));
+    let (code, _) = stack.get("/datasets/import/nope/status").await;
+    assert_eq!(code, 404);
+    let (code, body) = stack.get("/datasets?limit=0").await;
+    assert_eq!(code, 400, "{body}");
+    let (code, _) = stack.get("/datasets?cursor=%%%").await;
+    assert_eq!(code, 400);
+    let (code, _) = stack.get("/nowhere").await;
+    assert_eq!(code, 404);
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idempotency_filters_tenants_and_pages() {
+    let work = tempfile::tempdir().unwrap();
+    let mut spec = DatasetSpec::small(5);
+    spec.layout = Layout::Ultralytics;
+    let generated = testkit::generate(&work.path().join("src"), &spec).unwrap();
+    let archive = work.path().join("d.zip");
+    testkit::pack_zip(&work.path().join("src"), &archive).unwrap();
+    let stack = TestStack::start(Chaos::default()).await;
+    let body = json!({"name": "idem", "archive_url": format!("file://{}", archive.display())}).to_string();
+
+    let (code, _, first) = post_raw(&stack, Some(KEY), &[("idempotency-key", "k-1")], body.clone()).await;
+    assert_eq!(code, 202, "{first}");
+    let (code, _, again) = post_raw(&stack, Some(KEY), &[("idempotency-key", "k-1")], body.clone()).await;
+    assert_eq!(code, 202);
+    assert_eq!(again["job_id"], first["job_id"]);
+    assert_eq!(again["dataset_id"], first["dataset_id"]);
+    let other_body = json!({"name": "other", "archive_url": format!("file://{}", archive.display())}).to_string();
+    let (code, _, conflict) = post_raw(&stack, Some(KEY), &[("idempotency-key", "k-1")], other_body).await;
+    assert_eq!(code, 422, "{conflict}");
+
+    let job_id = first["job_id"].as_str().unwrap();
+    let dataset_id = first["dataset_id"].as_str().unwrap();
+    stack.wait_terminal(job_id).await;
+    // A second import without a key is a new job.
+    let (code, _, second) = post_raw(&stack, Some(KEY), &[], body).await;
+    assert_eq!(code, 202);
+    assert_ne!(second["job_id"], first["job_id"]);
+    stack.wait_terminal(second["job_id"].as_str().unwrap()).await;
+
+    // Filters: split and class.
+    let train = stack.all_images(dataset_id, 3, "&split=train").await;
+    let expected_train = generated.images.iter().filter(|i| i.split == "train").count();
+    assert_eq!(train.len(), expected_train);
+    assert!(train.iter().all(|i| i["split"] == "train"));
+    let class1 = stack.all_images(dataset_id, 2, "&class_id=1").await;
+    let expected_class1 = generated.images.iter().filter(|i| i.valid && i.boxes.iter().any(|(c, _)| *c == 1)).count();
+    assert_eq!(class1.len(), expected_class1);
+    assert!(class1.iter().all(|i| i["annotations"].as_array().unwrap().iter().any(|a| a["class_id"] == 1)));
+    let both = stack.all_images(dataset_id, 2, "&split=val&class_id=1").await;
+    assert!(both.iter().all(|i| i["split"] == "val"));
+    let (code, _) = stack.get(&format!("/datasets/{dataset_id}/images?class_id=-1")).await;
+    assert_eq!(code, 400);
+
+    // Another tenant sees nothing of it.
+    let (code, _) = stack.get_as(OTHER_KEY, &format!("/datasets/{dataset_id}/images")).await;
+    assert_eq!(code, 404);
+    let (code, _) = stack.get_as(OTHER_KEY, &format!("/datasets/import/{job_id}/status")).await;
+    assert_eq!(code, 404);
+    let (_, list) = stack.get_as(OTHER_KEY, "/datasets").await;
+    assert_eq!(list["items"], json!([]));
+
+    // Datasets page newest first, one per page, none twice.
+    let (_, page1) = stack.get("/datasets?limit=1").await;
+    assert_eq!(page1["items"][0]["id"], second["dataset_id"]);
+    let cursor = page1["next_cursor"].as_str().unwrap();
+    let (_, page2) = stack.get(&format!("/datasets?limit=1&cursor={cursor}")).await;
+    assert_eq!(page2["items"][0]["id"], first["dataset_id"]);
+    assert_eq!(page2["next_cursor"], Value::Null);
+    assert!(page2["items"][0]["created_at"].as_str().unwrap().ends_with('Z'));
+    stack.shutdown().await;
+}

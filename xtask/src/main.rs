@@ -1,0 +1,59 @@
+//! `cargo xtask demo|test|serve`: the project's commands. Orchestration only: the stack
+//! itself lives in `local-stack`, the sample data in `testkit`.
+
+mod demo;
+mod paths;
+mod serve;
+mod test;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+
+/// Options shared by `serve` and `demo`.
+pub struct StackArgs {
+    pub port: u16,
+    pub data_dir: PathBuf,
+}
+
+fn parse_stack_args(args: &[String]) -> anyhow::Result<StackArgs> {
+    let mut parsed = StackArgs { port: 8080, data_dir: PathBuf::from(".yds-data") };
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let mut value = |name: &str| iter.next().cloned().with_context(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--port" => parsed.port = value("--port")?.parse().context("--port must be a port number")?,
+            "--data-dir" => parsed.data_dir = PathBuf::from(value("--data-dir")?),
+            other => bail!("unknown option `{other}`\n\n{USAGE}"),
+        }
+    }
+    Ok(parsed)
+}
+
+const USAGE: &str = "usage:
+  cargo xtask demo  [--port P] [--data-dir D]   start the stack, import a sample dataset, keep serving
+  cargo xtask serve [--port P] [--data-dir D]   start the stack and serve until Ctrl-C
+  cargo xtask test                              install and start what tests need, run every test";
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(command) = args.first() else {
+        println!("{USAGE}");
+        return Ok(());
+    };
+    let rest = &args[1..];
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match command.as_str() {
+        "serve" => runtime.block_on(serve::run(parse_stack_args(rest)?)),
+        "demo" => runtime.block_on(demo::run(parse_stack_args(rest)?)),
+        "test" => {
+            let code = runtime.block_on(test::run(rest))?;
+            std::process::exit(code);
+        }
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command `{other}`\n\n{USAGE}"),
+    }
+}

@@ -1,0 +1,78 @@
+//! `cargo xtask serve`: build the functions, start the local stack, serve until a signal.
+
+use std::process::Command;
+
+use anyhow::{bail, Context};
+use local_stack::stack::{Stack, StackOptions};
+
+use crate::{paths, StackArgs};
+
+/// Builds the five function binaries (debug profile, like the tests use).
+pub fn build_functions() -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(paths::workspace_root()).args(["build", "--quiet"]);
+    for name in local_stack::stack::FUNCTIONS {
+        cmd.args(["-p", name]);
+    }
+    let status = cmd.status().context("running cargo build")?;
+    if !status.success() {
+        bail!("building the functions failed");
+    }
+    Ok(())
+}
+
+fn env_probability(name: &str) -> anyhow::Result<f64> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => {
+            let p: f64 = v.trim().parse().with_context(|| format!("{name} must be a number"))?;
+            anyhow::ensure!((0.0..=1.0).contains(&p), "{name} must be between 0 and 1");
+            Ok(p)
+        }
+        _ => Ok(0.0),
+    }
+}
+
+/// Starts the stack as the contract describes; returns it with an API key the caller can use.
+pub async fn start_stack(args: &StackArgs) -> anyhow::Result<(Stack, String)> {
+    build_functions()?;
+    let mut options = StackOptions::new(args.data_dir.clone(), paths::bin_dir(), paths::tools_dir());
+    options.port = args.port;
+    options.mongodb_uri = std::env::var("MONGODB_URI").ok().filter(|v| !v.is_empty());
+    options.url_policy = std::env::var("YDS_URL_POLICY").unwrap_or_else(|_| "local".into());
+    options.chaos_duplicate = env_probability("YDS_CHAOS_DUPLICATE")?;
+    options.chaos_crash = env_probability("YDS_CHAOS_CRASH")?;
+    let key = match std::env::var("YDS_API_KEYS").ok().filter(|v| !v.trim().is_empty()) {
+        Some(keys) => {
+            options.api_keys = keys.clone();
+            let first = keys.split(',').next().unwrap_or_default();
+            first.split(':').next().unwrap_or_default().trim().to_owned()
+        }
+        None => {
+            let key = format!("yds_{}", uuid::Uuid::new_v4().simple());
+            options.api_keys = key.clone();
+            println!("Generated API key (YDS_API_KEYS was not set): {key}");
+            key
+        }
+    };
+    let stack = Stack::start(options).await?;
+    Ok((stack, key))
+}
+
+pub async fn run(args: StackArgs) -> anyhow::Result<()> {
+    let (stack, _key) = start_stack(&args).await?;
+    println!("YDS listening on http://127.0.0.1:{}", stack.port);
+    wait_for_signal().await;
+    println!("stopping");
+    stack.shutdown().await;
+    Ok(())
+}
+
+/// SIGINT or SIGTERM.
+pub async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,51 @@
+//! `cargo xtask test`: install and start what the tests need (a real `mongod`), build the
+//! function binaries the end-to-end tests launch, run every test of the workspace, stop what
+//! was started. Extra arguments go to `cargo test`.
+
+use std::process::Command;
+
+use anyhow::Context;
+use local_stack::{ensure_mongod, Mongod};
+
+use crate::paths;
+
+pub async fn run(extra_args: &[String]) -> anyhow::Result<i32> {
+    let install = ensure_mongod(&paths::tools_dir())?;
+    let data = tempfile_dir()?;
+    let mongod = Mongod::start(&install, &data).await?;
+    eprintln!("xtask: mongod {} at {}", install.bin.display(), mongod.uri);
+
+    let result = run_cargo(&mongod.uri, extra_args);
+    mongod.shutdown().await;
+    let _ = std::fs::remove_dir_all(&data);
+    result
+}
+
+fn run_cargo(mongodb_uri: &str, extra_args: &[String]) -> anyhow::Result<i32> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let root = paths::workspace_root();
+    let status = Command::new(&cargo)
+        .current_dir(&root)
+        .args(["build", "--workspace", "--bins"])
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        return Ok(status.code().unwrap_or(1));
+    }
+    let status = Command::new(&cargo)
+        .current_dir(&root)
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .args(extra_args)
+        .env("YDS_TEST_MONGODB_URI", mongodb_uri)
+        .env("YDS_TEST_BIN_DIR", paths::bin_dir())
+        .env("YDS_TEST_TOOLS_DIR", paths::tools_dir())
+        .status()
+        .context("running cargo test")?;
+    Ok(status.code().unwrap_or(1))
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("yds-test-mongod-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
