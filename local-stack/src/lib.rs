@@ -15,12 +15,14 @@
 //! thread, so they do not depend on the thread or the tokio runtime that asked for them
 //! (a `Mongod` kept in a `static` by a test suite lives until the test binary exits).
 
+pub mod fake_gcs;
 pub mod gateway;
 pub mod mongod;
 pub mod stack;
 pub mod supervisor;
 mod util;
 
+pub use fake_gcs::{ensure_fake_gcs, FakeGcs};
 pub use gateway::{public_routes, serve, Route};
 pub use mongod::{ensure_mongod, Mongod, MongodInstall};
 pub use supervisor::{free_port, ProcessSpec, Supervisor};

@@ -6,6 +6,7 @@
 //! `temp/{job_id}/...` for staging ([`keys`]). A backend must never write outside its root,
 //! whatever key it is handed.
 
+pub mod gcs;
 pub mod keys;
 pub mod local;
 
@@ -14,6 +15,7 @@ use std::ops::Range;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub use gcs::GcsStore;
 pub use local::LocalStore;
 
 #[derive(Debug, thiserror::Error)]
