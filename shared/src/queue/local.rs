@@ -273,4 +273,96 @@ mod tests {
         assert!(bodies.contains(&plan));
         assert!(reopened.pending_names().is_empty());
     }
+
+    /// A loopback task target that fails the first `failures` deliveries of each task and
+    /// records every delivery's task name and retry count.
+    async fn target(failures: u32) -> (String, Arc<Mutex<Vec<(String, u32)>>>) {
+        use http_body_util::Full;
+        use hyper::body::Incoming;
+        let seen: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/tasks", listener.local_addr().unwrap());
+        let log = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+                        let log = log.clone();
+                        async move {
+                            let header = |n: &str| req.headers()[n].to_str().unwrap().to_owned();
+                            let (name, retries) =
+                                (header(headers::TASK_NAME), header(headers::RETRY_COUNT).parse().unwrap());
+                            log.lock().unwrap().push((name, retries));
+                            let status = if retries < failures { 500 } else { 200 };
+                            Ok::<_, std::convert::Infallible>(
+                                http::Response::builder().status(status).body(Full::new(bytes::Bytes::new())).unwrap(),
+                            )
+                        }
+                    });
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    async fn run_until_empty(queue: &LocalQueue, options: DispatcherOptions) {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(Dispatcher::new(queue.clone(), options).run(async {
+            let _ = stopped.await;
+        }));
+        for _ in 0..400 {
+            if queue.pending_names().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = stop.send(());
+        task.await.unwrap();
+    }
+
+    fn fast(target: String) -> DispatcherOptions {
+        DispatcherOptions {
+            min_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+            ..DispatcherOptions::new(target)
+        }
+    }
+
+    #[tokio::test]
+    async fn failed_deliveries_are_retried_with_growing_retry_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = LocalQueue::new(dir.path());
+        queue.enqueue(&TaskBody::Plan { job_id: "j".into() }).await.unwrap();
+        let (url, seen) = target(2).await;
+        run_until_empty(&queue, fast(url)).await;
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen, [("j-plan".to_string(), 0), ("j-plan".to_string(), 1), ("j-plan".to_string(), 2)]);
+        assert!(!dir.path().join("dead/j-plan.json").exists());
+    }
+
+    #[tokio::test]
+    async fn exhausted_tasks_move_to_dead_letters() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = LocalQueue::new(dir.path());
+        queue.enqueue(&TaskBody::Plan { job_id: "j".into() }).await.unwrap();
+        let (url, seen) = target(u32::MAX).await;
+        run_until_empty(&queue, DispatcherOptions { max_attempts: 3, ..fast(url) }).await;
+        assert_eq!(seen.lock().unwrap().len(), 3);
+        assert!(dir.path().join("dead/j-plan.json").exists());
+        assert!(queue.pending_names().is_empty());
+    }
+
+    #[tokio::test]
+    async fn chaos_duplicate_delivers_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = LocalQueue::new(dir.path());
+        queue.enqueue(&TaskBody::Plan { job_id: "j".into() }).await.unwrap();
+        let (url, seen) = target(0).await;
+        run_until_empty(&queue, DispatcherOptions { chaos_duplicate: 1.0, ..fast(url) }).await;
+        assert_eq!(seen.lock().unwrap().len(), 2);
+    }
 }
