@@ -40,7 +40,12 @@ pub struct Chaos {
 
 impl TestStack {
     pub async fn start(chaos: Chaos) -> TestStack {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let mut dir = tempfile::tempdir().expect("temp dir");
+        if std::env::var_os("YDS_TEST_KEEP_DIRS").is_some() {
+            // Debugging: keep the stack's logs and data after the test.
+            dir.disable_cleanup(true);
+            eprintln!("stack data and logs kept in {}", dir.path().display());
+        }
         let mut options = StackOptions::new(
             dir.path().join("data"),
             env_path("YDS_TEST_BIN_DIR", "target/debug"),

@@ -8,13 +8,25 @@ use std::sync::Arc;
 
 use crate::archive::Limits;
 use crate::config::{Config, QueueConfig, StorageConfig, UrlPolicy};
-use crate::db::{Db, DbResult};
-use crate::queue::{LocalQueue, TaskQueue};
+use crate::db::Db;
+use crate::queue::cloud_tasks::{CloudTasksConfig, CloudTasksQueue};
+use crate::queue::{LocalQueue, QueueError, TaskQueue};
 use crate::source::Fetcher;
-use crate::storage::{LocalStore, ObjectStore};
+use crate::storage::{GcsStore, LocalStore, ObjectStore, StorageError};
 
 /// Largest source file downloaded (an archive of a 100 GB dataset, with room).
 pub const MAX_SOURCE_BYTES: u64 = 200 * 1024 * 1024 * 1024;
+
+/// A backend that could not be set up at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
 
 #[derive(Clone)]
 pub struct Backends {
@@ -43,13 +55,21 @@ impl Backends {
         (backends, queue)
     }
 
-    pub async fn from_config(config: &Config) -> DbResult<Self> {
+    pub async fn from_config(config: &Config) -> Result<Self, BackendError> {
         let db = Db::connect(&config.mongodb_uri, &config.db_name).await?;
         let store: Arc<dyn ObjectStore> = match &config.storage {
             StorageConfig::Local { root } => Arc::new(LocalStore::new(root.clone())),
+            StorageConfig::Gcs { bucket, endpoint: None } => Arc::new(GcsStore::new(bucket).await?),
+            StorageConfig::Gcs { bucket, endpoint: Some(endpoint) } => {
+                Arc::new(GcsStore::with_endpoint(bucket, endpoint).await?)
+            }
         };
         let queue: Arc<dyn TaskQueue> = match &config.queue {
             QueueConfig::Local { dir } => Arc::new(LocalQueue::new(dir.clone())),
+            QueueConfig::CloudTasks { queue, target_url, service_account } => {
+                let tasks = CloudTasksConfig::new(queue.clone(), target_url.clone(), service_account.clone());
+                Arc::new(CloudTasksQueue::new(tasks).await?)
+            }
         };
         Ok(Self {
             db,

@@ -22,6 +22,8 @@ pub enum UrlPolicy {
 pub enum StorageConfig {
     /// A directory on the local filesystem.
     Local { root: PathBuf },
+    /// A Cloud Storage bucket; `endpoint` overrides Google's (emulators).
+    Gcs { bucket: String, endpoint: Option<String> },
 }
 
 /// Where tasks go.
@@ -29,6 +31,8 @@ pub enum StorageConfig {
 pub enum QueueConfig {
     /// The durable local queue: a directory the local dispatcher drains.
     Local { dir: PathBuf },
+    /// Cloud Tasks: HTTP tasks to process-chunk, with an OIDC token of `service_account`.
+    CloudTasks { queue: String, target_url: String, service_account: String },
 }
 
 /// API keys and the tenant each belongs to.
@@ -133,11 +137,44 @@ impl Config {
             port: parse_number(&get, "PORT", 8080)?,
             mongodb_uri: get("MONGODB_URI").unwrap_or_else(|| "mongodb://127.0.0.1:27017".into()),
             db_name: get("YDS_DB_NAME").unwrap_or_else(|| "yds".into()),
-            storage: StorageConfig::Local {
-                root: get("YDS_STORAGE_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir.join("storage")),
+            storage: match get("YDS_STORAGE_BACKEND").as_deref() {
+                None | Some("local") => StorageConfig::Local {
+                    root: get("YDS_STORAGE_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir.join("storage")),
+                },
+                Some("gcs") => StorageConfig::Gcs {
+                    bucket: get("YDS_GCS_BUCKET").ok_or_else(|| {
+                        ConfigError::invalid("YDS_GCS_BUCKET", "required when YDS_STORAGE_BACKEND=gcs")
+                    })?,
+                    endpoint: get("YDS_GCS_ENDPOINT"),
+                },
+                Some(other) => {
+                    return Err(ConfigError::invalid(
+                        "YDS_STORAGE_BACKEND",
+                        format!("expected `local` or `gcs`, got `{other}`"),
+                    ))
+                }
             },
-            queue: QueueConfig::Local {
-                dir: get("YDS_QUEUE_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir.join("queue")),
+            queue: match get("YDS_QUEUE_BACKEND").as_deref() {
+                None | Some("local") => QueueConfig::Local {
+                    dir: get("YDS_QUEUE_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir.join("queue")),
+                },
+                Some("cloud_tasks") => {
+                    let required = |name: &'static str| {
+                        get(name)
+                            .ok_or_else(|| ConfigError::invalid(name, "required when YDS_QUEUE_BACKEND=cloud_tasks"))
+                    };
+                    QueueConfig::CloudTasks {
+                        queue: required("YDS_TASKS_QUEUE")?,
+                        target_url: required("YDS_PROCESS_CHUNK_URL")?,
+                        service_account: required("YDS_TASKS_SERVICE_ACCOUNT")?,
+                    }
+                }
+                Some(other) => {
+                    return Err(ConfigError::invalid(
+                        "YDS_QUEUE_BACKEND",
+                        format!("expected `local` or `cloud_tasks`, got `{other}`"),
+                    ))
+                }
             },
             api_keys: ApiKeys::parse(&get("YDS_API_KEYS").unwrap_or_default())?,
             url_policy,
@@ -208,5 +245,29 @@ mod tests {
         assert_eq!(c.url_policy, UrlPolicy::Local);
         assert_eq!(c.storage, StorageConfig::Local { root: "/d/storage".into() });
         assert_eq!(c.queue, QueueConfig::Local { dir: "/d/queue".into() });
+    }
+
+    #[test]
+    fn cloud_tasks_needs_its_queue_target_and_identity() {
+        let err =
+            config(&[("YDS_QUEUE_BACKEND", "cloud_tasks"), ("YDS_TASKS_QUEUE", "projects/p/locations/l/queues/q")])
+                .unwrap_err();
+        assert_eq!(err.name, "YDS_PROCESS_CHUNK_URL");
+        let c = config(&[
+            ("YDS_QUEUE_BACKEND", "cloud_tasks"),
+            ("YDS_TASKS_QUEUE", "projects/p/locations/l/queues/q"),
+            ("YDS_PROCESS_CHUNK_URL", "https://pc.run.app/tasks"),
+            ("YDS_TASKS_SERVICE_ACCOUNT", "tasks@p.iam.gserviceaccount.com"),
+        ])
+        .unwrap();
+        assert!(matches!(c.queue, QueueConfig::CloudTasks { .. }));
+    }
+
+    #[test]
+    fn gcs_storage_needs_a_bucket() {
+        assert_eq!(config(&[("YDS_STORAGE_BACKEND", "gcs")]).unwrap_err().name, "YDS_GCS_BUCKET");
+        let c = config(&[("YDS_STORAGE_BACKEND", "gcs"), ("YDS_GCS_BUCKET", "b")]).unwrap();
+        assert_eq!(c.storage, StorageConfig::Gcs { bucket: "b".into(), endpoint: None });
+        assert_eq!(config(&[("YDS_STORAGE_BACKEND", "s3")]).unwrap_err().name, "YDS_STORAGE_BACKEND");
     }
 }

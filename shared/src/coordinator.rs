@@ -234,11 +234,13 @@ pub async fn try_finalize(db: &Db, job_id: &str) -> DbResult<()> {
 }
 
 async fn finish(db: &Db, job: &JobDoc, status: JobStatus, progress: Progress) -> DbResult<()> {
+    let duplicates = crate::images::mark_duplicates(db, &job.dataset_id).await?;
     let stats = mongodb::bson::to_bson(&progress.stats).expect("stats serialize");
+    let duplicates = mongodb::bson::to_bson(&duplicates).expect("counts serialize");
     db.datasets
         .update_one(
             doc! {"_id": &job.dataset_id, "status": "importing"},
-            doc! {"$set": {"status": "ready", "stats": stats}},
+            doc! {"$set": {"status": "ready", "stats": stats, "duplicates": duplicates}},
         )
         .await?;
     let result = JobResult {

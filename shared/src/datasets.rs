@@ -37,6 +37,15 @@ pub struct DatasetDoc {
     /// Filled when the import ends.
     #[serde(default)]
     pub stats: Option<ChunkStats>,
+    /// Exact duplicate files, found when the import ends.
+    #[serde(default)]
+    pub duplicates: Option<crate::images::DuplicateCounts>,
+    /// Dataset-level findings from planning (orphan labels, missing list entries...): a sample.
+    #[serde(default)]
+    pub findings: Vec<crate::jobs::FileError>,
+    /// Every dataset-level finding code with its count.
+    #[serde(default)]
+    pub finding_counts: std::collections::BTreeMap<String, u64>,
 }
 
 impl DatasetDoc {
@@ -60,6 +69,25 @@ impl DatasetDoc {
                 json!({"class_id": id, "name": name, "instances": c.instances, "images": c.images})
             })
             .collect();
+        let unused_classes: Vec<usize> = (0..self.classes.len())
+            .filter(|id| self.stats.is_some() && stats.classes.get(&id.to_string()).is_none_or(|c| c.instances == 0))
+            .collect();
+        let mut issue_counts = stats.issues.clone();
+        for (code, n) in &self.finding_counts {
+            *issue_counts.entry(code.clone()).or_default() += n;
+        }
+        // Duplicates are found after the chunks counted their issues.
+        let duplicates = self.duplicates.clone().unwrap_or_default();
+        for (code, n) in
+            [("duplicate_image", duplicates.within_split), ("cross_split_duplicate", duplicates.cross_split)]
+        {
+            if n > 0 {
+                issue_counts.insert(code.into(), n);
+            }
+        }
+        if !unused_classes.is_empty() {
+            issue_counts.insert("class_without_instances".into(), unused_classes.len() as u64);
+        }
         json!({
             "id": self.id,
             "name": self.name,
@@ -75,6 +103,16 @@ impl DatasetDoc {
             },
             "splits": splits,
             "class_counts": class_counts,
+            "statistics": {
+                "labels": stats.labels,
+                "invalid_labels": stats.invalid_labels,
+                "duplicate_rows_removed": stats.duplicate_rows_removed,
+                "splits": stats.splits,
+                "issues": issue_counts,
+                "duplicates": duplicates,
+                "classes_without_instances": unused_classes,
+            },
+            "findings": self.findings,
         })
     }
 }

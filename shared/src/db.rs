@@ -61,34 +61,43 @@ impl Db {
     }
 
     /// Creates every index the queries use; safe to run concurrently and repeatedly.
+    /// One `createIndexes` round trip per collection.
     pub async fn ensure_indexes(&self) -> DbResult<()> {
         let index = |keys: Document| IndexModel::builder().keys(keys).build();
-        let unique = |keys: Document| {
-            IndexModel::builder().keys(keys).options(IndexOptions::builder().unique(true).build()).build()
-        };
         // GET /datasets: a tenant's datasets, newest first, keyset on (created_at, _id).
-        self.datasets.create_index(index(doc! {"tenant": 1, "created_at": -1, "_id": -1})).await?;
+        self.datasets.create_indexes([index(doc! {"tenant": 1, "created_at": -1, "_id": -1})]).await?;
         // Idempotency-Key: one job per (tenant, key); only jobs that carry a key.
-        self.jobs
-            .create_index(
-                IndexModel::builder()
-                    .keys(doc! {"tenant": 1, "idempotency_key": 1})
-                    .options(
-                        IndexOptions::builder()
-                            .unique(true)
-                            .partial_filter_expression(doc! {"idempotency_key": {"$exists": true}})
-                            .build(),
-                    )
+        let idempotency = IndexModel::builder()
+            .keys(doc! {"tenant": 1, "idempotency_key": 1})
+            .options(
+                IndexOptions::builder()
+                    .unique(true)
+                    .partial_filter_expression(doc! {"idempotency_key": {"$exists": true}})
                     .build(),
             )
-            .await?;
+            .build();
+        self.jobs.create_indexes([idempotency]).await?;
         // Coordinator: pending chunks of a job, and progress sums.
-        self.chunks.create_index(index(doc! {"job_id": 1, "state": 1})).await?;
-        // GET /datasets/{id}/images: keyset on path, with each filter served by its own index.
-        self.images.create_index(unique(doc! {"dataset_id": 1, "path": 1})).await?;
-        self.images.create_index(index(doc! {"dataset_id": 1, "split": 1, "path": 1})).await?;
-        self.images.create_index(index(doc! {"dataset_id": 1, "class_ids": 1, "path": 1})).await?;
-        self.images.create_index(index(doc! {"dataset_id": 1, "split": 1, "class_ids": 1, "path": 1})).await?;
+        self.chunks.create_indexes([index(doc! {"job_id": 1, "state": 1})]).await?;
+        // GET /datasets/{id}/images: keyset on path, each filter served by its own index.
+        let unique_path = IndexModel::builder()
+            .keys(doc! {"dataset_id": 1, "path": 1})
+            .options(IndexOptions::builder().unique(true).build())
+            .build();
+        self.images
+            .create_indexes([
+                unique_path,
+                index(doc! {"dataset_id": 1, "split": 1, "path": 1}),
+                index(doc! {"dataset_id": 1, "class_ids": 1, "path": 1}),
+                index(doc! {"dataset_id": 1, "split": 1, "class_ids": 1, "path": 1}),
+                index(doc! {"dataset_id": 1, "issue_codes": 1, "path": 1}),
+                index(doc! {"dataset_id": 1, "split": 1, "issue_codes": 1, "path": 1}),
+                index(doc! {"dataset_id": 1, "valid": 1, "path": 1}),
+                index(doc! {"dataset_id": 1, "split": 1, "valid": 1, "path": 1}),
+                // Exact duplicates, grouped when a job ends.
+                index(doc! {"dataset_id": 1, "content_hash": 1}),
+            ])
+            .await?;
         Ok(())
     }
 }

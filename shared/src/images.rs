@@ -18,13 +18,25 @@ pub struct ImageDoc {
     pub path: String,
     pub split: String,
     pub file_name: String,
+    /// Displayed size, after EXIF orientation.
     pub width: u32,
     pub height: u32,
+    /// Size as stored in the file header.
+    pub stored_width: u32,
+    pub stored_height: u32,
+    /// EXIF orientation tag, when the file has one.
+    #[serde(default)]
+    pub orientation: Option<u16>,
     pub format: String,
     pub size_bytes: u64,
+    /// BLAKE3 of the file, for exact-duplicate detection.
+    pub content_hash: String,
+    /// Ultralytics' verdict: the trainer would use this image.
     pub valid: bool,
     pub annotations: Vec<Annotation>,
     pub issues: Vec<Issue>,
+    /// Distinct issue codes, for the `issue` filter.
+    pub issue_codes: Vec<String>,
     /// Distinct class ids among the annotations, for the `class_id` filter.
     pub class_ids: Vec<u32>,
 }
@@ -47,8 +59,12 @@ impl ImageDoc {
             "split": self.split,
             "width": self.width,
             "height": self.height,
+            "stored_width": self.stored_width,
+            "stored_height": self.stored_height,
+            "exif_orientation": self.orientation,
             "format": self.format,
             "size_bytes": self.size_bytes,
+            "content_hash": self.content_hash,
             "valid": self.valid,
             "annotations": self.annotations,
             "issues": self.issues,
@@ -62,6 +78,9 @@ pub struct ImageQuery {
     pub dataset_id: String,
     pub split: Option<String>,
     pub class_id: Option<u32>,
+    pub valid: Option<bool>,
+    /// Images carrying this issue code.
+    pub issue: Option<String>,
     /// The `path` of the previous page's last image.
     pub after: Option<String>,
     pub limit: i64,
@@ -79,9 +98,26 @@ pub async fn page(db: &crate::db::Db, query: &ImageQuery) -> crate::db::DbResult
         filter.insert("split", split);
         hint.insert("split", 1);
     }
+    // At most one multikey filter picks the index; the others are checked on its entries.
     if let Some(class_id) = query.class_id {
         filter.insert("class_ids", class_id as i64);
         hint.insert("class_ids", 1);
+    } else if let Some(code) = &query.issue {
+        filter.insert("issue_codes", code);
+        hint.insert("issue_codes", 1);
+    } else if let Some(valid) = query.valid {
+        filter.insert("valid", valid);
+        hint.insert("valid", 1);
+    }
+    if query.class_id.is_some() {
+        if let Some(code) = &query.issue {
+            filter.insert("issue_codes", code);
+        }
+    }
+    if query.class_id.is_some() || query.issue.is_some() {
+        if let Some(valid) = query.valid {
+            filter.insert("valid", valid);
+        }
     }
     hint.insert("path", 1);
     if let Some(after) = &query.after {
@@ -103,4 +139,80 @@ pub async fn page(db: &crate::db::Db, query: &ImageQuery) -> crate::db::DbResult
         None
     };
     Ok((items, next))
+}
+
+/// Exact duplicates found among a dataset's images.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DuplicateCounts {
+    /// Images whose content also appears elsewhere in the same split.
+    pub within_split: u64,
+    /// Images whose content also appears in another split (train/val leakage).
+    pub cross_split: u64,
+}
+
+/// Finds files with the same content hash and records the finding on each of them.
+/// Idempotent: the issues are added with `$addToSet` and have deterministic text.
+pub async fn mark_duplicates(db: &crate::db::Db, dataset_id: &str) -> crate::db::DbResult<DuplicateCounts> {
+    use futures::TryStreamExt;
+    use mongodb::bson::{doc, Document};
+
+    let pipeline = vec![
+        doc! {"$match": {"dataset_id": dataset_id}},
+        doc! {"$group": {"_id": "$content_hash", "n": {"$sum": 1}, "images": {"$push": {"id": "$_id", "split": "$split", "path": "$path"}}}},
+        doc! {"$match": {"n": {"$gt": 1}}},
+    ];
+    let mut groups = db.images.aggregate(pipeline).await?;
+    let mut counts = DuplicateCounts::default();
+    while let Some(group) = groups.try_next().await? {
+        let mut members: Vec<(String, String, String)> = group
+            .get_array("images")
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|m| m.as_document())
+                    .map(|m: &Document| {
+                        let get = |k: &str| m.get_str(k).unwrap_or_default().to_owned();
+                        (get("id"), get("split"), get("path"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Sorted, so the messages (and thus `$addToSet`) are the same on every run.
+        members.sort_by(|a, b| a.2.cmp(&b.2));
+        for (id, split, _) in &members {
+            let others = name_some(members.iter().filter(|(i, ..)| i != id).map(|(.., p)| p.as_str()));
+            let same_split = members.iter().any(|(i, s, _)| i != id && s == split);
+            let other_split = members.iter().any(|(_, s, _)| s != split);
+            let mut issues = Vec::new();
+            if same_split {
+                counts.within_split += 1;
+                issues.push(Issue::new("duplicate_image", format!("identical file content to {others}")));
+            }
+            if other_split {
+                counts.cross_split += 1;
+                issues.push(Issue::new(
+                    "cross_split_duplicate",
+                    format!("identical file content appears in another split ({others}): train/val leakage"),
+                ));
+            }
+            let codes: Vec<&str> = issues.iter().map(|i| i.code.as_str()).collect();
+            let issues = mongodb::bson::to_bson(&issues).expect("issues serialize");
+            db.images
+                .update_one(
+                    doc! {"_id": id},
+                    doc! {"$addToSet": {"issues": {"$each": issues}, "issue_codes": {"$each": codes}}},
+                )
+                .await?;
+        }
+    }
+    Ok(counts)
+}
+
+/// Up to five names, then how many more.
+fn name_some<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    match names.len() {
+        0..=5 => names.join(", "),
+        n => format!("{} and {} more", names[..5].join(", "), n - 5),
+    }
 }

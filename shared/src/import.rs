@@ -228,6 +228,9 @@ async fn resume(
         kpt_shape: None,
         split_names: Vec::new(),
         stats: None,
+        duplicates: None,
+        findings: Vec::new(),
+        finding_counts: Default::default(),
     };
     match db.datasets.insert_one(&dataset).await {
         Ok(_) => {}

@@ -16,6 +16,7 @@ use crate::backends::Backends;
 use crate::coordinator::{self, ChunkFile, ChunkState, ChunkStats};
 use crate::datasets::DatasetDoc;
 use crate::db::is_duplicate_key;
+use crate::format::image_file::inspect_image;
 use crate::format::labels::{parse_label_file, LabelRules, ParsedLabels};
 use crate::format::Task;
 use crate::images::{image_id, ImageDoc};
@@ -40,8 +41,6 @@ impl From<mongodb::error::Error> for ChunkError {
     }
 }
 
-/// Smallest image side Ultralytics trains on.
-const MIN_IMAGE_SIDE: u32 = 10;
 /// Files of one chunk read and copied at once.
 const FILE_CONCURRENCY: usize = 8;
 
@@ -155,23 +154,8 @@ async fn import_file(
 ) -> Result<FileOutcome, ChunkError> {
     let path = format!("{}/{}", file.split, file.file_name);
     let image = backends.store.get(&file.image).await?;
-    let mut issues = Vec::new();
-    let header = read_header(&image);
-    let (width, height, format) = match &header {
-        Ok(h) => (h.width, h.height, h.format.to_owned()),
-        Err(issue) => {
-            issues.push(issue.clone());
-            (0, 0, "unknown".to_owned())
-        }
-    };
-    let mut image_ok = header.is_ok();
-    if image_ok && (width < MIN_IMAGE_SIDE || height < MIN_IMAGE_SIDE) {
-        issues.push(Issue::new(
-            "image_too_small",
-            format!("image is {width}x{height}; at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} is required"),
-        ));
-        image_ok = false;
-    }
+    let info = inspect_image(&image, &file.file_name);
+    let mut issues = info.issues.clone();
 
     let label_text = match &file.label {
         Some(key) => Some(backends.store.get(key).await?),
@@ -197,25 +181,31 @@ async fn import_file(
         backends.store.put(&keys::dataset_label(dataset_id, &file.split, &file.file_name), Bytes::clone(bytes)).await?;
     }
 
-    let valid = image_ok && !parsed.corrupt;
+    let valid = info.valid && !parsed.corrupt;
     let error = (!valid).then(|| {
         let first = issues.first().cloned().unwrap_or_else(|| Issue::new("invalid", "invalid"));
         FileError { file: path.clone(), code: first.code, message: first.message }
     });
     let class_ids: BTreeSet<u32> = parsed.annotations.iter().map(|a| a.class_id).collect();
+    let issue_codes: BTreeSet<String> = issues.iter().map(|i| i.code.clone()).collect();
     let doc = ImageDoc {
         id: image_id(dataset_id, &path),
         dataset_id: dataset_id.to_owned(),
         path,
         split: file.split.clone(),
         file_name: file.file_name.clone(),
-        width,
-        height,
-        format,
+        width: info.width,
+        height: info.height,
+        stored_width: info.stored_width,
+        stored_height: info.stored_height,
+        orientation: info.orientation,
+        format: info.format,
         size_bytes: image.len() as u64,
+        content_hash: info.content_hash,
         valid,
         annotations: parsed.annotations,
         issues,
+        issue_codes: issue_codes.into_iter().collect(),
         class_ids: class_ids.into_iter().collect(),
     };
     Ok(FileOutcome {
@@ -225,32 +215,6 @@ async fn import_file(
         duplicates_removed: parsed.duplicates_removed,
         error,
     })
-}
-
-struct Header {
-    width: u32,
-    height: u32,
-    format: &'static str,
-}
-
-/// Format and size from the file's first bytes; content decides, not the extension.
-fn read_header(bytes: &[u8]) -> Result<Header, Issue> {
-    use imagesize::ImageType;
-    let corrupt = |why: &str| Issue::new("corrupt_image", format!("the image cannot be read: {why}"));
-    let kind = imagesize::image_type(bytes).map_err(|_| corrupt("unknown or damaged format"))?;
-    let format = match kind {
-        ImageType::Jpeg => "jpeg",
-        ImageType::Png => "png",
-        ImageType::Bmp => "bmp",
-        ImageType::Webp => "webp",
-        ImageType::Tiff => "tiff",
-        ImageType::Heif(_) => "heic",
-        ImageType::Pnm => "pfm",
-        ImageType::Gif => return Err(Issue::new("unsupported_format", "GIF images are not used by Ultralytics")),
-        _ => return Err(Issue::new("unsupported_format", "this image format is not used by Ultralytics")),
-    };
-    let size = imagesize::blob_size(bytes).map_err(|_| corrupt("damaged header"))?;
-    Ok(Header { width: size.width as u32, height: size.height as u32, format })
 }
 
 async fn insert_images(backends: &Backends, docs: &[&ImageDoc]) -> Result<(), ChunkError> {

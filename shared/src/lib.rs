@@ -21,8 +21,8 @@
 //! - [`config`]: the environment, read once.
 //! - [`backends`]: the clients a process builds once and shares.
 //! - [`db`]: MongoDB collections and indexes.
-//! - [`storage`]: object storage (local filesystem; Cloud Storage later).
-//! - [`queue`]: task delivery (durable local queue; Cloud Tasks later).
+//! - [`storage`]: object storage (local filesystem, Cloud Storage).
+//! - [`queue`]: task delivery (durable local queue, Cloud Tasks).
 //! - [`source`]: which URLs may be fetched, and fetching them.
 //! - [`http`]: the edge — handler type, auth, problem+json, gzip, hyper and Lambda runtimes.
 

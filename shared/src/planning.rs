@@ -7,7 +7,7 @@
 //! job, so a retried plan (after a crash or a duplicate delivery) redoes the same work and
 //! creates nothing twice.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -100,7 +100,14 @@ pub async fn plan(backends: &Backends, job_id: &str) -> Result<(), PlanError> {
         parse_data_yaml(&yaml_text).map_err(|e| PlanError::permanent(&yaml_path, "config_invalid", e.to_string()))?;
 
     let (files, split_names, split_issues) = resolve_files(backends, job_id, &config, &yaml_path, &tree).await?;
-    errors.extend(split_issues);
+    errors.extend(split_issues.iter().cloned());
+    let mut findings = split_issues;
+    findings.extend(orphan_labels(&files, &tree, job_id));
+    let mut finding_counts: BTreeMap<String, u64> = BTreeMap::new();
+    for finding in &findings {
+        *finding_counts.entry(finding.code.clone()).or_default() += 1;
+    }
+    findings.truncate(ERROR_SAMPLE);
 
     let task = match job.task.or(config.task) {
         Some(task) => task,
@@ -120,6 +127,8 @@ pub async fn plan(backends: &Backends, job_id: &str) -> Result<(), PlanError> {
                 "task": task.as_str(),
                 "split_names": &split_names,
                 "kpt_shape": kpt_shape,
+                "findings": mongodb::bson::to_bson(&findings).expect("findings serialize"),
+                "finding_counts": mongodb::bson::to_bson(&finding_counts).expect("counts serialize"),
             }},
         )
         .await?;
@@ -364,6 +373,22 @@ async fn resolve_files(
         split_names.push(spec.name.clone());
     }
     Ok((files, split_names, issues))
+}
+
+/// Label files that no image of any split uses: Ultralytics ignores them silently.
+fn orphan_labels(files: &[ChunkFile], tree: &MemoryTree, job_id: &str) -> Vec<FileError> {
+    let staged_prefix = keys::staged_member(job_id, "");
+    let used: HashSet<&str> =
+        files.iter().filter_map(|f| f.label.as_deref()).filter_map(|k| k.strip_prefix(&staged_prefix)).collect();
+    tree.paths()
+        .filter(|p| p.ends_with(".txt") && (p.starts_with("labels/") || p.contains("/labels/")))
+        .filter(|p| !used.contains(p))
+        .map(|p| FileError {
+            file: p.to_owned(),
+            code: "orphan_label".into(),
+            message: "label file with no matching image; it is not imported".into(),
+        })
+        .collect()
 }
 
 /// The directories a split's sources resolve to, longest first.

@@ -231,3 +231,57 @@ async fn real_datasets_import_with_the_counts_their_files_imply() {
     }
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn findings_are_reported_and_filterable() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("src");
+    let mut spec = DatasetSpec::small(31);
+    spec.defects = Defects { corrupt_images: 1, bad_label_lines: 1, tiny_images: 1 };
+    let generated = testkit::generate(&root, &spec).unwrap();
+    // Train/val leakage: one valid train image copied into val; and a label with no image.
+    let leaked = generated.images.iter().find(|i| i.split == "train" && i.valid).unwrap();
+    let ext = leaked.file_name.rsplit('.').next().unwrap();
+    std::fs::copy(generated.image_path(leaked), root.join(format!("images/val/leaked.{ext}"))).unwrap();
+    std::fs::write(root.join("labels/train/ghost.txt"), "0 0.5 0.5 0.1 0.1\n").unwrap();
+    let archive = work.path().join("d.zip");
+    testkit::pack_zip(&root, &archive).unwrap();
+
+    let stack = TestStack::start(Chaos::default()).await;
+    let (dataset_id, status) =
+        import_and_wait(&stack, json!({"name": "findings", "archive_url": format!("file://{}", archive.display())}))
+            .await;
+    assert_eq!(status["status"], "completed_with_errors");
+    assert_eq!(status["counts"]["invalid_images"], generated.invalid_count());
+
+    let invalid = stack.all_images(&dataset_id, 2, "&valid=false").await;
+    assert_eq!(invalid.len(), generated.invalid_count());
+    assert!(invalid.iter().all(|i| i["valid"] == false && !i["issues"].as_array().unwrap().is_empty()));
+    let valid = stack.all_images(&dataset_id, 50, "&valid=true").await;
+    assert_eq!(valid.len(), generated.image_count() + 1 - generated.invalid_count());
+
+    let leaks = stack.all_images(&dataset_id, 50, "&issue=cross_split_duplicate").await;
+    let mut names: Vec<String> = leaks
+        .iter()
+        .map(|i| format!("{}/{}", i["split"].as_str().unwrap(), i["file_name"].as_str().unwrap()))
+        .collect();
+    names.sort();
+    assert_eq!(names, [format!("train/{}", leaked.file_name), format!("val/leaked.{ext}")]);
+    let (code, page) = stack.get(&format!("/datasets/{dataset_id}/images?issue=cross_split_duplicate&split=val")).await;
+    assert_eq!(code, 200);
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+
+    let dataset = stack.dataset(&dataset_id).await;
+    let statistics = &dataset["statistics"];
+    assert_eq!(statistics["duplicates"]["cross_split"], 2);
+    assert_eq!(statistics["issues"]["cross_split_duplicate"], 2);
+    assert_eq!(statistics["issues"]["orphan_label"], 1);
+    assert!(dataset["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["code"] == "orphan_label" && f["file"] == "labels/train/ghost.txt"));
+    let (code, _) = stack.get(&format!("/datasets/{dataset_id}/images?valid=maybe")).await;
+    assert_eq!(code, 400);
+    stack.shutdown().await;
+}

@@ -7,15 +7,16 @@ use local_stack::stack::{Stack, StackOptions};
 
 use crate::{paths, StackArgs};
 
-/// Builds the five function binaries (debug profile, like the tests use).
+/// Builds the function binaries (debug profile). The whole workspace's binaries, exactly as
+/// `cargo xtask test` builds them: the same package selection means the same feature set, so
+/// neither command makes the other rebuild its dependencies.
 pub fn build_functions() -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(paths::workspace_root()).args(["build", "--quiet"]);
-    for name in local_stack::stack::FUNCTIONS {
-        cmd.args(["-p", name]);
-    }
-    let status = cmd.status().context("running cargo build")?;
+    let status = Command::new(cargo)
+        .current_dir(paths::workspace_root())
+        .args(["build", "--quiet", "--workspace", "--bins"])
+        .status()
+        .context("running cargo build")?;
     if !status.success() {
         bail!("building the functions failed");
     }

@@ -24,13 +24,9 @@ pub async fn run(extra_args: &[String]) -> anyhow::Result<i32> {
 fn run_cargo(mongodb_uri: &str, extra_args: &[String]) -> anyhow::Result<i32> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let root = paths::workspace_root();
-    let status = Command::new(&cargo)
-        .current_dir(&root)
-        .args(["build", "--workspace", "--bins"])
-        .status()
-        .context("running cargo build")?;
-    if !status.success() {
-        return Ok(status.code().unwrap_or(1));
+    if let Err(err) = crate::serve::build_functions() {
+        eprintln!("xtask: {err:#}");
+        return Ok(1);
     }
     let status = Command::new(&cargo)
         .current_dir(&root)

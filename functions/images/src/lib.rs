@@ -1,5 +1,5 @@
 //! images: `GET /datasets/{id}/images` — a dataset's images with their annotations and
-//! findings, in a stable order, keyset-paginated, filtered by split and class.
+//! findings, in a stable order, keyset-paginated, filtered by split, class, validity and issue.
 
 use async_trait::async_trait;
 use http::{Method, StatusCode};
@@ -33,7 +33,7 @@ impl Handler for ListImages {
             return Err(ApiError::MethodNotAllowed);
         }
         let params = query_params(&req)?;
-        reject_unknown_params(&params, &["limit", "cursor", "split", "class_id"])?;
+        reject_unknown_params(&params, &["limit", "cursor", "split", "class_id", "valid", "issue"])?;
         let limit = pagination::parse_limit(params.get("limit"), 100, 1000)?;
         let after: Option<String> = params.get("cursor").map(|c| pagination::decode(c)).transpose()?;
         let class_id = match params.get("class_id") {
@@ -50,7 +50,17 @@ impl Handler for ListImages {
         if datasets::find_for_tenant(&self.db, caller.tenant(), &dataset_id).await?.is_none() {
             return Err(ApiError::NotFound(format!("dataset `{dataset_id}` not found")));
         }
-        let query = ImageQuery { dataset_id, split, class_id, after, limit };
+        let valid = match params.get("valid").map(String::as_str) {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(_) => return Err(ApiError::BadRequest("`valid` must be `true` or `false`".into())),
+        };
+        let issue = params.get("issue").cloned();
+        if issue.as_deref().is_some_and(|c| c.is_empty() || c.len() > 64) {
+            return Err(ApiError::BadRequest("`issue` must be an issue code".into()));
+        }
+        let query = ImageQuery { dataset_id, split, class_id, valid, issue, after, limit };
         let (items, next) = images::page(&self.db, &query).await?;
         let items: Vec<_> = items.iter().map(|i| i.to_view()).collect();
         let next_cursor = next.map(|c| pagination::encode(&c));

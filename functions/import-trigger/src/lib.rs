@@ -30,15 +30,7 @@ impl Handler for ImportTrigger {
         if req.method() != Method::POST {
             return Err(ApiError::MethodNotAllowed);
         }
-        if let Some(content_type) = req.headers().get(header::CONTENT_TYPE) {
-            let is_json = content_type
-                .to_str()
-                .map(|v| v.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
-                .unwrap_or(false);
-            if !is_json {
-                return Err(ApiError::UnsupportedMediaType("the body must be application/json".into()));
-            }
-        }
+        // The body must be JSON whatever its Content-Type says: `curl -d` sends a form type.
         let idempotency_key = match req.headers().get("idempotency-key") {
             None => None,
             Some(value) => {

@@ -1,6 +1,7 @@
 //! The YOLO dataset format, as Ultralytics reads it.
 //!
 //! - [`data_yaml`]: the dataset configuration (`names`, splits, `kpt_shape`, ...).
+//! - [`image_file`]: what an image file is (format, size after EXIF orientation, integrity).
 //! - [`layout`]: which files are images, where an image's label file lives, how a split's
 //!   sources (directory, list of directories, `.txt` list file) resolve to image paths.
 //! - [`labels`]: label lines for the four tasks (detect, segment, pose, OBB).
@@ -9,6 +10,7 @@
 //! so every rule is testable with plain strings.
 
 pub mod data_yaml;
+pub mod image_file;
 pub mod labels;
 pub mod layout;
 
