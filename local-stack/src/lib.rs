@@ -21,6 +21,7 @@ pub mod mongod;
 pub mod stack;
 pub mod supervisor;
 mod util;
+mod wheel;
 
 pub use fake_gcs::{ensure_fake_gcs, FakeGcs};
 pub use gateway::{public_routes, serve, Route};

