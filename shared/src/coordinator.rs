@@ -90,6 +90,9 @@ pub struct SplitStats {
     pub annotations: u64,
     pub background_images: u64,
     pub invalid_images: u64,
+    /// Per class id (as text), within this split.
+    #[serde(default)]
+    pub classes: BTreeMap<String, ClassStats>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -113,15 +116,20 @@ impl ChunkStats {
             mine.annotations += s.annotations;
             mine.background_images += s.background_images;
             mine.invalid_images += s.invalid_images;
+            merge_classes(&mut mine.classes, &s.classes);
         }
-        for (id, c) in &other.classes {
-            let mine = self.classes.entry(id.clone()).or_default();
-            mine.instances += c.instances;
-            mine.images += c.images;
-        }
+        merge_classes(&mut self.classes, &other.classes);
         for (code, n) in &other.issues {
             *self.issues.entry(code.clone()).or_default() += n;
         }
+    }
+}
+
+fn merge_classes(mine: &mut BTreeMap<String, ClassStats>, other: &BTreeMap<String, ClassStats>) {
+    for (id, c) in other {
+        let entry = mine.entry(id.clone()).or_default();
+        entry.instances += c.instances;
+        entry.images += c.images;
     }
 }
 

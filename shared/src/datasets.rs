@@ -57,7 +57,21 @@ impl DatasetDoc {
             .iter()
             .map(|name| {
                 let s = stats.splits.get(name).cloned().unwrap_or_default();
-                (name.clone(), json!({"images": s.images, "annotations": s.annotations}))
+                let classes: serde_json::Map<String, Value> = s
+                    .classes
+                    .iter()
+                    .map(|(id, c)| (id.clone(), json!({"instances": c.instances, "images": c.images})))
+                    .collect();
+                (
+                    name.clone(),
+                    json!({
+                        "images": s.images,
+                        "annotations": s.annotations,
+                        "background_images": s.background_images,
+                        "invalid_images": s.invalid_images,
+                        "classes": classes,
+                    }),
+                )
             })
             .collect();
         let class_counts: Vec<Value> = self
@@ -107,7 +121,6 @@ impl DatasetDoc {
                 "labels": stats.labels,
                 "invalid_labels": stats.invalid_labels,
                 "duplicate_rows_removed": stats.duplicate_rows_removed,
-                "splits": stats.splits,
                 "issues": issue_counts,
                 "duplicates": duplicates,
                 "classes_without_instances": unused_classes,

@@ -181,6 +181,7 @@ pub async fn start_import(
         files_total: 0,
         chunks_total: 0,
         errors: Vec::new(),
+        findings: Vec::new(),
         result: None,
         created_at: now,
         updated_at: now,

@@ -256,8 +256,10 @@ fn add_to_stats(stats: &mut ChunkStats, outcome: &FileOutcome) {
         *per_class.entry(annotation.class_id).or_default() += 1;
     }
     for (class_id, n) in per_class {
-        let class = stats.classes.entry(class_id.to_string()).or_default();
-        class.instances += n;
-        class.images += 1;
+        for classes in [&mut stats.classes, &mut split.classes] {
+            let class = classes.entry(class_id.to_string()).or_default();
+            class.instances += n;
+            class.images += 1;
+        }
     }
 }

@@ -79,6 +79,9 @@ pub struct JobDoc {
     /// Source-level problems found while planning (a bounded sample).
     #[serde(default)]
     pub errors: Vec<FileError>,
+    /// Dataset-level findings from planning (orphan labels, missing list entries...): a sample.
+    #[serde(default)]
+    pub findings: Vec<FileError>,
     /// Totals over all chunks, written once when the job ends.
     #[serde(default)]
     pub result: Option<JobResult>,
@@ -173,6 +176,7 @@ pub async fn status_view(db: &Db, job: &JobDoc) -> DbResult<serde_json::Value> {
             "invalid_labels": stats.invalid_labels,
         },
         "errors": errors,
+        "findings": job.findings,
         "created_at": crate::datasets::rfc3339(job.created_at),
         "updated_at": crate::datasets::rfc3339(job.updated_at),
         "finished_at": job.finished_at.map(crate::datasets::rfc3339),

@@ -151,6 +151,7 @@ pub async fn plan(backends: &Backends, job_id: &str) -> Result<(), PlanError> {
                 "files_total": files.len() as i64,
                 "chunks_total": chunks.len() as i64,
                 "errors": mongodb::bson::to_bson(&errors).expect("errors serialize"),
+                "findings": mongodb::bson::to_bson(&findings).expect("findings serialize"),
                 "updated_at": DateTime::now(),
             }},
         )

@@ -76,6 +76,13 @@ fn assert_counts_match(dataset: &Value, generated: &GeneratedDataset) {
     for (split, (images, annotations)) in per_split {
         assert_eq!(dataset["splits"][split]["images"], images, "{split} images");
         assert_eq!(dataset["splits"][split]["annotations"], annotations, "{split} annotations");
+        let per_class_in_split: u64 = dataset["splits"][split]["classes"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|c| c["instances"].as_u64().unwrap())
+            .sum();
+        assert_eq!(per_class_in_split, annotations, "{split}: per-class instances add up");
     }
     for class in dataset["class_counts"].as_array().unwrap() {
         let id = class["class_id"].as_u64().unwrap() as u32;
@@ -253,6 +260,7 @@ async fn findings_are_reported_and_filterable() {
             .await;
     assert_eq!(status["status"], "completed_with_errors");
     assert_eq!(status["counts"]["invalid_images"], generated.invalid_count());
+    assert!(status["findings"].as_array().unwrap().iter().any(|f| f["code"] == "orphan_label"));
 
     let invalid = stack.all_images(&dataset_id, 2, "&valid=false").await;
     assert_eq!(invalid.len(), generated.invalid_count());
