@@ -293,3 +293,36 @@ async fn findings_are_reported_and_filterable() {
     assert_eq!(code, 400);
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn yaml_plus_two_archives_import_like_one() {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("src");
+    let generated = testkit::generate(&root, &spec(41, Layout::Ultralytics)).unwrap();
+    let top = root.join("export");
+    let served = work.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    // The images archive holds the tree's contents (`train/...`), the labels one keeps its
+    // `labels/` folder: both forms are accepted.
+    testkit::pack_tar_gz(&top.join("images"), &served.join("images.tar.gz")).unwrap();
+    let labels_parent = work.path().join("labels-only");
+    testkit::copy_dir(&top.join("labels"), &labels_parent.join("labels")).unwrap();
+    testkit::pack_zip(&labels_parent, &served.join("labels.zip")).unwrap();
+    std::fs::copy(top.join("data.yaml"), served.join("data.yaml")).unwrap();
+    let server = FileServer::start(served).await.unwrap();
+
+    let stack = TestStack::start(Chaos::default()).await;
+    let body = json!({
+        "name": "parts",
+        "config_url": server.url("data.yaml"),
+        "images_url": server.url("images.tar.gz"),
+        "labels_url": server.url("labels.zip"),
+        "chunk_size": 8,
+    });
+    let (dataset_id, status) = import_and_wait(&stack, body).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    let images = stack.all_images(&dataset_id, 9, "").await;
+    assert_images_match(&images, &generated);
+    assert_counts_match(&stack.dataset(&dataset_id).await, &generated);
+    stack.shutdown().await;
+}
