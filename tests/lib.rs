@@ -46,6 +46,12 @@ impl TestStack {
             dir.disable_cleanup(true);
             eprintln!("stack data and logs kept in {}", dir.path().display());
         }
+        let stack = Stack::start(Self::options(&dir, chaos)).await.expect("the local stack starts");
+        TestStack { stack, client: reqwest::Client::new(), dir }
+    }
+
+    /// The stack of a test: its data under `dir`, its own database on the shared mongod.
+    fn options(dir: &tempfile::TempDir, chaos: Chaos) -> StackOptions {
         let mut options = StackOptions::new(
             dir.path().join("data"),
             env_path("YDS_TEST_BIN_DIR", "target/debug"),
@@ -57,8 +63,16 @@ impl TestStack {
         options.chaos_duplicate = chaos.duplicate;
         options.chaos_crash = chaos.crash;
         options.task_max_attempts = 20;
-        let stack = Stack::start(options).await.expect("the local stack starts");
-        TestStack { stack, client: reqwest::Client::new(), dir }
+        options
+    }
+
+    /// Stops every process of the stack and starts it again on the same data, queue and
+    /// database, as `serve` run again would.
+    pub async fn restart(self, chaos: Chaos) -> TestStack {
+        let TestStack { stack, client, dir } = self;
+        stack.shutdown().await;
+        let stack = Stack::start(Self::options(&dir, chaos)).await.expect("the local stack restarts");
+        TestStack { stack, client, dir }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -326,3 +326,40 @@ async fn yaml_plus_two_archives_import_like_one() {
     assert_counts_match(&stack.dataset(&dataset_id).await, &generated);
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stack_restarted_mid_import_finishes_it_exactly() {
+    let work = tempfile::tempdir().unwrap();
+    let generated = testkit::generate(&work.path().join("src"), &spec(53, Layout::Ultralytics)).unwrap();
+    let archive = work.path().join("d.zip");
+    testkit::pack_zip(&work.path().join("src"), &archive).unwrap();
+
+    // Every chunk delivery crashes half-way (never on the last attempt): the import is
+    // stuck retrying, with some documents written, when the whole stack goes down.
+    let stack = TestStack::start(Chaos { duplicate: 0.0, crash: 1.0 }).await;
+    let (code, accepted) =
+        stack.import(&json!({"name": "restart", "archive_url": format!("file://{}", archive.display()), "chunk_size": 5})).await;
+    assert_eq!(code, 202);
+    let job_id = accepted["job_id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, status) = stack.get(&format!("/datasets/import/{job_id}/status")).await;
+        if status["progress"]["chunks_total"].as_u64().unwrap_or(0) > 0 {
+            assert_eq!(status["status"], "running");
+            assert_eq!(status["progress"]["chunks_done"], 0);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "planning never finished: {status}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let stack = stack.restart(Chaos::default()).await;
+    let status = stack.wait_terminal(&job_id).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(status["progress"]["files_done"], generated.image_count());
+    let dataset_id = accepted["dataset_id"].as_str().unwrap();
+    let images = stack.all_images(dataset_id, 10, "").await;
+    assert_images_match(&images, &generated);
+    assert_counts_match(&stack.dataset(dataset_id).await, &generated);
+    stack.shutdown().await;
+}
