@@ -66,10 +66,13 @@ pub async fn process_chunk(
         return Ok(());
     };
     let chunk = db.chunks.find_one(doc! {"_id": coordinator::chunk_id(job_id, index)}).await?;
-    if job.status.is_terminal() || chunk.as_ref().is_none_or(|c| c.state != ChunkState::Pending) {
+    let Some(chunk) = chunk.filter(|c| c.state == ChunkState::Pending && !job.status.is_terminal()) else {
         coordinator::try_finalize(db, job_id).await?;
         return Ok(());
-    }
+    };
+    // Large chunks travel without their list (Cloud Tasks caps a task at 1 MB): the chunk's
+    // record always has it.
+    let files = if files.is_empty() { &chunk.files[..] } else { files };
     let Some(dataset) = db.datasets.find_one(doc! {"_id": &job.dataset_id}).await? else {
         return Ok(());
     };

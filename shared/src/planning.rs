@@ -67,6 +67,9 @@ impl From<crate::queue::QueueError> for PlanError {
     }
 }
 
+/// Most files a chunk task lists itself (~170 bytes each, well under 1 MB).
+const FILES_IN_TASK_MAX: usize = 2000;
+
 /// Label files read to infer the task when neither the request nor the YAML names it.
 const TASK_SNIFF_FILES: usize = 32;
 
@@ -136,7 +139,10 @@ pub async fn plan(backends: &Backends, job_id: &str) -> Result<(), PlanError> {
     let chunks: Vec<Vec<ChunkFile>> = files.chunks(job.chunk_size.max(1) as usize).map(<[_]>::to_vec).collect();
     coordinator::create_chunks(&backends.db, job_id, &chunks, 0).await?;
     for (index, files) in chunks.iter().enumerate() {
-        let body = TaskBody::Chunk { job_id: job_id.to_owned(), index: index as u32, files: files.clone() };
+        // A task carries its file list while it stays far below Cloud Tasks' 1 MB limit; a
+        // larger chunk's task carries none and process-chunk reads the list from the record.
+        let files = if files.len() <= FILES_IN_TASK_MAX { files.clone() } else { Vec::new() };
+        let body = TaskBody::Chunk { job_id: job_id.to_owned(), index: index as u32, files };
         backends.queue.enqueue(&body).await?;
     }
     errors.truncate(ERROR_SAMPLE);

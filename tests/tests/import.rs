@@ -337,8 +337,9 @@ async fn a_stack_restarted_mid_import_finishes_it_exactly() {
     // Every chunk delivery crashes half-way (never on the last attempt): the import is
     // stuck retrying, with some documents written, when the whole stack goes down.
     let stack = TestStack::start(Chaos { duplicate: 0.0, crash: 1.0 }).await;
-    let (code, accepted) =
-        stack.import(&json!({"name": "restart", "archive_url": format!("file://{}", archive.display()), "chunk_size": 5})).await;
+    let (code, accepted) = stack
+        .import(&json!({"name": "restart", "archive_url": format!("file://{}", archive.display()), "chunk_size": 5}))
+        .await;
     assert_eq!(code, 202);
     let job_id = accepted["job_id"].as_str().unwrap().to_owned();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

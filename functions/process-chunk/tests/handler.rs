@@ -58,6 +58,15 @@ async fn every_chunk_counts_once_under_duplicates_and_crashes() {
     assert!(crashed.is_err());
     let job = yds::jobs::find(&backends.db, &job_id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Running);
+    // Chunks too large for one task travel without their list: the record has it.
+    let chunks: Vec<TaskBody> = chunks
+        .into_iter()
+        .enumerate()
+        .map(|(i, task)| match task {
+            TaskBody::Chunk { job_id, index, .. } if i % 2 == 1 => TaskBody::Chunk { job_id, index, files: vec![] },
+            other => other,
+        })
+        .collect();
     for chunk in &chunks {
         // Every chunk delivered twice at once.
         let (a, b) = tokio::join!(service.call(task_request(chunk, 0)), service.call(task_request(chunk, 1)));

@@ -20,7 +20,8 @@ pub use local::LocalQueue;
 pub enum TaskBody {
     /// Read the job's source, stage its files and enqueue its chunks.
     Plan { job_id: String },
-    /// Import one chunk of files (the list also lives in the chunk's record).
+    /// Import one chunk of files. The list also lives in the chunk's record; an empty list
+    /// means "read it from there" (chunks too large for one task).
     Chunk { job_id: String, index: u32, files: Vec<ChunkFile> },
 }
 
