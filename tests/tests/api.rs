@@ -129,3 +129,54 @@ async fn idempotency_filters_tenants_and_pages() {
     assert!(page2["items"][0]["created_at"].as_str().unwrap().ends_with('Z'));
     stack.shutdown().await;
 }
+
+/// A tar.gz holding a real dataset plus members that try to escape: `../`, an absolute path
+/// and a symlink. They are refused and reported; nothing is written outside the dataset.
+fn hostile_archive(root: &std::path::Path, out: &std::path::Path) {
+    let file = std::fs::File::create(out).unwrap();
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast()));
+    builder.append_dir_all(".", root).unwrap();
+    for name in ["../escaped.txt", "/tmp/yds-absolute.txt"] {
+        let data = b"0 0.5 0.5 0.1 0.1\n";
+        let mut header = tar::Header::new_gnu();
+        // The builder refuses such names, so write the raw header field.
+        let field = &mut header.as_old_mut().name;
+        field[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append(&header, &data[..]).unwrap();
+    }
+    let mut link = tar::Header::new_gnu();
+    link.set_entry_type(tar::EntryType::Symlink);
+    link.set_size(0);
+    builder.append_link(&mut link, "labels/train/link.txt", "/etc/passwd").unwrap();
+    builder.into_inner().unwrap().finish().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_archive_members_are_refused_and_reported() {
+    let work = tempfile::tempdir().unwrap();
+    let generated = testkit::generate(&work.path().join("src"), &DatasetSpec::small(9)).unwrap();
+    let archive = work.path().join("inner").join("hostile.tar.gz");
+    std::fs::create_dir_all(archive.parent().unwrap()).unwrap();
+    hostile_archive(&work.path().join("src"), &archive);
+    let stack = TestStack::start(Chaos::default()).await;
+    let (code, accepted) =
+        stack.import(&json!({"name": "hostile", "archive_url": format!("file://{}", archive.display())})).await;
+    assert_eq!(code, 202);
+    let status = stack.wait_terminal(accepted["job_id"].as_str().unwrap()).await;
+    assert_eq!(status["status"], "completed_with_errors", "{status}");
+    let codes: Vec<&str> = status["errors"].as_array().unwrap().iter().map(|e| e["code"].as_str().unwrap()).collect();
+    for expected in ["unsafe_path", "absolute_path", "link_member"] {
+        assert!(codes.contains(&expected), "{expected} not reported: {codes:?}");
+    }
+    // The dataset itself imported whole, and nothing escaped.
+    assert_eq!(status["counts"]["images"], generated.image_count());
+    assert!(!work.path().join("inner").join("..").join("escaped.txt").exists());
+    assert!(!std::path::Path::new("/tmp/yds-absolute.txt").exists());
+    let data = stack.dir.path().join("data");
+    let escaped = std::process::Command::new("find").arg(&data).args(["-name", "escaped.txt"]).output().unwrap();
+    assert!(escaped.stdout.is_empty(), "escaped.txt written under the data dir");
+    stack.shutdown().await;
+}
