@@ -37,6 +37,8 @@ pub struct Backends {
     pub url_policy: UrlPolicy,
     pub scratch_dir: PathBuf,
     pub archive_limits: Limits,
+    /// Cloud Storage endpoint override for `gs://` sources (emulators); `None`: Google's.
+    pub gcs_endpoint: Option<String>,
 }
 
 impl Backends {
@@ -51,8 +53,17 @@ impl Backends {
             url_policy,
             scratch_dir: data_dir.join("scratch"),
             archive_limits: Limits::default(),
+            gcs_endpoint: None,
         };
         (backends, queue)
+    }
+
+    /// A Cloud Storage handle on `bucket` for reading a `gs://` source.
+    pub async fn gcs_bucket(&self, bucket: &str) -> Result<GcsStore, StorageError> {
+        match &self.gcs_endpoint {
+            Some(endpoint) => GcsStore::with_endpoint(bucket, endpoint).await,
+            None => GcsStore::new(bucket).await,
+        }
     }
 
     pub async fn from_config(config: &Config) -> Result<Self, BackendError> {
@@ -79,6 +90,10 @@ impl Backends {
             url_policy: config.url_policy,
             scratch_dir: config.scratch_dir.clone(),
             archive_limits: Limits::default(),
+            gcs_endpoint: match &config.storage {
+                StorageConfig::Gcs { endpoint, .. } => endpoint.clone(),
+                StorageConfig::Local { .. } => None,
+            },
         })
     }
 }

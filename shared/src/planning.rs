@@ -24,7 +24,7 @@ use crate::format::Task;
 use crate::jobs::{self, FileError, ImportSource, JobDoc, ERROR_SAMPLE};
 use crate::queue::TaskBody;
 use crate::source::{SourceError, SourceLocation};
-use crate::storage::{keys, StorageError};
+use crate::storage::{keys, ObjectStore, StorageError};
 
 /// Why planning stopped.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +72,28 @@ const FILES_IN_TASK_MAX: usize = 2000;
 
 /// Label files read to infer the task when neither the request nor the YAML names it.
 const TASK_SNIFF_FILES: usize = 32;
+
+/// Plans `job_id` as a task delivery does: a permanent failure, or a transient one on the
+/// queue's last attempt, ends the job as failed (recorded, not retried). Returns the cause of
+/// a transient failure that a retry may fix.
+pub async fn plan_or_fail(backends: &Backends, job_id: &str, last_attempt: bool) -> Result<(), String> {
+    let failure = match plan(backends, job_id).await {
+        Ok(()) => return Ok(()),
+        Err(PlanError::Permanent(error)) => error,
+        Err(PlanError::Transient(cause)) if last_attempt => FileError {
+            file: String::new(),
+            code: "planning_failed".into(),
+            message: format!("the source could not be read after every attempt: {cause}"),
+        },
+        Err(PlanError::Transient(cause)) => return Err(cause),
+    };
+    tracing::warn!(job_id, code = %failure.code, message = %failure.message, "import failed");
+    let job = jobs::find(&backends.db, job_id).await.map_err(|e| e.to_string())?;
+    if let Some(job) = job {
+        jobs::fail(&backends.db, &job, failure).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
 
 /// Plans `job_id`. A job that is already planned or finished is only checked for completion.
 pub async fn plan(backends: &Backends, job_id: &str) -> Result<(), PlanError> {
@@ -226,21 +248,57 @@ async fn fetch(backends: &Backends, job: &JobDoc, url: &str) -> Result<LocalSour
             Ok(LocalSource::Borrowed(path))
         }
         SourceLocation::Http(http_url) => {
-            std::fs::create_dir_all(&backends.scratch_dir).map_err(|e| PlanError::Transient(e.to_string()))?;
-            let temp = tempfile::Builder::new()
-                .prefix(&format!("yds-{}-", job.id))
-                .tempfile_in(&backends.scratch_dir)
-                .map_err(|e| PlanError::Transient(e.to_string()))?
-                .into_temp_path();
+            let temp = scratch_file(backends, job)?;
             backends.fetcher.download(&http_url, &temp).await.map_err(|e| source_error(url, e))?;
             Ok(LocalSource::Downloaded(temp))
         }
-        SourceLocation::Gcs { .. } => Err(PlanError::permanent(
-            url,
-            "source_unsupported",
-            "gs:// sources need the Cloud Storage backend, which this deployment does not have",
-        )),
+        SourceLocation::Gcs { bucket, object } => {
+            let temp = scratch_file(backends, job)?;
+            download_gcs(backends, &bucket, &object, &temp).await.map_err(|e| match e {
+                StorageError::NotFound(_) => PlanError::permanent(url, "source_not_found", "no such object"),
+                StorageError::InvalidKey(_) => PlanError::permanent(url, "source_unavailable", "invalid object name"),
+                StorageError::Io(e) => PlanError::Transient(format!("reading {url}: {e}")),
+            })?;
+            Ok(LocalSource::Downloaded(temp))
+        }
     }
+}
+
+fn scratch_file(backends: &Backends, job: &JobDoc) -> Result<tempfile::TempPath, PlanError> {
+    std::fs::create_dir_all(&backends.scratch_dir).map_err(|e| PlanError::Transient(e.to_string()))?;
+    Ok(tempfile::Builder::new()
+        .prefix(&format!("yds-{}-", job.id))
+        .tempfile_in(&backends.scratch_dir)
+        .map_err(|e| PlanError::Transient(e.to_string()))?
+        .into_temp_path())
+}
+
+/// Bytes read from Cloud Storage per ranged request: memory stays bounded by this.
+const GCS_READ_BLOCK: u64 = 8 * 1024 * 1024;
+
+/// Copies a Cloud Storage object to `dest` by ranged reads, through the storage backend.
+async fn download_gcs(
+    backends: &Backends,
+    bucket: &str,
+    object: &str,
+    dest: &std::path::Path,
+) -> Result<u64, StorageError> {
+    use tokio::io::AsyncWriteExt;
+    let store = backends.gcs_bucket(bucket).await?;
+    let size = store.size(object).await?.ok_or_else(|| StorageError::NotFound(object.to_owned()))?;
+    let mut file = tokio::fs::File::create(dest).await?;
+    let mut offset = 0;
+    while offset < size {
+        let end = (offset + GCS_READ_BLOCK).min(size);
+        let block = store.get_range(object, offset..end).await?;
+        if block.is_empty() {
+            return Err(StorageError::Io(std::io::Error::other("object shorter than its size")));
+        }
+        file.write_all(&block).await?;
+        offset += block.len() as u64;
+    }
+    file.flush().await?;
+    Ok(size)
 }
 
 fn source_error(url: &str, err: SourceError) -> PlanError {

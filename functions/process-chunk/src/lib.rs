@@ -12,8 +12,7 @@ use yds::backends::Backends;
 use yds::config::Chaos;
 use yds::http::{json_response, ApiError, Caller, Handler, Request, Response};
 use yds::ingest::{self, ChunkError, Delivery};
-use yds::jobs::{self, FileError};
-use yds::planning::{self, PlanError};
+use yds::planning;
 use yds::queue::{headers, TaskBody};
 
 pub struct ProcessChunk {
@@ -25,24 +24,6 @@ pub struct ProcessChunk {
 impl ProcessChunk {
     pub fn new(backends: Backends, max_attempts: u32, chaos: Chaos) -> Self {
         Self { backends, max_attempts, chaos }
-    }
-
-    async fn run_plan(&self, job_id: &str, last_attempt: bool) -> Result<(), ApiError> {
-        let failure = match planning::plan(&self.backends, job_id).await {
-            Ok(()) => return Ok(()),
-            Err(PlanError::Permanent(error)) => error,
-            Err(PlanError::Transient(cause)) if last_attempt => FileError {
-                file: String::new(),
-                code: "planning_failed".into(),
-                message: format!("the source could not be read after every attempt: {cause}"),
-            },
-            Err(PlanError::Transient(cause)) => return Err(ApiError::Unavailable(cause)),
-        };
-        tracing::warn!(job_id, code = %failure.code, message = %failure.message, "import failed");
-        if let Some(job) = jobs::find(&self.backends.db, job_id).await? {
-            jobs::fail(&self.backends.db, &job, failure).await?;
-        }
-        Ok(())
     }
 }
 
@@ -62,7 +43,9 @@ impl Handler for ProcessChunk {
             .unwrap_or(0);
         let last_attempt = retries + 1 >= self.max_attempts;
         match &body {
-            TaskBody::Plan { job_id } => self.run_plan(job_id, last_attempt).await?,
+            TaskBody::Plan { job_id } => {
+                planning::plan_or_fail(&self.backends, job_id, last_attempt).await.map_err(ApiError::Unavailable)?
+            }
             TaskBody::Chunk { job_id, index, files } => {
                 // Never crash on the last attempt: injected faults must not exhaust the queue.
                 let crash_half_way =

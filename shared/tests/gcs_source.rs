@@ -1,0 +1,59 @@
+//! `gs://` import sources read through the Cloud Storage backend (ranged reads), against a
+//! real `fake-gcs-server`: the archive is planned and imported like any other source.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use local_stack::fake_gcs::{ensure_fake_gcs, FakeGcs};
+use serde_json::json;
+use yds::config::UrlPolicy;
+use yds::import::{start_import, ImportSettings};
+use yds::jobs::JobStatus;
+use yds::storage::gcs::GcsStore;
+use yds::storage::ObjectStore;
+
+fn tools_dir() -> PathBuf {
+    std::env::var_os("YDS_TEST_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(".yds-tools"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gs_archives_import_and_missing_objects_fail_the_job() {
+    let bin = tokio::task::spawn_blocking(|| ensure_fake_gcs(&tools_dir())).await.unwrap().unwrap();
+    let server =
+        FakeGcs::start(&bin, &PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fake-gcs-source")).await.unwrap();
+    server.create_bucket("sources").await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let generated = testkit::generate(&dir.path().join("src"), &testkit::DatasetSpec::small(13)).unwrap();
+    let archive = dir.path().join("d.zip");
+    testkit::pack_zip(&dir.path().join("src"), &archive).unwrap();
+    let bucket = GcsStore::with_endpoint("sources", &server.endpoint).await.unwrap();
+    bucket.put("exports/d.zip", Bytes::from(std::fs::read(&archive).unwrap())).await.unwrap();
+
+    let (mut backends, queue) = yds::inline::test_backends(dir.path()).await;
+    backends.gcs_endpoint = Some(server.endpoint.clone());
+    let settings = ImportSettings { url_policy: UrlPolicy::Local, default_chunk_size: 5 };
+    let import = |url: &str| json!({"name": "gs", "archive_url": url}).to_string();
+
+    let ok =
+        start_import(&backends.db, &queue, &settings, "default", None, import("gs://sources/exports/d.zip").as_bytes())
+            .await
+            .unwrap();
+    let missing =
+        start_import(&backends.db, &queue, &settings, "default", None, import("gs://sources/nope.zip").as_bytes())
+            .await
+            .unwrap();
+    yds::inline::drain(&backends, &queue).await.unwrap();
+
+    let job = yds::jobs::find(&backends.db, &ok.job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Completed);
+    let stats = job.result.unwrap().stats;
+    assert_eq!(stats.images, generated.image_count() as u64);
+    assert_eq!(stats.annotations, generated.annotation_count() as u64);
+
+    let job = yds::jobs::find(&backends.db, &missing.job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.errors[0].code, "source_not_found");
+}
