@@ -134,7 +134,7 @@ fn merge_classes(mine: &mut BTreeMap<String, ClassStats>, other: &BTreeMap<Strin
 }
 
 /// Creates the chunk records of a job; records that already exist (a retried plan) are kept.
-pub async fn create_chunks(db: &Db, job_id: &str, chunks: &[Vec<ChunkFile>], first_index: u32) -> DbResult<()> {
+pub async fn create_chunks(db: &Db, job_id: &str, chunks: &[Vec<ChunkFile>]) -> DbResult<()> {
     if chunks.is_empty() {
         return Ok(());
     }
@@ -142,7 +142,7 @@ pub async fn create_chunks(db: &Db, job_id: &str, chunks: &[Vec<ChunkFile>], fir
         .iter()
         .enumerate()
         .map(|(i, files)| {
-            let index = first_index + i as u32;
+            let index = i as u32;
             ChunkDoc {
                 id: chunk_id(job_id, index),
                 job_id: job_id.to_owned(),

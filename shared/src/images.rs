@@ -98,26 +98,23 @@ pub async fn page(db: &crate::db::Db, query: &ImageQuery) -> crate::db::DbResult
         filter.insert("split", split);
         hint.insert("split", 1);
     }
-    // At most one multikey filter picks the index; the others are checked on its entries.
+    // Every filter narrows the query; the most selective one present also picks the index
+    // (one multikey field per index), and the others are checked on its entries.
     if let Some(class_id) = query.class_id {
         filter.insert("class_ids", class_id as i64);
-        hint.insert("class_ids", 1);
-    } else if let Some(code) = &query.issue {
+    }
+    if let Some(code) = &query.issue {
         filter.insert("issue_codes", code);
-        hint.insert("issue_codes", 1);
-    } else if let Some(valid) = query.valid {
+    }
+    if let Some(valid) = query.valid {
         filter.insert("valid", valid);
-        hint.insert("valid", 1);
     }
     if query.class_id.is_some() {
-        if let Some(code) = &query.issue {
-            filter.insert("issue_codes", code);
-        }
-    }
-    if query.class_id.is_some() || query.issue.is_some() {
-        if let Some(valid) = query.valid {
-            filter.insert("valid", valid);
-        }
+        hint.insert("class_ids", 1);
+    } else if query.issue.is_some() {
+        hint.insert("issue_codes", 1);
+    } else if query.valid.is_some() {
+        hint.insert("valid", 1);
     }
     hint.insert("path", 1);
     if let Some(after) = &query.after {

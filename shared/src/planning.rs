@@ -159,7 +159,7 @@ pub async fn plan(backends: &Backends, job_id: &str) -> Result<(), PlanError> {
         .await?;
 
     let chunks: Vec<Vec<ChunkFile>> = files.chunks(job.chunk_size.max(1) as usize).map(<[_]>::to_vec).collect();
-    coordinator::create_chunks(&backends.db, job_id, &chunks, 0).await?;
+    coordinator::create_chunks(&backends.db, job_id, &chunks).await?;
     for (index, files) in chunks.iter().enumerate() {
         // A task carries its file list while it stays far below Cloud Tasks' 1 MB limit; a
         // larger chunk's task carries none and process-chunk reads the list from the record.
