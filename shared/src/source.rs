@@ -36,6 +36,9 @@ pub enum SourceError {
     /// The source answered, but not with a usable file (404, too large...).
     #[error("{0}")]
     Unusable(String),
+    /// Nothing at that location (no such file, object or folder).
+    #[error("{0}")]
+    NotFound(String),
     /// Network trouble; a retry may succeed.
     #[error("{0}")]
     Transient(String),
@@ -218,6 +221,67 @@ impl Fetcher {
         file.flush().await.map_err(|e| SourceError::Transient(format!("scratch write failed: {e}")))?;
         Ok(written)
     }
+}
+
+impl Fetcher {
+    /// The size of an HTTP(S) source and whether it answers byte-range requests, learned from
+    /// a one-byte range request (some servers do not answer HEAD the way they answer GET).
+    pub async fn probe(&self, url: &Url) -> Result<Probe, SourceError> {
+        let response =
+            self.client.get(url.clone()).header("range", "bytes=0-0").send().await.map_err(|e| describe(url, e))?;
+        let status = check_status(url, response.status())?;
+        let total = response
+            .headers()
+            .get("content-range")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit('/').next())
+            .and_then(|v| v.parse::<u64>().ok());
+        let probe = match (status.as_u16(), total) {
+            (206, Some(size)) => Probe { size, ranges: true },
+            _ => Probe { size: response.content_length().unwrap_or(0), ranges: false },
+        };
+        if probe.size > self.max_bytes {
+            return Err(SourceError::Unusable(format!("{} is larger than {} bytes", redact(url), self.max_bytes)));
+        }
+        Ok(probe)
+    }
+
+    /// Bytes `range` of an HTTP(S) source that answers range requests.
+    pub async fn get_range(&self, url: &Url, range: std::ops::Range<u64>) -> Result<bytes::Bytes, SourceError> {
+        if range.is_empty() {
+            return Ok(bytes::Bytes::new());
+        }
+        let header = format!("bytes={}-{}", range.start, range.end - 1);
+        let response =
+            self.client.get(url.clone()).header("range", header).send().await.map_err(|e| describe(url, e))?;
+        let status = check_status(url, response.status())?;
+        if status.as_u16() != 206 {
+            return Err(SourceError::Unusable(format!("{} stopped answering byte-range requests", redact(url))));
+        }
+        let body = response.bytes().await.map_err(|e| describe(url, e))?;
+        if body.len() as u64 > range.end - range.start {
+            return Err(SourceError::Unusable(format!("{} answered more bytes than asked", redact(url))));
+        }
+        Ok(body)
+    }
+}
+
+/// What [`Fetcher::probe`] learned about an HTTP source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    pub size: u64,
+    /// The server answers `Range` requests with 206.
+    pub ranges: bool,
+}
+
+fn check_status(url: &Url, status: reqwest::StatusCode) -> Result<reqwest::StatusCode, SourceError> {
+    if status.is_client_error() {
+        return Err(SourceError::Unusable(format!("{} answered {}", redact(url), status.as_u16())));
+    }
+    if !status.is_success() {
+        return Err(SourceError::Transient(format!("{} answered {}", redact(url), status.as_u16())));
+    }
+    Ok(status)
 }
 
 /// The URL without query string (which may hold signatures) for messages.

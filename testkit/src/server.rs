@@ -36,12 +36,14 @@ pub struct FileServer {
     /// `http://127.0.0.1:PORT`, without a trailing slash.
     pub base_url: String,
     requests: Arc<AtomicU64>,
+    bytes: Arc<AtomicU64>,
     shutdown: watch::Sender<bool>,
 }
 
 struct State {
     root: PathBuf,
     requests: Arc<AtomicU64>,
+    bytes: Arc<AtomicU64>,
 }
 
 impl FileServer {
@@ -51,9 +53,10 @@ impl FileServer {
         let addr = listener.local_addr()?;
         let requests = Arc::new(AtomicU64::new(0));
         let (shutdown, stop) = watch::channel(false);
-        let state = Arc::new(State { root, requests: requests.clone() });
+        let bytes = Arc::new(AtomicU64::new(0));
+        let state = Arc::new(State { root, requests: requests.clone(), bytes: bytes.clone() });
         tokio::spawn(accept_loop(listener, state, stop));
-        Ok(FileServer { base_url: format!("http://{addr}"), requests, shutdown })
+        Ok(FileServer { base_url: format!("http://{addr}"), requests, bytes, shutdown })
     }
 
     /// The URL of `rel` (a `/`-separated path under the root), each segment percent-encoded.
@@ -65,6 +68,12 @@ impl FileServer {
     /// Requests answered so far, whatever their status.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// File bytes answered so far (the sum of the bodies' lengths), to prove what a client
+    /// did not download.
+    pub fn bytes_served(&self) -> u64 {
+        self.bytes.load(Ordering::SeqCst)
     }
 }
 
@@ -145,6 +154,7 @@ async fn respond(state: &State, req: Request<Incoming>) -> Response<FileBody> {
     let body = if head_only || count == 0 {
         FileBody::Empty
     } else {
+        state.bytes.fetch_add(count, Ordering::SeqCst);
         if start > 0 {
             if let Err(e) = file.seek(io::SeekFrom::Start(start)).await {
                 return text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n"));

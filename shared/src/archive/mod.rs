@@ -24,8 +24,8 @@ mod tests;
 mod walker;
 mod zip_walk;
 
-pub use tar_walk::walk_tar;
-pub use zip_walk::walk_zip;
+pub use tar_walk::{walk_tar, walk_tar_at, OnFileAt};
+pub use zip_walk::{extract_zip_member, index_zip, walk_zip, ZipEntry, LOCAL_HEADER_SLACK};
 
 /// The callback that receives each accepted member: its normalized name, its declared size
 /// and a reader that yields exactly that many bytes.

@@ -31,6 +31,16 @@ const STREAM_SLACK: u64 = 64 << 10;
 /// recorded in [`Walk::rejected`] and skipped. Too many entries, too many bytes, a truncated or
 /// damaged stream, or a callback error stop the walk.
 pub fn walk_tar<R: Read>(reader: R, gz: bool, limits: &Limits, on_file: OnFile<'_>) -> Result<Walk, ArchiveError> {
+    walk_tar_at(reader, gz, limits, &mut |name, size, data, _| on_file(name, size, data))
+}
+
+/// The callback of [`walk_tar_at`]: [`OnFile`]'s arguments and the member's position.
+pub type OnFileAt<'a> = &'a mut dyn FnMut(&str, u64, &mut dyn Read, Option<u64>) -> Result<(), String>;
+
+/// [`walk_tar`], also telling the callback where the member starts in the (decompressed)
+/// stream: the offset of its first header block, GNU long-name and pax headers included, so a
+/// plain tar can be read again from exactly that member by seeking there.
+pub fn walk_tar_at<R: Read>(reader: R, gz: bool, limits: &Limits, on_file: OnFileAt<'_>) -> Result<Walk, ArchiveError> {
     let trip = Trip::default();
     let source = Source { inner: reader, trip: trip.clone() };
     let buffered = BufReader::with_capacity(256 << 10, source);
@@ -66,7 +76,7 @@ fn walk_stream<S: Read>(
     stream: S,
     verify_tail: bool,
     limits: &Limits,
-    on_file: OnFile<'_>,
+    on_file: OnFileAt<'_>,
     trip: Trip,
 ) -> Result<Walk, ArchiveError> {
     let cap = limits
@@ -80,6 +90,8 @@ fn walk_stream<S: Read>(
         let mut entries = archive.entries().map_err(|e| trip.resolve(e))?;
         // Stored bytes of the previous member left for the `tar` crate to skip.
         let mut unread: u64 = 0;
+        // Where the next member's first header block starts.
+        let mut next_start: u64 = 0;
         loop {
             meter.window.set(Some(MAX_HEADER_BYTES.saturating_add(unread)));
             let next = entries.next();
@@ -90,6 +102,9 @@ fn walk_stream<S: Read>(
                 Some(Err(error)) => return Err(trip.resolve(error)),
             };
             walker.count_entry()?;
+            let start = next_start;
+            let stored = entry.header().entry_size().map_err(|e| trip.resolve(e))?;
+            next_start = entry.raw_file_position().saturating_add(stored.div_ceil(512) * 512);
             let raw = entry.path_bytes().into_owned();
             let size = entry.size();
             let admitted = match kind_of(entry.header().entry_type()) {
@@ -118,7 +133,7 @@ fn walk_stream<S: Read>(
             let label = admitted.clone().unwrap_or_else(|| display_name(&raw));
             let mut member = MemberReader::new(&mut entry, &label, size, &trip);
             if let Some(name) = &admitted {
-                walker.deliver(name, size, &mut member, on_file)?;
+                walker.deliver(name, size, &mut member, &mut |n, s, r| on_file(n, s, r, Some(start)))?;
             }
             member.drain()?;
         }
