@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::archive::Limits;
-use crate::config::{Config, QueueConfig, StorageConfig, UrlPolicy};
+use crate::config::{Config, Pacing, QueueConfig, StorageConfig, UrlPolicy};
 use crate::db::Db;
 use crate::queue::cloud_tasks::{CloudTasksConfig, CloudTasksQueue};
 use crate::queue::{LocalQueue, QueueError, TaskQueue};
@@ -37,6 +37,7 @@ pub struct Backends {
     pub url_policy: UrlPolicy,
     pub scratch_dir: PathBuf,
     pub archive_limits: Limits,
+    pub pacing: Pacing,
     /// Cloud Storage endpoint override for `gs://` sources (emulators); `None`: Google's.
     pub gcs_endpoint: Option<String>,
 }
@@ -53,6 +54,7 @@ impl Backends {
             url_policy,
             scratch_dir: data_dir.join("scratch"),
             archive_limits: Limits::default(),
+            pacing: Pacing::default(),
             gcs_endpoint: None,
         };
         (backends, queue)
@@ -90,6 +92,7 @@ impl Backends {
             url_policy: config.url_policy,
             scratch_dir: config.scratch_dir.clone(),
             archive_limits: Limits::default(),
+            pacing: config.pacing,
             gcs_endpoint: match &config.storage {
                 StorageConfig::Gcs { endpoint, .. } => endpoint.clone(),
                 StorageConfig::Local { .. } => None,

@@ -93,7 +93,30 @@ pub struct Config {
     pub scratch_dir: PathBuf,
     /// Longest a source download may stall before it is abandoned.
     pub fetch_timeout: Duration,
+    /// How the import work is cut and paced.
+    pub pacing: Pacing,
     pub chaos: Chaos,
+}
+
+/// How the import work is cut into tasks and paced, so every task ends far inside its
+/// deadline (Cloud Tasks allows an HTTP task 30 minutes at most).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pacing {
+    /// Most bytes of images in one chunk (`YDS_CHUNK_MAX_BYTES`, default 64 MiB).
+    pub chunk_max_bytes: u64,
+    /// Time a planning pass may spend staging a tar before it continues in a new task
+    /// (`YDS_PLAN_BUDGET_SECS`, default 300: half the tasks' 10-minute dispatch deadline).
+    pub plan_budget: Duration,
+    /// A chunk not finished this long after its delivery started is presumed lost and
+    /// re-enqueued by the watchdog (`YDS_CHUNK_LEASE_SECS`, default 900: beyond the dispatch
+    /// deadline, so a delivery still running is never presumed lost).
+    pub chunk_lease: Duration,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Self { chunk_max_bytes: 64 << 20, plan_budget: Duration::from_secs(300), chunk_lease: Duration::from_secs(900) }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +205,11 @@ impl Config {
             task_max_attempts: parse_number(&get, "YDS_TASK_MAX_ATTEMPTS", 8)?,
             scratch_dir: get("YDS_SCRATCH_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir),
             fetch_timeout: Duration::from_secs(parse_number(&get, "YDS_FETCH_TIMEOUT_SECS", 60)?),
+            pacing: Pacing {
+                chunk_max_bytes: parse_number(&get, "YDS_CHUNK_MAX_BYTES", Pacing::default().chunk_max_bytes)?,
+                plan_budget: Duration::from_secs(parse_number(&get, "YDS_PLAN_BUDGET_SECS", 300)?),
+                chunk_lease: Duration::from_secs(parse_number(&get, "YDS_CHUNK_LEASE_SECS", 900)?),
+            },
             chaos,
         })
     }

@@ -19,18 +19,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{is_duplicate_key, Db, DbResult};
 use crate::jobs::{self, FileError, JobDoc, JobResult, JobStatus, ERROR_SAMPLE};
+use crate::members::Location;
 
-/// One image of a chunk, with its staged label when it has one.
+/// One image of a chunk, with its label file when it has one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChunkFile {
     pub split: String,
     /// Path relative to the split's image root.
     pub file_name: String,
-    /// Storage key of the staged image.
-    pub image: String,
-    /// Storage key of the staged label file, if the archive had one.
+    /// Where the image's bytes are.
+    pub image: Location,
+    /// The image's size in bytes.
+    pub size: u64,
+    /// Where the label file's bytes are, if the source has one.
     #[serde(default)]
-    pub label: Option<String>,
+    pub label: Option<Location>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +59,21 @@ pub struct ChunkDoc {
     pub stats: Option<ChunkStats>,
     #[serde(default)]
     pub errors: Vec<FileError>,
+    /// When the latest delivery started working on the chunk (the watchdog's lease).
+    #[serde(default)]
+    pub started_at: Option<DateTime>,
+    /// Deliveries that started on the chunk.
+    #[serde(default)]
+    pub deliveries: u32,
+    /// When the chunk's latest task was enqueued.
+    #[serde(default)]
+    pub enqueued_at: Option<DateTime>,
+    /// Times the watchdog enqueued the chunk again (see [`crate::watchdog`]).
+    #[serde(default)]
+    pub redeliveries: u32,
+    /// Processing time of the delivery that recorded the outcome, in milliseconds.
+    #[serde(default)]
+    pub elapsed_ms: Option<u64>,
 }
 
 pub fn chunk_id(job_id: &str, index: u32) -> String {
@@ -133,33 +151,39 @@ fn merge_classes(mine: &mut BTreeMap<String, ClassStats>, other: &BTreeMap<Strin
     }
 }
 
-/// Creates the chunk records of a job; records that already exist (a retried plan) are kept.
-pub async fn create_chunks(db: &Db, job_id: &str, chunks: &[Vec<ChunkFile>]) -> DbResult<()> {
-    if chunks.is_empty() {
-        return Ok(());
-    }
-    let docs: Vec<ChunkDoc> = chunks
-        .iter()
-        .enumerate()
-        .map(|(i, files)| {
-            let index = i as u32;
-            ChunkDoc {
-                id: chunk_id(job_id, index),
-                job_id: job_id.to_owned(),
-                index,
-                file_count: files.len() as u64,
-                files: files.clone(),
-                state: ChunkState::Pending,
-                stats: None,
-                errors: Vec::new(),
-            }
-        })
-        .collect();
-    match db.chunks.insert_many(docs).ordered(false).await {
+/// Creates one chunk record; a record that already exists (a retried plan) is kept.
+pub async fn create_chunk(db: &Db, job_id: &str, index: u32, files: &[ChunkFile]) -> DbResult<()> {
+    let chunk = ChunkDoc {
+        id: chunk_id(job_id, index),
+        job_id: job_id.to_owned(),
+        index,
+        file_count: files.len() as u64,
+        files: files.to_vec(),
+        state: ChunkState::Pending,
+        stats: None,
+        errors: Vec::new(),
+        started_at: None,
+        deliveries: 0,
+        enqueued_at: Some(DateTime::now()),
+        redeliveries: 0,
+        elapsed_ms: None,
+    };
+    match db.chunks.insert_one(chunk).await {
         Ok(_) => Ok(()),
         Err(err) if is_duplicate_key(&err) => Ok(()),
         Err(err) => Err(err.into()),
     }
+}
+
+/// Notes that a delivery starts working on a pending chunk (its lease starts now).
+pub async fn start_chunk(db: &Db, job_id: &str, index: u32) -> DbResult<()> {
+    db.chunks
+        .update_one(
+            doc! {"_id": chunk_id(job_id, index), "state": "pending"},
+            doc! {"$set": {"started_at": DateTime::now()}, "$inc": {"deliveries": 1}},
+        )
+        .await?;
+    Ok(())
 }
 
 /// Records a chunk's outcome once. Returns false when it was already recorded (a duplicate).
@@ -170,7 +194,9 @@ pub async fn finish_chunk(
     state: ChunkState,
     stats: &ChunkStats,
     errors: &[FileError],
+    elapsed: Option<std::time::Duration>,
 ) -> DbResult<bool> {
+    let elapsed_ms = elapsed.map(|d| d.as_millis() as i64);
     let stats = mongodb::bson::to_bson(stats).expect("stats serialize");
     let errors = mongodb::bson::to_bson(&errors[..errors.len().min(ERROR_SAMPLE)]).expect("errors serialize");
     let state = mongodb::bson::to_bson(&state).expect("state serializes");
@@ -178,7 +204,13 @@ pub async fn finish_chunk(
         .chunks
         .update_one(
             doc! {"_id": chunk_id(job_id, index), "state": "pending"},
-            doc! {"$set": {"state": state, "stats": stats, "errors": errors, "finished_at": DateTime::now()}},
+            doc! {"$set": {
+                "state": state,
+                "stats": stats,
+                "errors": errors,
+                "finished_at": DateTime::now(),
+                "elapsed_ms": elapsed_ms,
+            }},
         )
         .await?;
     Ok(result.modified_count == 1)

@@ -5,7 +5,8 @@
 //! - `datasets`: one document per dataset, with its statistics once imported;
 //! - `import_jobs`: one per import request (the coordinator's job record);
 //! - `import_chunks`: one per chunk of files, the coordinator's unit of exactly-once accounting;
-//! - `images`: one per image, annotations embedded.
+//! - `images`: one per image, annotations embedded;
+//! - `import_members`: one per file of a job's source while it imports (see [`crate::members`]).
 //!
 //! [`Db::ensure_indexes`] is idempotent and runs at every start.
 
@@ -17,6 +18,7 @@ use crate::coordinator::ChunkDoc;
 use crate::datasets::DatasetDoc;
 use crate::images::ImageDoc;
 use crate::jobs::JobDoc;
+use crate::members::MemberDoc;
 
 #[derive(Debug, thiserror::Error)]
 #[error("database error: {0}")]
@@ -32,6 +34,7 @@ pub struct Db {
     pub jobs: Collection<JobDoc>,
     pub chunks: Collection<ChunkDoc>,
     pub images: Collection<ImageDoc>,
+    pub members: Collection<MemberDoc>,
 }
 
 impl Db {
@@ -50,6 +53,7 @@ impl Db {
             jobs: database.collection("import_jobs"),
             chunks: database.collection("import_chunks"),
             images: database.collection("images"),
+            members: database.collection("import_members"),
             database,
         }
     }
@@ -79,6 +83,7 @@ impl Db {
         self.jobs.create_indexes([idempotency]).await?;
         // Coordinator: pending chunks of a job, and progress sums.
         self.chunks.create_indexes([index(doc! {"job_id": 1, "state": 1})]).await?;
+        // Members need no index of their own: `_id` is `{job}:{path}`, queried by range.
         // GET /datasets/{id}/images: keyset on path, each filter served by its own index.
         let unique_path = IndexModel::builder()
             .keys(doc! {"dataset_id": 1, "path": 1})

@@ -177,6 +177,8 @@ pub async fn start_import(
         task: request.task,
         idempotency_key: idempotency_key.map(str::to_owned),
         request_fingerprint: fingerprint.clone(),
+        index_cursor: None,
+        indexed: false,
         planned: false,
         files_total: 0,
         chunks_total: 0,

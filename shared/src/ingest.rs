@@ -7,6 +7,7 @@
 //! leaves a prefix of this work, which the retry completes.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -21,6 +22,7 @@ use crate::format::labels::{parse_label_file, LabelRules, ParsedLabels};
 use crate::format::Task;
 use crate::images::{image_id, ImageDoc};
 use crate::jobs::{self, FileError, ERROR_SAMPLE};
+use crate::members::{Location, MemberReader, ReadError};
 use crate::storage::{keys, StorageError};
 use crate::validation::Issue;
 
@@ -30,6 +32,9 @@ pub enum ChunkError {
     Storage(#[from] StorageError),
     #[error("{0}")]
     Db(#[from] crate::db::DbError),
+    /// The job's source could not be read.
+    #[error("source: {0}")]
+    Source(String),
     /// Fault injection (`YDS_CHAOS_CRASH`): stopped after writing part of the chunk.
     #[error("injected crash half-way through the chunk")]
     InjectedCrash,
@@ -41,8 +46,13 @@ impl From<mongodb::error::Error> for ChunkError {
     }
 }
 
-/// Files of one chunk read and copied at once.
+/// Files of one chunk judged and copied at once.
 const FILE_CONCURRENCY: usize = 8;
+/// Files read from a source per request group (non-zip files are read one by one, this many at
+/// once).
+const READ_GROUP_FILES: usize = 64;
+/// Image bytes read per request group: memory per chunk stays near this, whatever the chunk.
+const READ_GROUP_BYTES: u64 = 16 << 20;
 
 /// Options of one delivery.
 #[derive(Debug, Clone, Copy, Default)]
@@ -76,18 +86,30 @@ pub async fn process_chunk(
     let Some(dataset) = db.datasets.find_one(doc! {"_id": &job.dataset_id}).await? else {
         return Ok(());
     };
+    coordinator::start_chunk(db, job_id, index).await?;
+    let started = Instant::now();
     let rules = label_rules(&dataset);
+    let reader = MemberReader::new(backends, &job.source);
 
-    // Owned inputs per future: borrowed ones trip the compiler's Send check in async_trait.
-    let rules = std::sync::Arc::new(rules);
-    let outcomes: Vec<FileOutcome> = futures::stream::iter(files.to_vec())
-        .map(|file| {
-            let (backends, rules, dataset_id) = (backends.clone(), rules.clone(), dataset.id.clone());
-            async move { import_file(&backends, &dataset_id, &rules, &file).await }
-        })
-        .buffered(FILE_CONCURRENCY)
-        .try_collect()
-        .await?;
+    let label_locations: Vec<Option<Location>> = files.iter().map(|f| f.label.clone()).collect();
+    let mut labels = read_all(&reader, &label_locations).await?;
+    let mut outcomes: Vec<FileOutcome> = Vec::with_capacity(files.len());
+    for group in read_groups(files) {
+        let image_locations: Vec<Option<Location>> =
+            files[group.clone()].iter().map(|f| Some(f.image.clone())).collect();
+        let images = read_all(&reader, &image_locations).await?;
+        let inputs: Vec<(usize, FileRead, FileRead)> =
+            group.zip(images).map(|(i, image)| (i, image, labels[i].take())).collect();
+        let batch: Vec<FileOutcome> = futures::stream::iter(inputs)
+            .map(|(i, image, label)| {
+                let image = image.unwrap_or_else(|| Err("no image".into()));
+                import_file(backends, &dataset.id, &rules, &files[i], image, label)
+            })
+            .buffered(FILE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        outcomes.extend(batch);
+    }
 
     let docs: Vec<&ImageDoc> = outcomes.iter().map(|o| &o.doc).collect();
     if delivery.crash_half_way {
@@ -104,9 +126,74 @@ pub async fn process_chunk(
             errors.extend(outcome.error.clone());
         }
     }
-    coordinator::finish_chunk(db, job_id, index, ChunkState::Done, &stats, &errors).await?;
+    let elapsed = Some(started.elapsed());
+    coordinator::finish_chunk(db, job_id, index, ChunkState::Done, &stats, &errors, elapsed).await?;
     coordinator::try_finalize(db, job_id).await?;
     Ok(())
+}
+
+/// One file's bytes once read: `None` when there is no such file, `Some(Err(reason))` when it
+/// could not be read.
+type FileRead = Option<Result<Bytes, String>>;
+
+/// Consecutive runs of files whose images are read together: bounded by count and bytes.
+fn read_groups(files: &[ChunkFile]) -> Vec<std::ops::Range<usize>> {
+    let mut groups = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, file) in files.iter().enumerate() {
+        let full = i > start && (bytes + file.size > READ_GROUP_BYTES || i - start >= READ_GROUP_FILES);
+        if full {
+            groups.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += file.size;
+    }
+    if start < files.len() {
+        groups.push(start..files.len());
+    }
+    groups
+}
+
+/// Reads files: zip members by coalesced range requests, others several at once. A file that
+/// cannot be read comes back as `Some(Err(reason))`; an unreachable source fails the chunk.
+async fn read_all(reader: &MemberReader, locations: &[Option<Location>]) -> Result<Vec<FileRead>, ChunkError> {
+    let mut out: Vec<FileRead> = vec![None; locations.len()];
+    let zipped: Vec<usize> =
+        (0..locations.len()).filter(|&i| matches!(locations[i], Some(Location::Zip { .. }))).collect();
+    if !zipped.is_empty() {
+        let asked: Vec<Location> = zipped.iter().map(|&i| locations[i].clone().expect("zip location")).collect();
+        let read = reader.read_zip_batch(&asked).await.map_err(source_failure)?;
+        for (i, result) in zipped.into_iter().zip(read) {
+            out[i] = Some(damaged_or(result)?);
+        }
+    }
+    let others: Vec<(usize, Location)> = locations
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| l.clone().filter(|l| !matches!(l, Location::Zip { .. })).map(|l| (i, l)))
+        .collect();
+    let read: Vec<(usize, Result<Bytes, ReadError>)> = futures::stream::iter(others)
+        .map(|(i, location)| async move { (i, reader.read(&location).await) })
+        .buffer_unordered(FILE_CONCURRENCY)
+        .collect()
+        .await;
+    for (i, result) in read {
+        out[i] = Some(damaged_or(result)?);
+    }
+    Ok(out)
+}
+
+/// A damaged file is the file's problem; a source failure is the chunk's.
+fn damaged_or(result: Result<Bytes, ReadError>) -> Result<Result<Bytes, String>, ChunkError> {
+    match result {
+        Ok(bytes) => Ok(Ok(bytes)),
+        Err(ReadError::Damaged(reason)) => Ok(Err(reason)),
+        Err(err) => Err(source_failure(err)),
+    }
+}
+
+fn source_failure(err: ReadError) -> ChunkError {
+    ChunkError::Source(err.to_string())
 }
 
 /// Records chunk `index` as failed (the queue's last attempt failed): its files become errors
@@ -127,7 +214,8 @@ pub async fn give_up_chunk(
             message: format!("not imported: the chunk failed on every attempt ({cause})"),
         })
         .collect();
-    coordinator::finish_chunk(&backends.db, job_id, index, ChunkState::Failed, &ChunkStats::default(), &errors).await?;
+    let failed = ChunkState::Failed;
+    coordinator::finish_chunk(&backends.db, job_id, index, failed, &ChunkStats::default(), &errors, None).await?;
     coordinator::try_finalize(&backends.db, job_id).await?;
     Ok(())
 }
@@ -154,37 +242,59 @@ async fn import_file(
     dataset_id: &str,
     rules: &LabelRules,
     file: &ChunkFile,
+    image: Result<Bytes, String>,
+    label: Option<Result<Bytes, String>>,
 ) -> Result<FileOutcome, ChunkError> {
     let path = format!("{}/{}", file.split, file.file_name);
-    let image = backends.store.get(&file.image).await?;
-    let info = inspect_image(&image, &file.file_name);
-    let mut issues = info.issues.clone();
-
-    let label_text = match &file.label {
-        Some(key) => Some(backends.store.get(key).await?),
-        None => None,
+    let (image, unreadable) = match image {
+        Ok(bytes) => (bytes, None),
+        Err(reason) => {
+            (Bytes::new(), Some(Issue::new("image_unreadable", format!("the image could not be read: {reason}"))))
+        }
     };
-    let parsed = match &label_text {
-        None => ParsedLabels { annotations: Vec::new(), issues: Vec::new(), corrupt: false, duplicates_removed: 0 },
-        Some(bytes) => match std::str::from_utf8(bytes) {
-            Ok(text) => parse_label_file(text, rules),
-            Err(_) => ParsedLabels {
+    let info = inspect_image(&image, &file.file_name);
+    let mut issues: Vec<Issue> = unreadable.into_iter().collect();
+    issues.extend(info.issues.iter().cloned());
+    let valid_image = info.valid && issues.iter().all(|i| i.code != "image_unreadable");
+
+    let (label_text, parsed) = match label {
+        None => {
+            (None, ParsedLabels { annotations: Vec::new(), issues: Vec::new(), corrupt: false, duplicates_removed: 0 })
+        }
+        Some(Err(reason)) => (
+            None,
+            ParsedLabels {
                 annotations: Vec::new(),
-                issues: vec![Issue::new("label_not_utf8", "the label file is not UTF-8 text")],
+                issues: vec![Issue::new("label_unreadable", format!("the label file could not be read: {reason}"))],
                 corrupt: true,
                 duplicates_removed: 0,
             },
-        },
+        ),
+        Some(Ok(bytes)) => {
+            let parsed = match std::str::from_utf8(&bytes) {
+                Ok(text) => parse_label_file(text, rules),
+                Err(_) => ParsedLabels {
+                    annotations: Vec::new(),
+                    issues: vec![Issue::new("label_not_utf8", "the label file is not UTF-8 text")],
+                    corrupt: true,
+                    duplicates_removed: 0,
+                },
+            };
+            (Some(bytes), parsed)
+        }
     };
+    let has_label = label_text.is_some() || parsed.corrupt;
     issues.extend(parsed.issues.iter().cloned());
 
     // Copy before writing the document, so a document never points at a missing file.
-    backends.store.put(&keys::dataset_image(dataset_id, &file.split, &file.file_name), image.clone()).await?;
+    if !image.is_empty() {
+        backends.store.put(&keys::dataset_image(dataset_id, &file.split, &file.file_name), image.clone()).await?;
+    }
     if let Some(bytes) = &label_text {
         backends.store.put(&keys::dataset_label(dataset_id, &file.split, &file.file_name), Bytes::clone(bytes)).await?;
     }
 
-    let valid = info.valid && !parsed.corrupt;
+    let valid = valid_image && !parsed.corrupt;
     let error = (!valid).then(|| {
         let first = issues.first().cloned().unwrap_or_else(|| Issue::new("invalid", "invalid"));
         FileError { file: path.clone(), code: first.code, message: first.message }
@@ -213,7 +323,7 @@ async fn import_file(
     };
     Ok(FileOutcome {
         doc,
-        has_label: label_text.is_some(),
+        has_label,
         label_corrupt: parsed.corrupt,
         duplicates_removed: parsed.duplicates_removed,
         error,

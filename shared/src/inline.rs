@@ -25,9 +25,14 @@ pub async fn drain(backends: &Backends, queue: &LocalQueue) -> Result<usize, Str
 /// Delivers one task as process-chunk would.
 pub async fn deliver(backends: &Backends, task: &TaskBody, delivery: Delivery) -> Result<(), String> {
     match task {
-        TaskBody::Plan { job_id } => planning::plan_or_fail(backends, job_id, false).await,
-        TaskBody::Chunk { job_id, index, files } => {
+        TaskBody::Plan { job_id } | TaskBody::ContinuePlan { job_id, .. } => {
+            planning::plan_or_fail(backends, job_id, false).await
+        }
+        TaskBody::Chunk { job_id, index, files, .. } => {
             ingest::process_chunk(backends, job_id, *index, files, delivery).await.map_err(|e| e.to_string())
+        }
+        TaskBody::Watch { job_id, round } => {
+            crate::watchdog::watch(backends, job_id, *round).await.map_err(|e| e.to_string())
         }
     }
 }

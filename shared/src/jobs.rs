@@ -42,6 +42,33 @@ pub enum ImportSource {
     Parts { config_url: String, images_url: String, labels_url: String },
 }
 
+impl ImportSource {
+    /// The source URLs, numbered as member locations refer to them.
+    pub fn urls(&self) -> Vec<String> {
+        match self {
+            ImportSource::Archive { url } => vec![url.clone()],
+            ImportSource::Parts { config_url, images_url, labels_url } => {
+                vec![config_url.clone(), images_url.clone(), labels_url.clone()]
+            }
+        }
+    }
+}
+
+/// How far indexing the sources got, so that a pass cut short by its time budget resumes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexCursor {
+    /// The source being indexed (index into [`ImportSource::urls`]).
+    pub source: u8,
+    /// Archive members of that source already handled (staged or skipped).
+    pub members_done: u64,
+    /// Plain tar: byte offset of the next member's header, where the next pass starts reading.
+    #[serde(default)]
+    pub offset: u64,
+    /// Planning task number of the next pass (each pass is its own named task).
+    #[serde(default)]
+    pub pass: u32,
+}
+
 /// A problem with one file (or the whole source, `file` empty), as the status endpoint lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileError {
@@ -69,6 +96,12 @@ pub struct JobDoc {
     pub idempotency_key: Option<String>,
     /// Hash of the request body, to tell a repeat from a different request with the same key.
     pub request_fingerprint: String,
+    /// Set while the sources are being indexed by several planning passes.
+    #[serde(default)]
+    pub index_cursor: Option<IndexCursor>,
+    /// True once every source file is recorded in `import_members`.
+    #[serde(default)]
+    pub indexed: bool,
     /// True once planning has created every chunk.
     #[serde(default)]
     pub planned: bool,

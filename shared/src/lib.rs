@@ -9,9 +9,11 @@
 //!
 //! The import pipeline (see the README's flow picture):
 //! - [`import`]: `POST /datasets/import` — validate, record the job, enqueue planning.
-//! - [`planning`]: the planning task — stage the source, resolve splits, cut chunks.
+//! - [`planning`]: the planning task — index the source, resolve splits, cut chunks.
+//! - [`members`]: the index of a source's files in MongoDB, and reading them back.
 //! - [`ingest`]: a chunk task — judge and copy each file, write image documents.
 //! - [`coordinator`]: exactly-once chunk accounting, progress, and the job's single ending.
+//! - [`watchdog`]: lost chunks found from the coordinator's records, enqueued again or given up.
 //!
 //! - [`inline`]: the same tasks run in-process, for handler tests.
 //!
@@ -24,6 +26,7 @@
 //! - [`storage`]: object storage (local filesystem, Cloud Storage).
 //! - [`queue`]: task delivery (durable local queue, Cloud Tasks).
 //! - [`source`]: which URLs may be fetched, and fetching them.
+//! - [`reading`]: sources read by byte range (local file, HTTP, Cloud Storage) or listed (folders).
 //! - [`http`]: the edge — handler type, auth, problem+json, gzip, hyper and Lambda runtimes.
 
 pub mod archive;
@@ -39,9 +42,12 @@ pub mod import;
 pub mod ingest;
 pub mod inline;
 pub mod jobs;
+pub mod members;
 pub mod pagination;
 pub mod planning;
 pub mod queue;
+pub mod reading;
 pub mod source;
 pub mod storage;
 pub mod validation;
+pub mod watchdog;

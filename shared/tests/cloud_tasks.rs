@@ -22,6 +22,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use yds::coordinator::ChunkFile;
+use yds::members::Location;
 use yds::queue::cloud_tasks::{CloudTasksConfig, CloudTasksQueue};
 use yds::queue::{headers, QueueError, TaskBody, TaskQueue};
 
@@ -42,10 +43,11 @@ fn chunk() -> TaskBody {
     let file = |n: &str| ChunkFile {
         split: "train".into(),
         file_name: format!("{n}.jpg"),
-        image: format!("staging/{JOB}/train/{n}.jpg"),
-        label: Some(format!("staging/{JOB}/train/{n}.txt")),
+        image: Location::Staged { key: format!("staging/{JOB}/train/{n}.jpg") },
+        size: 1000,
+        label: Some(Location::Staged { key: format!("staging/{JOB}/train/{n}.txt") }),
     };
-    TaskBody::Chunk { job_id: JOB.into(), index: 3, files: vec![file("a"), file("b é")] }
+    TaskBody::Chunk { job_id: JOB.into(), index: 3, files: vec![file("a"), file("b é")], redelivery: 0 }
 }
 
 /// Makes the error a failing `CreateTask` returns.
@@ -195,17 +197,19 @@ async fn a_task_over_the_size_limit_is_refused_before_the_call() {
     let file = |i: usize| ChunkFile {
         split: "train".into(),
         file_name: format!("images/{i:08}.jpg"),
-        image: format!("staging/{JOB}/train/images/{i:08}.jpg"),
-        label: Some(format!("staging/{JOB}/train/labels/{i:08}.txt")),
+        image: Location::Staged { key: format!("staging/{JOB}/train/images/{i:08}.jpg") },
+        size: 100_000,
+        label: Some(Location::Staged { key: format!("staging/{JOB}/train/labels/{i:08}.txt") }),
     };
-    let big = TaskBody::Chunk { job_id: JOB.into(), index: 0, files: (0..10_000).map(file).collect() };
+    let big = TaskBody::Chunk { job_id: JOB.into(), index: 0, files: (0..10_000).map(file).collect(), redelivery: 0 };
     match queue.enqueue(&big).await {
         Err(QueueError::Unavailable(message)) => assert!(message.contains("1 MB task limit"), "{message}"),
         Ok(()) => panic!("a task over 1 MB is refused"),
     }
     assert!(fake.calls().is_empty(), "no CreateTask call for a task Cloud Tasks would refuse");
-    let fits = TaskBody::Chunk { job_id: JOB.into(), index: 1, files: (0..4_000).map(file).collect() };
-    queue.enqueue(&fits).await.expect("4,000 such files fit");
+    // Planning puts at most 2,000 files in a task (more travel in the chunk's record).
+    let fits = TaskBody::Chunk { job_id: JOB.into(), index: 1, files: (0..2_000).map(file).collect(), redelivery: 0 };
+    queue.enqueue(&fits).await.expect("2,000 such files fit");
 }
 
 /// One request as the process-chunk stand-in received it.

@@ -43,10 +43,13 @@ impl Handler for ProcessChunk {
             .unwrap_or(0);
         let last_attempt = retries + 1 >= self.max_attempts;
         match &body {
-            TaskBody::Plan { job_id } => {
+            TaskBody::Plan { job_id } | TaskBody::ContinuePlan { job_id, .. } => {
                 planning::plan_or_fail(&self.backends, job_id, last_attempt).await.map_err(ApiError::Unavailable)?
             }
-            TaskBody::Chunk { job_id, index, files } => {
+            TaskBody::Watch { job_id, round } => yds::watchdog::watch(&self.backends, job_id, *round)
+                .await
+                .map_err(|e| ApiError::Unavailable(e.to_string()))?,
+            TaskBody::Chunk { job_id, index, files, .. } => {
                 // Never crash on the last attempt: injected faults must not exhaust the queue.
                 let crash_half_way =
                     !last_attempt && self.chaos.crash > 0.0 && rand::random::<f64>() < self.chaos.crash;

@@ -10,6 +10,7 @@
 //! Nothing here ever resolves to a path above the root.
 
 use std::collections::{BTreeSet, HashSet};
+use std::hash::{BuildHasher, RandomState};
 
 use crate::validation::Issue;
 
@@ -54,8 +55,9 @@ pub trait FileTree {
     fn is_file(&self, path: &str) -> bool;
     /// Whether `path` is a directory (`""`, the root, always is).
     fn is_dir(&self, path: &str) -> bool;
-    /// Every file below `dir`, recursively, sorted; `""` lists the whole tree.
-    fn files_under(&self, dir: &str) -> Vec<String>;
+    /// Calls `visit` with every file below `dir`, recursively, in sorted order; `""` visits
+    /// the whole tree. A visitor rather than a list: a tree may hold millions of files.
+    fn visit_files_under(&self, dir: &str, visit: &mut dyn FnMut(&str));
 }
 
 /// A [`FileTree`] over a set of file paths; directories are the paths' prefixes.
@@ -92,13 +94,12 @@ impl FileTree for MemoryTree {
         self.0.range(prefix.clone()..).next().is_some_and(|p| p.starts_with(&prefix))
     }
 
-    fn files_under(&self, dir: &str) -> Vec<String> {
+    fn visit_files_under(&self, dir: &str, visit: &mut dyn FnMut(&str)) {
         let dir = dir.trim_end_matches('/');
-        if dir.is_empty() {
-            return self.0.iter().cloned().collect();
+        let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+        for path in self.0.range(prefix.clone()..).take_while(|p| p.starts_with(&prefix)) {
+            visit(path);
         }
-        let prefix = format!("{dir}/");
-        self.0.range(prefix.clone()..).take_while(|p| p.starts_with(&prefix)).cloned().collect()
     }
 }
 
@@ -140,7 +141,21 @@ pub fn resolve_split(
     tree: &dyn FileTree,
     read_list: &mut dyn FnMut(&str) -> Option<String>,
 ) -> ResolvedSplit {
-    let mut out = SplitBuilder { images: Vec::new(), seen: HashSet::new(), issues: Vec::new(), dropped_issues: 0 };
+    let mut images = Vec::new();
+    let issues = visit_split(spec, base, tree, read_list, &mut |path| images.push(path.to_owned()));
+    ResolvedSplit { name: spec.name.clone(), images, issues }
+}
+
+/// [`resolve_split`] without collecting: `on_image` receives each image path once, in order,
+/// and the split's issues are returned. Memory stays at 16 bytes per image whatever the split.
+pub fn visit_split(
+    spec: &SplitSpec,
+    base: &str,
+    tree: &dyn FileTree,
+    read_list: &mut dyn FnMut(&str) -> Option<String>,
+    on_image: &mut dyn FnMut(&str),
+) -> Vec<Issue> {
+    let mut out = SplitBuilder::new(on_image);
     for source in &spec.sources {
         let source = source.trim();
         let Some(path) = locate_source(&spec.name, source, base, tree, &mut out) else {
@@ -148,18 +163,18 @@ pub fn resolve_split(
         };
         if tree.is_dir(&path) {
             let prefix_len = if path.is_empty() { 0 } else { path.len() + 1 };
-            for file in tree.files_under(&path) {
-                if is_image_path(&file) && !has_hidden_component(&file[prefix_len..]) {
+            tree.visit_files_under(&path, &mut |file| {
+                if is_image_path(file) && !has_hidden_component(&file[prefix_len..]) {
                     out.add_image(file);
                 }
-            }
+            });
         } else if is_image_path(&path) {
-            out.add_image(path);
+            out.add_image(&path);
         } else {
             read_list_file(&spec.name, &path, tree, read_list, &mut out);
         }
     }
-    if out.images.is_empty() {
+    if out.images == 0 {
         out.issue(Issue::new(
             "split_empty",
             format!("split `{}` has no images; the trainer stops on an empty split", spec.name),
@@ -171,7 +186,7 @@ pub fn resolve_split(
             format!("{} more issues in split `{}` are not listed", out.dropped_issues, spec.name),
         ));
     }
-    ResolvedSplit { name: spec.name.clone(), images: out.images, issues: out.issues }
+    out.issues
 }
 
 /// The dataset YAML of an archive: `data.yaml` (or `data.yml`) at the shallowest depth it
@@ -192,17 +207,27 @@ pub fn find_config(tree_paths: &[String]) -> Option<String> {
     candidates.clone().filter(is_data).min_by_key(key).or_else(|| candidates.min_by_key(key)).cloned()
 }
 
-struct SplitBuilder {
-    images: Vec<String>,
-    seen: HashSet<String>,
+struct SplitBuilder<'a> {
+    on_image: &'a mut dyn FnMut(&str),
+    images: u64,
+    /// Two keyed 64-bit hashes per image seen: 16 bytes instead of the path.
+    seen: HashSet<u128>,
+    hashers: (RandomState, RandomState),
     issues: Vec<Issue>,
     dropped_issues: usize,
 }
 
-impl SplitBuilder {
-    fn add_image(&mut self, path: String) {
-        if self.seen.insert(path.clone()) {
-            self.images.push(path);
+impl<'a> SplitBuilder<'a> {
+    fn new(on_image: &'a mut dyn FnMut(&str)) -> Self {
+        let hashers = (RandomState::new(), RandomState::new());
+        Self { on_image, images: 0, seen: HashSet::new(), hashers, issues: Vec::new(), dropped_issues: 0 }
+    }
+
+    fn add_image(&mut self, path: &str) {
+        let key = (u128::from(self.hashers.0.hash_one(path)) << 64) | u128::from(self.hashers.1.hash_one(path));
+        if self.seen.insert(key) {
+            self.images += 1;
+            (self.on_image)(path);
         }
     }
 
@@ -305,7 +330,7 @@ fn read_list_file(
                 line_no,
                 format!("`{list_path}`: `{entry}` points outside the uploaded archive"),
             )),
-            Some(path) if tree.is_file(&path) => out.add_image(path),
+            Some(path) if tree.is_file(&path) => out.add_image(&path),
             Some(path) => out.issue(Issue::at_line(
                 "list_entry_missing",
                 line_no,
@@ -364,6 +389,12 @@ fn display(path: &str) -> &str {
 mod tests {
     use super::*;
     use crate::format::data_yaml::parse_data_yaml;
+
+    fn files_under(tree: &MemoryTree, dir: &str) -> Vec<String> {
+        let mut files = Vec::new();
+        tree.visit_files_under(dir, &mut |f| files.push(f.to_owned()));
+        files
+    }
 
     fn tree(paths: &[&str]) -> MemoryTree {
         MemoryTree::new(paths.iter().copied())
@@ -425,10 +456,10 @@ mod tests {
         assert!(!t.is_dir("dir"), "directory entries are not files");
         assert!(t.is_file("a/b/c.jpg"));
         assert!(!t.is_file("a/b"));
-        assert_eq!(t.files_under("a/b"), vec!["a/b/c.jpg", "a/b/d.jpg"]);
-        assert_eq!(t.files_under("a"), vec!["a/b.txt", "a/b/c.jpg", "a/b/d.jpg", "a/bc.jpg"]);
-        assert_eq!(t.files_under("").len(), 5);
-        assert!(t.files_under("nope").is_empty());
+        assert_eq!(files_under(&t, "a/b"), vec!["a/b/c.jpg", "a/b/d.jpg"]);
+        assert_eq!(files_under(&t, "a"), vec!["a/b.txt", "a/b/c.jpg", "a/b/d.jpg", "a/bc.jpg"]);
+        assert_eq!(files_under(&t, "").len(), 5);
+        assert!(files_under(&t, "nope").is_empty());
         assert_eq!(t.paths().count(), 5);
     }
 

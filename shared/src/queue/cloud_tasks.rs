@@ -162,8 +162,14 @@ impl CloudTasksQueue {
 
 #[async_trait]
 impl TaskQueue for CloudTasksQueue {
-    async fn enqueue(&self, body: &TaskBody) -> Result<(), QueueError> {
-        let request = self.create_task_request(body);
+    async fn enqueue_after(&self, body: &TaskBody, delay: std::time::Duration) -> Result<(), QueueError> {
+        let mut request = self.create_task_request(body);
+        if !delay.is_zero() {
+            let at = std::time::SystemTime::now() + delay;
+            let since_epoch = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let time = google_cloud_wkt::Timestamp::clamp(since_epoch.as_secs() as i64, 0);
+            request.task = request.task.map(|task| task.set_schedule_time(time));
+        }
         let task = request.task.as_ref().expect("create_task_request sets the task");
         let id = task.name.rsplit('/').next().unwrap_or_default().to_owned();
         let size = task_size(task);
@@ -279,7 +285,7 @@ mod tests {
     fn task_names_are_valid_task_ids() {
         let job = "0123456789abcdef0123456789abcdef";
         let plan = TaskBody::Plan { job_id: job.into() };
-        let chunk = TaskBody::Chunk { job_id: job.into(), index: 9_999_999, files: vec![] };
+        let chunk = TaskBody::Chunk { job_id: job.into(), index: 9_999_999, files: vec![], redelivery: 0 };
         for body in [plan, chunk] {
             assert!(is_valid_task_id(&body.task_name()), "{}", body.task_name());
             assert_eq!(task_id(&body.task_name()), body.task_name());

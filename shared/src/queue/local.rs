@@ -59,10 +59,13 @@ impl LocalQueue {
     /// that drive process-chunk directly.
     pub fn drain(&self) -> Vec<TaskBody> {
         let mut bodies = Vec::new();
+        let now = now_ms();
         for name in self.pending_names() {
             let path = self.pending_dir().join(format!("{name}.json"));
-            if let Some(task) = read_task(&path) {
-                bodies.push(task.body);
+            match read_task(&path) {
+                Some(task) if task.not_before_ms > now => continue,
+                Some(task) => bodies.push(task.body),
+                None => {}
             }
             let _ = std::fs::remove_file(&path);
         }
@@ -72,8 +75,9 @@ impl LocalQueue {
 
 #[async_trait]
 impl TaskQueue for LocalQueue {
-    async fn enqueue(&self, body: &TaskBody) -> Result<(), QueueError> {
-        let task = StoredTask { name: body.task_name(), body: body.clone(), failures: 0, not_before_ms: 0 };
+    async fn enqueue_after(&self, body: &TaskBody, delay: Duration) -> Result<(), QueueError> {
+        let not_before_ms = if delay.is_zero() { 0 } else { now_ms() + delay.as_millis() as u64 };
+        let task = StoredTask { name: body.task_name(), body: body.clone(), failures: 0, not_before_ms };
         let dir = self.pending_dir();
         tokio::task::spawn_blocking(move || write_new(&dir, &task))
             .await
@@ -265,7 +269,7 @@ mod tests {
         let plan = TaskBody::Plan { job_id: "j1".into() };
         queue.enqueue(&plan).await.unwrap();
         queue.enqueue(&plan).await.unwrap();
-        queue.enqueue(&TaskBody::Chunk { job_id: "j1".into(), index: 3, files: vec![] }).await.unwrap();
+        queue.enqueue(&TaskBody::Chunk { job_id: "j1".into(), index: 3, files: vec![], redelivery: 0 }).await.unwrap();
         let reopened = LocalQueue::new(dir.path());
         assert_eq!(reopened.pending_names(), ["j1-chunk-0000003", "j1-plan"]);
         let bodies = reopened.drain();

@@ -20,9 +20,24 @@ pub use local::LocalQueue;
 pub enum TaskBody {
     /// Read the job's source, stage its files and enqueue its chunks.
     Plan { job_id: String },
+    /// Go on planning a job whose previous planning pass stopped at its time budget.
+    ContinuePlan { job_id: String, pass: u32 },
     /// Import one chunk of files. The list also lives in the chunk's record; an empty list
     /// means "read it from there" (chunks too large for one task).
-    Chunk { job_id: String, index: u32, files: Vec<ChunkFile> },
+    Chunk {
+        job_id: String,
+        index: u32,
+        files: Vec<ChunkFile>,
+        /// 0 for the planned task; n for the watchdog's n-th re-enqueue (a fresh task name).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        redelivery: u32,
+    },
+    /// One round of the job's watchdog: recover lost chunks (see [`crate::watchdog`]).
+    Watch { job_id: String, round: u32 },
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl TaskBody {
@@ -30,7 +45,10 @@ impl TaskBody {
     pub fn task_name(&self) -> String {
         match self {
             TaskBody::Plan { job_id } => format!("{job_id}-plan"),
-            TaskBody::Chunk { job_id, index, .. } => format!("{job_id}-chunk-{index:07}"),
+            TaskBody::ContinuePlan { job_id, pass } => format!("{job_id}-plan-{pass:04}"),
+            TaskBody::Chunk { job_id, index, redelivery: 0, .. } => format!("{job_id}-chunk-{index:07}"),
+            TaskBody::Chunk { job_id, index, redelivery, .. } => format!("{job_id}-chunk-{index:07}-r{redelivery}"),
+            TaskBody::Watch { job_id, round } => format!("{job_id}-watch-{round:05}"),
         }
     }
 }
@@ -51,6 +69,12 @@ pub enum QueueError {
 
 #[async_trait]
 pub trait TaskQueue: Send + Sync + 'static {
-    /// Enqueues `body` under its deterministic name; an existing task of that name is kept.
-    async fn enqueue(&self, body: &TaskBody) -> Result<(), QueueError>;
+    /// Enqueues `body` under its deterministic name, to be delivered no sooner than `delay`
+    /// from now; an existing task of that name is kept.
+    async fn enqueue_after(&self, body: &TaskBody, delay: std::time::Duration) -> Result<(), QueueError>;
+
+    /// Enqueues `body` for delivery as soon as possible.
+    async fn enqueue(&self, body: &TaskBody) -> Result<(), QueueError> {
+        self.enqueue_after(body, std::time::Duration::ZERO).await
+    }
 }

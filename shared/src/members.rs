@@ -1,0 +1,350 @@
+//! The file index of a job's source: one record per usable file, in `import_members`.
+//!
+//! Planning fills it from a zip's central directory, a tar pass or a folder listing, then reads
+//! it back with indexed prefix queries (`_id` is `{job_id}:{path}`, so a folder is an `_id`
+//! range). No invocation ever holds a dataset's file list in memory, whatever its size; and
+//! since every record has a deterministic `_id`, a retried or resumed pass writes nothing twice.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use mongodb::bson::{doc, Document};
+use serde::{Deserialize, Serialize};
+
+use crate::archive::{extract_zip_member, ZipEntry, LOCAL_HEADER_SLACK};
+use crate::backends::Backends;
+use crate::db::{is_duplicate_key, Db, DbResult};
+use crate::format::layout::FileTree;
+use crate::jobs::ImportSource;
+use crate::reading::{self, RangeSource, TreeSource};
+use crate::source::SourceError;
+
+/// Where a file's bytes are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "at", rename_all = "snake_case")]
+pub enum Location {
+    /// Copied to scratch storage at `key` (tar sources, and YAML files given by URL).
+    Staged { key: String },
+    /// A member of the zip archive that is the job's source number `source`, read by range.
+    Zip { source: u8, header_offset: u64, compressed_size: u64, size: u64, deflated: bool, crc32: u32 },
+    /// File `path` of the folder that is the job's source number `source`.
+    Tree { source: u8, path: String },
+}
+
+impl Location {
+    pub fn zip(source: u8, entry: ZipEntry) -> Self {
+        Location::Zip {
+            source,
+            header_offset: entry.header_offset,
+            compressed_size: entry.compressed_size,
+            size: entry.size,
+            deflated: entry.deflated,
+            crc32: entry.crc32,
+        }
+    }
+
+    fn zip_entry(&self) -> Option<(u8, ZipEntry)> {
+        match *self {
+            Location::Zip { source, header_offset, compressed_size, size, deflated, crc32 } => {
+                Some((source, ZipEntry { header_offset, compressed_size, size, deflated, crc32 }))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One file of a job's source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberDoc {
+    /// `{job_id}:{path}`.
+    #[serde(rename = "_id")]
+    pub id: String,
+    /// The file's size in bytes.
+    #[serde(rename = "bytes")]
+    pub size: u64,
+    #[serde(flatten)]
+    pub location: Location,
+    /// Set once a chunk uses the file; what is left unused at the end is reported.
+    #[serde(default)]
+    pub used: bool,
+}
+
+pub fn member_id(job_id: &str, path: &str) -> String {
+    format!("{job_id}:{path}")
+}
+
+impl MemberDoc {
+    pub fn new(job_id: &str, path: &str, size: u64, location: Location) -> Self {
+        Self { id: member_id(job_id, path), size, location, used: false }
+    }
+
+    /// The path inside the dataset.
+    pub fn path(&self) -> &str {
+        self.id.split_once(':').map_or("", |(_, path)| path)
+    }
+}
+
+/// The `_id` filter of every member of `job_id` below folder `dir` (`""`: all of them).
+pub fn under(job_id: &str, dir: &str) -> Document {
+    let (from, to) = if dir.is_empty() {
+        (format!("{job_id}:"), format!("{job_id};"))
+    } else {
+        // '0' follows '/' in byte order: the range holds exactly the paths `dir/...`.
+        (format!("{job_id}:{dir}/"), format!("{job_id}:{dir}0"))
+    };
+    doc! {"_id": {"$gte": from, "$lt": to}}
+}
+
+/// Records members in batches; re-recording an existing member is a no-op.
+pub struct MemberWriter {
+    db: Db,
+    batch: Vec<MemberDoc>,
+    /// Members recorded by this writer (re-recorded ones included).
+    pub written: u64,
+}
+
+/// Members written per `insert_many`.
+const WRITE_BATCH: usize = 1000;
+
+impl MemberWriter {
+    pub fn new(db: &Db) -> Self {
+        Self { db: db.clone(), batch: Vec::with_capacity(WRITE_BATCH), written: 0 }
+    }
+
+    pub async fn add(&mut self, member: MemberDoc) -> DbResult<()> {
+        self.batch.push(member);
+        if self.batch.len() >= WRITE_BATCH {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    pub async fn flush(&mut self) -> DbResult<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.written += batch.len() as u64;
+        match self.db.members.insert_many(batch).ordered(false).await {
+            Ok(_) => Ok(()),
+            Err(err) if is_duplicate_key(&err) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+/// Looks members up by path, many at once.
+pub async fn find_many(db: &Db, job_id: &str, paths: &[String]) -> DbResult<HashMap<String, MemberDoc>> {
+    let ids: Vec<String> = paths.iter().map(|p| member_id(job_id, p)).collect();
+    let found: Vec<MemberDoc> = db.members.find(doc! {"_id": {"$in": ids}}).await?.try_collect().await?;
+    Ok(found.into_iter().map(|m| (m.path().to_owned(), m)).collect())
+}
+
+/// Marks members as used by a chunk.
+pub async fn mark_used(db: &Db, job_id: &str, paths: &[String]) -> DbResult<()> {
+    let ids: Vec<String> = paths.iter().map(|p| member_id(job_id, p)).collect();
+    db.members.update_many(doc! {"_id": {"$in": ids}}, doc! {"$set": {"used": true}}).await?;
+    Ok(())
+}
+
+/// A [`FileTree`] over the member records, for split resolution. Its methods block on the
+/// database through `runtime`, so it is used on a blocking thread (`spawn_blocking`).
+pub struct MemberTree {
+    pub db: Db,
+    pub job_id: String,
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl MemberTree {
+    fn block<F: std::future::IntoFuture>(&self, fut: F) -> F::Output {
+        self.runtime.block_on(fut.into_future())
+    }
+
+    fn ids(&self) -> mongodb::Collection<Document> {
+        self.db.members.clone_with_type()
+    }
+}
+
+impl FileTree for MemberTree {
+    fn is_file(&self, path: &str) -> bool {
+        let id = member_id(&self.job_id, path);
+        self.block(self.ids().find_one(doc! {"_id": id}).projection(doc! {"_id": 1})).ok().flatten().is_some()
+    }
+
+    fn is_dir(&self, path: &str) -> bool {
+        if path.is_empty() {
+            return true;
+        }
+        let filter = under(&self.job_id, path);
+        self.block(self.ids().find_one(filter).projection(doc! {"_id": 1})).ok().flatten().is_some()
+    }
+
+    fn visit_files_under(&self, dir: &str, visit: &mut dyn FnMut(&str)) {
+        let filter = under(&self.job_id, dir);
+        let ids = self.ids();
+        let cursor = self.block(ids.find(filter).projection(doc! {"_id": 1}).sort(doc! {"_id": 1}).batch_size(10_000));
+        let Ok(mut cursor) = cursor else { return };
+        let prefix_len = self.job_id.len() + 1;
+        while let Ok(Some(member)) = self.block(cursor.try_next()) {
+            if let Ok(id) = member.get_str("_id") {
+                visit(&id[prefix_len..]);
+            }
+        }
+    }
+}
+
+/// Reads member data for one job: zip members by range (a batch of neighbours in one request),
+/// staged and folder files whole.
+pub struct MemberReader {
+    backends: Backends,
+    sources: Vec<String>,
+    opened: tokio::sync::Mutex<HashMap<u8, Opened>>,
+}
+
+#[derive(Clone)]
+enum Opened {
+    Range(RangeSource),
+    Tree(TreeSource),
+}
+
+/// Zip members whose data lie this close together are fetched in one range request.
+const COALESCE_GAP: u64 = 256 * 1024;
+/// Largest single range request when coalescing.
+const MAX_SPAN: u64 = 16 * 1024 * 1024;
+
+impl MemberReader {
+    pub fn new(backends: &Backends, source: &ImportSource) -> Self {
+        Self { backends: backends.clone(), sources: source.urls(), opened: Default::default() }
+    }
+
+    /// The opened source number `source`; each is opened (probed) once per reader.
+    async fn open(&self, source: u8) -> Result<Opened, SourceError> {
+        let mut opened_sources = self.opened.lock().await;
+        if let Some(opened) = opened_sources.get(&source) {
+            return Ok(opened.clone());
+        }
+        let url = self
+            .sources
+            .get(source as usize)
+            .ok_or_else(|| SourceError::Unusable(format!("the job has no source number {source}")))?;
+        let opened = match reading::open(&self.backends, url).await? {
+            reading::Opened::File(file) => Opened::Range(file),
+            reading::Opened::Tree(tree) => Opened::Tree(tree),
+            reading::Opened::HttpWithoutRanges { .. } => {
+                return Err(SourceError::Unusable(format!("`{url}` no longer answers byte-range requests")))
+            }
+        };
+        opened_sources.insert(source, opened.clone());
+        Ok(opened)
+    }
+
+    /// The bytes of one file. `Err(Ok(message))`: the file itself is unreadable (a damaged
+    /// member); `Err(Err(_))`: the source could not be reached, which a retry may fix.
+    pub async fn read(&self, location: &Location) -> Result<Bytes, ReadError> {
+        match location {
+            Location::Staged { key } => Ok(self.backends.store.get(key).await.map_err(|e| match e {
+                crate::storage::StorageError::NotFound(_) => ReadError::Damaged("the staged copy is missing".into()),
+                other => SourceError::Transient(other.to_string()).into(),
+            })?),
+            Location::Tree { source, path } => match self.open(*source).await? {
+                Opened::Tree(tree) => Ok(tree.read(path).await?),
+                Opened::Range(_) => Err(SourceError::Unusable("the source changed kind".into()).into()),
+            },
+            Location::Zip { .. } => {
+                let mut read = self.read_zip_batch(std::slice::from_ref(location)).await?;
+                read.pop().expect("one member asked, one answered")
+            }
+        }
+    }
+
+    /// Reads many zip members of one source with as few range requests as their placement
+    /// allows. Results come back in the order asked.
+    pub async fn read_zip_batch(&self, locations: &[Location]) -> Result<Vec<Result<Bytes, ReadError>>, ReadError> {
+        let mut order: Vec<(usize, u8, ZipEntry)> =
+            locations.iter().enumerate().filter_map(|(i, l)| l.zip_entry().map(|(s, e)| (i, s, e))).collect();
+        order.sort_by_key(|&(_, source, entry)| (source, entry.header_offset));
+        let mut out: Vec<Option<Result<Bytes, ReadError>>> = vec![None; locations.len()];
+        let mut i = 0;
+        while i < order.len() {
+            let (_, source, first) = order[i];
+            let start = first.header_offset;
+            let mut end = member_end(&first);
+            let mut j = i + 1;
+            while j < order.len() {
+                let (_, next_source, next) = order[j];
+                let next_end = member_end(&next);
+                if next_source != source || next.header_offset > end + COALESCE_GAP || next_end - start > MAX_SPAN {
+                    break;
+                }
+                end = end.max(next_end);
+                j += 1;
+            }
+            let Opened::Range(file) = self.open(source).await? else {
+                return Err(SourceError::Unusable("the source changed kind".into()).into());
+            };
+            let span = file.read_range(start..end).await?;
+            for &(index, _, entry) in &order[i..j] {
+                let offset = (entry.header_offset - start) as usize;
+                let bytes = span.get(offset..).unwrap_or_default();
+                let extracted = match extract_zip_member(bytes, &entry) {
+                    // A name and extra field longer than the slack: fetch this member exactly.
+                    Err(_) if bytes.len() as u64 >= LOCAL_HEADER_SLACK + entry.compressed_size => {
+                        read_zip_exact(&file, &entry).await?
+                    }
+                    other => other,
+                };
+                out[index] = Some(extracted.map(Bytes::from).map_err(ReadError::Damaged));
+            }
+            i = j;
+        }
+        Ok(out.into_iter().map(|r| r.unwrap_or_else(|| Err(ReadError::Damaged("not a zip member".into())))).collect())
+    }
+}
+
+/// One member read with two requests: its local header, then exactly its header and data.
+async fn read_zip_exact(file: &RangeSource, entry: &ZipEntry) -> Result<Result<Vec<u8>, String>, ReadError> {
+    let header = file.read_range(entry.header_offset..entry.header_offset + 30).await?;
+    if header.len() < 30 {
+        return Ok(Err("the member's local header is truncated".into()));
+    }
+    let extra = u64::from(u16::from_le_bytes([header[26], header[27]]))
+        + u64::from(u16::from_le_bytes([header[28], header[29]]));
+    let end = entry.header_offset + 30 + extra + entry.compressed_size;
+    let bytes = file.read_range(entry.header_offset..end).await?;
+    Ok(extract_zip_member(&bytes, entry))
+}
+
+/// End of the bytes to fetch for a member: its header, name and extra field (bounded guess) and data.
+fn member_end(entry: &ZipEntry) -> u64 {
+    entry.header_offset + LOCAL_HEADER_SLACK + entry.compressed_size
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReadError {
+    /// This file cannot be read (damaged member, missing staged copy): report it, go on.
+    #[error("{0}")]
+    Damaged(String),
+    /// The source could not be reached.
+    #[error("{0}")]
+    Source(SourceErrorText),
+}
+
+/// [`SourceError`] is not `Clone`; batches need to copy the failure.
+#[derive(Debug, Clone)]
+pub struct SourceErrorText {
+    pub permanent: bool,
+    pub message: String,
+}
+
+impl std::fmt::Display for SourceErrorText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<SourceError> for ReadError {
+    fn from(err: SourceError) -> Self {
+        ReadError::Source(SourceErrorText { permanent: err.is_permanent(), message: err.to_string() })
+    }
+}

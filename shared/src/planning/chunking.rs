@@ -1,0 +1,436 @@
+//! From the indexed files to chunks: the dataset YAML, the split resolution over the member
+//! records, and chunks written and enqueued one by one as the splits are walked.
+//!
+//! Split resolution walks the member records in path order through [`MemberTree`] on a
+//! blocking thread; each full chunk is completed (labels looked up, files marked used), recorded
+//! and enqueued before the walk goes on. Memory holds one chunk and a 16-byte hash per image
+//! name, whatever the dataset size.
+
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use mongodb::bson::{doc, DateTime};
+use tokio::runtime::Handle;
+
+use super::indexing::MAX_CONFIG_BYTES;
+use super::PlanError;
+use crate::backends::Backends;
+use crate::coordinator::{self, ChunkFile};
+use crate::format::data_yaml::{parse_data_yaml, DatasetConfig};
+use crate::format::labels::infer_task;
+use crate::format::layout::{self, FileTree};
+use crate::format::Task;
+use crate::jobs::{FileError, JobDoc, ERROR_SAMPLE};
+use crate::members::{self, MemberReader, MemberTree};
+use crate::queue::TaskBody;
+use crate::storage::keys;
+
+/// Most files a chunk task lists itself (~250 bytes each, well under Cloud Tasks' 1 MB).
+const FILES_IN_TASK_MAX: usize = 2000;
+
+/// Label files read to infer the task when neither the request nor the YAML names it.
+const TASK_SNIFF_FILES: i64 = 32;
+
+/// Reads the YAML, resolves the splits and writes every chunk; then marks the job planned.
+pub(super) async fn plan_chunks(backends: &Backends, job: &JobDoc) -> Result<(), PlanError> {
+    let job_id = &job.id;
+    let reader = MemberReader::new(backends, &job.source);
+    let (yaml_path, yaml_text) = read_config(backends, job, &reader).await?;
+    let config =
+        parse_data_yaml(&yaml_text).map_err(|e| PlanError::permanent(&yaml_path, "config_invalid", e.to_string()))?;
+    let task = match job.task.or(config.task) {
+        Some(task) => task,
+        None => sniff_task(backends, job, &config, &reader).await?,
+    };
+    let yaml_name = yaml_path.rsplit('/').next().unwrap_or("data.yaml");
+    backends.store.put(&keys::dataset_config(&job.dataset_id, yaml_name), Bytes::from(yaml_text.clone())).await?;
+    let kpt_shape = config.kpt_shape.map(|(n, d)| vec![n as i64, d as i64]);
+    let split_names: Vec<String> = config.splits.iter().map(|s| s.name.clone()).collect();
+    backends
+        .db
+        .datasets
+        .update_one(
+            doc! {"_id": &job.dataset_id},
+            doc! {"$set": {
+                "classes": &config.names,
+                "task": task.as_str(),
+                "split_names": &split_names,
+                "kpt_shape": kpt_shape,
+            }},
+        )
+        .await?;
+
+    let cutter = Cutter::new(backends, job);
+    let (cutter, split_issues) = {
+        let backends = backends.clone();
+        let job_id = job_id.clone();
+        let source = job.source.clone();
+        let runtime = Handle::current();
+        tokio::task::spawn_blocking(move || {
+            walk_splits(&backends, &job_id, &source, &config, &yaml_path, cutter, runtime)
+        })
+        .await
+        .map_err(|e| PlanError::Transient(format!("split resolution failed: {e}")))??
+    };
+
+    let mut findings = split_issues.clone();
+    let orphans = orphan_labels(backends, job_id).await?;
+    let mut finding_counts: BTreeMap<String, u64> = BTreeMap::new();
+    for finding in &findings {
+        *finding_counts.entry(finding.code.clone()).or_default() += 1;
+    }
+    if orphans.count > 0 {
+        finding_counts.insert("orphan_label".into(), orphans.count);
+    }
+    findings.extend(orphans.sample);
+    findings.truncate(ERROR_SAMPLE);
+    let findings_bson = mongodb::bson::to_bson(&findings).expect("findings serialize");
+    backends
+        .db
+        .datasets
+        .update_one(
+            doc! {"_id": &job.dataset_id},
+            doc! {"$set": {
+                "findings": findings_bson.clone(),
+                "finding_counts": mongodb::bson::to_bson(&finding_counts).expect("counts serialize"),
+            }},
+        )
+        .await?;
+    let mut split_errors = split_issues;
+    split_errors.truncate(ERROR_SAMPLE);
+    backends
+        .db
+        .jobs
+        .update_one(
+            doc! {"_id": job_id, "planned": false},
+            doc! {"$set": {
+                "planned": true,
+                "task": task.as_str(),
+                "files_total": cutter.files_total as i64,
+                "chunks_total": cutter.next_index as i64,
+                "findings": findings_bson,
+                "updated_at": DateTime::now(),
+            },
+            "$push": {"errors": {
+                "$each": mongodb::bson::to_bson(&split_errors).expect("errors serialize"),
+                "$slice": ERROR_SAMPLE as i64,
+            }}},
+        )
+        .await?;
+    tracing::info!(job_id, files = cutter.files_total, chunks = cutter.next_index, task = task.as_str(), "planned");
+    Ok(())
+}
+
+/// The dataset YAML's path and text.
+async fn read_config(backends: &Backends, job: &JobDoc, reader: &MemberReader) -> Result<(String, String), PlanError> {
+    let filter = doc! {
+        "$and": [members::under(&job.id, ""), {"_id": {"$regex": r"\.ya?ml$", "$options": "i"}}]
+    };
+    let candidates: Vec<members::MemberDoc> =
+        backends.db.members.find(filter).limit(10_000).await?.try_collect().await?;
+    let paths: Vec<String> = candidates.iter().map(|m| m.path().to_owned()).collect();
+    let yaml_path = layout::find_config(&paths).ok_or_else(|| {
+        PlanError::permanent("", "config_missing", "no dataset YAML (data.yaml or *.yaml) found in the source")
+    })?;
+    let member = candidates.iter().find(|m| m.path() == yaml_path).expect("the chosen YAML is a candidate");
+    if member.size > MAX_CONFIG_BYTES {
+        return Err(PlanError::permanent(&yaml_path, "config_invalid", "the YAML is larger than 1 MiB"));
+    }
+    let bytes = reader.read(&member.location).await.map_err(|e| read_failure(&yaml_path, e))?;
+    let text = String::from_utf8(bytes.to_vec())
+        .map_err(|_| PlanError::permanent(&yaml_path, "config_invalid", "the YAML is not valid UTF-8"))?;
+    Ok((yaml_path, text))
+}
+
+fn read_failure(path: &str, err: members::ReadError) -> PlanError {
+    match err {
+        members::ReadError::Damaged(message) => PlanError::permanent(path, "source_unreadable", message),
+        members::ReadError::Source(e) if e.permanent => PlanError::permanent(path, "source_unavailable", e.message),
+        members::ReadError::Source(e) => PlanError::Transient(e.message),
+    }
+}
+
+async fn sniff_task(
+    backends: &Backends,
+    job: &JobDoc,
+    config: &DatasetConfig,
+    reader: &MemberReader,
+) -> Result<Task, PlanError> {
+    let filter =
+        doc! {"$and": [members::under(&job.id, ""), {"_id": {"$regex": r"/labels/.*\.txt$|^[^:]*:labels/.*\.txt$"}}]};
+    let labels: Vec<members::MemberDoc> =
+        backends.db.members.find(filter).limit(TASK_SNIFF_FILES).await?.try_collect().await?;
+    let mut counts = Vec::new();
+    for label in labels.iter().filter(|m| m.size < 1 << 20) {
+        let Ok(bytes) = reader.read(&label.location).await else { continue };
+        let text = String::from_utf8_lossy(&bytes);
+        counts.extend(text.lines().map(|l| l.split_whitespace().count()).filter(|&n| n > 0));
+    }
+    Ok(infer_task(counts, config.kpt_shape))
+}
+
+/// Walks every split on a blocking thread, feeding the cutter; returns it and the split issues.
+fn walk_splits(
+    backends: &Backends,
+    job_id: &str,
+    source: &crate::jobs::ImportSource,
+    config: &DatasetConfig,
+    yaml_path: &str,
+    mut cutter: Cutter,
+    runtime: Handle,
+) -> Result<(Cutter, Vec<FileError>), PlanError> {
+    let tree = MemberTree { db: backends.db.clone(), job_id: job_id.to_owned(), runtime: runtime.clone() };
+    let base = layout::resolve_base(config, yaml_path, &tree);
+    let reader = MemberReader::new(backends, source);
+    let mut read_list = |path: &str| -> Option<String> {
+        let found = runtime.block_on(members::find_many(&backends.db, job_id, &[path.to_owned()])).ok()?;
+        let member = found.get(path).filter(|m| m.size <= 64 << 20)?;
+        let bytes = runtime.block_on(reader.read(&member.location)).ok()?;
+        String::from_utf8(bytes.to_vec()).ok()
+    };
+    let mut issues = Vec::new();
+    for spec in &config.splits {
+        let roots = split_roots(&spec.sources, &base, &tree);
+        let mut names = NameSet::default();
+        let mut failure = None;
+        let split_issues = layout::visit_split(spec, &base, &tree, &mut read_list, &mut |image| {
+            if failure.is_some() {
+                return;
+            }
+            let mut file_name = relative_to_roots(image, &roots, &base);
+            if !names.insert(&file_name) {
+                // Two sources of one split hold the same relative name: keep the longer path.
+                file_name = image.strip_prefix(&format!("{base}/")).unwrap_or(image).to_owned();
+                names.insert(&file_name);
+            }
+            cutter.pending.push(Pending { split: spec.name.clone(), path: image.to_owned(), file_name });
+            if cutter.pending.len() >= cutter.chunk_size {
+                failure = runtime.block_on(cutter.flush()).err();
+            }
+        });
+        if let Some(err) = failure {
+            return Err(err);
+        }
+        issues.extend(split_issues.into_iter().map(|issue| FileError {
+            file: spec.name.clone(),
+            code: issue.code,
+            message: issue.message,
+        }));
+    }
+    runtime.block_on(cutter.flush())?;
+    Ok((cutter, issues))
+}
+
+/// Image names already used in one split, as 16-byte hashes.
+#[derive(Default)]
+struct NameSet {
+    seen: HashSet<u128>,
+    hashers: (RandomState, RandomState),
+}
+
+impl NameSet {
+    fn insert(&mut self, name: &str) -> bool {
+        let key = (u128::from(self.hashers.0.hash_one(name)) << 64) | u128::from(self.hashers.1.hash_one(name));
+        self.seen.insert(key)
+    }
+}
+
+/// An image waiting for its chunk.
+struct Pending {
+    split: String,
+    path: String,
+    file_name: String,
+}
+
+/// Cuts images into chunks of at most `chunk_size` files and `chunk_max_bytes` image bytes,
+/// numbering them in walk order (deterministic, so a retried plan rewrites the same chunks).
+struct Cutter {
+    backends: Backends,
+    job_id: String,
+    chunk_size: usize,
+    chunk_max_bytes: u64,
+    pending: Vec<Pending>,
+    next_index: u32,
+    files_total: u64,
+}
+
+impl Cutter {
+    fn new(backends: &Backends, job: &JobDoc) -> Self {
+        Self {
+            backends: backends.clone(),
+            job_id: job.id.clone(),
+            chunk_size: job.chunk_size.max(1) as usize,
+            chunk_max_bytes: backends.pacing.chunk_max_bytes.max(1),
+            pending: Vec::new(),
+            next_index: 0,
+            files_total: 0,
+        }
+    }
+
+    /// Completes the pending images (locations, labels), then records and enqueues them as one
+    /// or more chunks.
+    async fn flush(&mut self) -> Result<(), PlanError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let mut wanted: Vec<String> = Vec::with_capacity(pending.len() * 2);
+        for image in &pending {
+            wanted.push(image.path.clone());
+            wanted.push(layout::label_path_for(&image.path));
+        }
+        let found = members::find_many(&self.backends.db, &self.job_id, &wanted).await?;
+        let used: Vec<String> = wanted.into_iter().filter(|p| found.contains_key(p)).collect();
+        let mut chunk: Vec<ChunkFile> = Vec::new();
+        let mut chunk_bytes = 0u64;
+        for image in pending {
+            let Some(member) = found.get(&image.path) else { continue };
+            let label = found.get(&layout::label_path_for(&image.path)).map(|m| m.location.clone());
+            if !chunk.is_empty() && chunk_bytes + member.size > self.chunk_max_bytes {
+                self.write_chunk(std::mem::take(&mut chunk)).await?;
+                chunk_bytes = 0;
+            }
+            chunk_bytes += member.size;
+            chunk.push(ChunkFile {
+                split: image.split,
+                file_name: image.file_name,
+                image: member.location.clone(),
+                size: member.size,
+                label,
+            });
+        }
+        self.write_chunk(chunk).await?;
+        members::mark_used(&self.backends.db, &self.job_id, &used).await?;
+        Ok(())
+    }
+
+    async fn write_chunk(&mut self, files: Vec<ChunkFile>) -> Result<(), PlanError> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let index = self.next_index;
+        coordinator::create_chunk(&self.backends.db, &self.job_id, index, &files).await?;
+        // A task carries its file list while it stays far below Cloud Tasks' 1 MB limit; a
+        // larger chunk's task carries none and process-chunk reads the list from the record.
+        let count = files.len() as u64;
+        let files = if files.len() <= FILES_IN_TASK_MAX { files } else { Vec::new() };
+        let body = TaskBody::Chunk { job_id: self.job_id.clone(), index, files, redelivery: 0 };
+        self.backends.queue.enqueue(&body).await?;
+        self.next_index += 1;
+        self.files_total += count;
+        // Progress while planning goes on; the final totals are set when planning ends.
+        self.backends
+            .db
+            .jobs
+            .update_one(
+                doc! {"_id": &self.job_id, "planned": false},
+                doc! {"$max": {"files_total": self.files_total as i64, "chunks_total": self.next_index as i64}},
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// Label files no chunk uses: Ultralytics ignores them silently; we count and sample them.
+struct Orphans {
+    count: u64,
+    sample: Vec<FileError>,
+}
+
+async fn orphan_labels(backends: &Backends, job_id: &str) -> Result<Orphans, PlanError> {
+    let filter = doc! {"$and": [members::under(job_id, ""), {"used": {"$ne": true}}]};
+    let mut cursor = backends.db.members.find(filter).await?;
+    let mut orphans = Orphans { count: 0, sample: Vec::new() };
+    while let Some(member) = cursor.try_next().await? {
+        let path = member.path();
+        if path.ends_with(".txt") && (path.starts_with("labels/") || path.contains("/labels/")) {
+            orphans.count += 1;
+            if orphans.sample.len() < ERROR_SAMPLE {
+                orphans.sample.push(FileError {
+                    file: path.to_owned(),
+                    code: "orphan_label".into(),
+                    message: "label file with no matching image; it is not imported".into(),
+                });
+            }
+        }
+    }
+    Ok(orphans)
+}
+
+/// The directories a split's sources resolve to, longest first.
+fn split_roots(sources: &[String], base: &str, tree: &dyn FileTree) -> Vec<String> {
+    let mut roots: Vec<String> = sources
+        .iter()
+        .flat_map(|s| {
+            let trimmed = s.trim_end_matches('/');
+            [trimmed.to_owned(), trimmed.strip_prefix("../").unwrap_or(trimmed).to_owned()]
+        })
+        .map(|s| normalize(&join(base, &s)))
+        .filter(|dir| tree.is_dir(dir))
+        .collect();
+    roots.sort_by_key(|r| std::cmp::Reverse(r.len()));
+    roots.dedup();
+    roots
+}
+
+fn relative_to_roots(image: &str, roots: &[String], base: &str) -> String {
+    for root in roots {
+        if root.is_empty() {
+            return image.to_owned();
+        }
+        if let Some(rest) = image.strip_prefix(&format!("{root}/")) {
+            return rest.to_owned();
+        }
+    }
+    // A list-file entry: name it by its folder below the `images` directory, as Ultralytics'
+    // label rule does, or by its path in the dataset.
+    match image.rfind("images/") {
+        Some(i) if i == 0 || image.as_bytes()[i - 1] == b'/' => image[i + "images/".len()..].to_owned(),
+        _ => image.strip_prefix(&format!("{base}/")).unwrap_or(image).to_owned(),
+    }
+}
+
+fn join(base: &str, rel: &str) -> String {
+    if base.is_empty() {
+        rel.to_owned()
+    } else {
+        format!("{base}/{rel}")
+    }
+}
+
+/// Collapses `.` and `..` segments (never above the root).
+fn normalize(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    out.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::layout::MemoryTree;
+
+    #[test]
+    fn file_names_are_relative_to_the_split_root() {
+        let tree = MemoryTree::new(
+            ["d/images/train/a.jpg", "d/images/train/sub/b.jpg", "d/train/images/c.jpg"].map(String::from),
+        );
+        let roots = split_roots(&["images/train".into()], "d", &tree);
+        assert_eq!(relative_to_roots("d/images/train/sub/b.jpg", &roots, "d"), "sub/b.jpg");
+        let roots = split_roots(&["../train/images".into()], "d", &tree);
+        assert_eq!(roots, ["d/train/images"]);
+        assert_eq!(relative_to_roots("d/train/images/c.jpg", &roots, "d"), "c.jpg");
+        assert_eq!(relative_to_roots("d/images/val/x.jpg", &[], "d"), "val/x.jpg");
+        assert_eq!(normalize("a/./b/../c"), "a/c");
+    }
+}

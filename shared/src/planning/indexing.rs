@@ -1,0 +1,390 @@
+//! Indexing a job's sources: every usable file recorded in `import_members` with where its
+//! bytes are, reading no more of the source than that needs.
+//!
+//! - zip (local, HTTP with ranges, `gs://`): the central directory is read by range; members
+//!   stay where they are and chunks read them by range later. Nothing is downloaded.
+//! - tar and tar.gz: one streaming pass copies each member to `temp/{job_id}/src/` (uploads
+//!   overlap the decompression) and records it. A pass that nears its time budget stops at a
+//!   member boundary, records how far it got, and planning continues in a new task: a plain tar
+//!   from the byte offset of the next member, a tar.gz by decompressing past the members already
+//!   staged without redoing their work.
+//! - folders (local mode, `gs://bucket/prefix/`): listed page by page; files stay where they are.
+//! - an HTTP server that ignores `Range`: downloaded to scratch once, then staged like a tar.
+
+use std::io::Read;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use mongodb::bson::{doc, DateTime};
+use tokio::sync::mpsc;
+
+use super::PlanError;
+use crate::archive::{self, ArchiveError, ArchiveKind, Walk};
+use crate::backends::Backends;
+use crate::format::layout;
+use crate::jobs::{FileError, IndexCursor, JobDoc, ERROR_SAMPLE};
+use crate::members::{Location, MemberDoc, MemberWriter};
+use crate::reading::{self, BlockReader, Opened, RangeSource, TreeSource};
+use crate::source::SourceError;
+use crate::storage::keys;
+
+/// Bytes fetched per range request while reading a zip's central directory.
+const DIRECTORY_BLOCK: u64 = 256 << 10;
+/// Bytes fetched per range request while streaming a tar.
+const STREAM_BLOCK: u64 = 8 << 20;
+/// Staging uploads in flight at once.
+const UPLOADS_IN_FLIGHT: usize = 16;
+/// Largest YAML accepted as a dataset config.
+pub(super) const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Whether indexing finished or stopped at its time budget.
+pub(super) enum Indexing {
+    Done,
+    Paused(IndexCursor),
+}
+
+/// Whether planning or a chunk will ever read this file; others are not recorded.
+fn is_dataset_member(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    layout::is_image_path(path) || lower.ends_with(".txt") || lower.ends_with(".yaml") || lower.ends_with(".yml")
+}
+
+/// Indexes the job's sources from its cursor on.
+pub(super) async fn index_sources(backends: &Backends, job: &JobDoc) -> Result<Indexing, PlanError> {
+    let started = Instant::now();
+    let urls = job.source.urls();
+    let cursor = job.index_cursor.unwrap_or_default();
+    let parts = matches!(job.source, crate::jobs::ImportSource::Parts { .. });
+    for (number, url) in urls.iter().enumerate().skip(cursor.source as usize) {
+        let source = number as u8;
+        let resume = if source == cursor.source { cursor } else { IndexCursor { source, ..IndexCursor::default() } };
+        let pass = Pass { backends, job, source, url, started, resume };
+        let outcome = match (parts, number) {
+            (true, 0) => pass.stage_config().await?,
+            (true, 1) => pass.index("images").await?,
+            (true, _) => pass.index("labels").await?,
+            (false, _) => pass.index("").await?,
+        };
+        if let Indexing::Paused(next) = outcome {
+            return Ok(Indexing::Paused(IndexCursor { pass: cursor.pass + 1, ..next }));
+        }
+    }
+    Ok(Indexing::Done)
+}
+
+/// One source of one planning pass.
+struct Pass<'a> {
+    backends: &'a Backends,
+    job: &'a JobDoc,
+    source: u8,
+    url: &'a str,
+    started: Instant,
+    resume: IndexCursor,
+}
+
+impl Pass<'_> {
+    fn permanent(&self, code: &str, message: impl Into<String>) -> PlanError {
+        PlanError::permanent(self.url, code, message)
+    }
+
+    fn source_error(&self, err: SourceError) -> PlanError {
+        if let SourceError::NotFound(message) = err {
+            return self.permanent("source_not_found", message);
+        }
+        if err.is_permanent() {
+            self.permanent("source_unavailable", err.to_string())
+        } else {
+            PlanError::Transient(err.to_string())
+        }
+    }
+
+    /// The `config_url` of a split source: a single YAML, staged as `data.yaml`.
+    async fn stage_config(&self) -> Result<Indexing, PlanError> {
+        let file = reading::open_file(self.backends, self.url).await.map_err(|e| self.source_error(e))?;
+        if file.size() > MAX_CONFIG_BYTES {
+            return Err(self.permanent("config_invalid", "the YAML is larger than 1 MiB"));
+        }
+        let bytes = file.read_range(0..file.size()).await.map_err(|e| self.source_error(e))?;
+        let key = keys::staged_member(&self.job.id, "data.yaml");
+        let size = bytes.len() as u64;
+        self.backends.store.put(&key, bytes).await?;
+        let mut writer = MemberWriter::new(&self.backends.db);
+        writer.add(MemberDoc::new(&self.job.id, "data.yaml", size, Location::Staged { key })).await?;
+        writer.flush().await?;
+        Ok(Indexing::Done)
+    }
+
+    /// An archive or folder; every member under `prefix` (unless it already starts with it, as
+    /// an `images.zip` holding `images/...` does).
+    async fn index(&self, prefix: &str) -> Result<Indexing, PlanError> {
+        match reading::open(self.backends, self.url).await.map_err(|e| self.source_error(e))? {
+            Opened::Tree(tree) => self.index_tree(&tree, prefix).await,
+            Opened::File(file) => {
+                let head = file.read_range(0..512).await.map_err(|e| self.source_error(e))?;
+                match archive::detect_kind(&head, self.url) {
+                    Some(ArchiveKind::Zip) => self.index_zip(file, prefix).await,
+                    Some(ArchiveKind::Tar) => self.stage_tar(file, false, prefix).await,
+                    Some(ArchiveKind::TarGz) => self.stage_tar(file, true, prefix).await,
+                    None => Err(self.not_an_archive()),
+                }
+            }
+            Opened::HttpWithoutRanges { url, .. } => self.stage_download(&url, prefix).await,
+        }
+    }
+
+    fn not_an_archive(&self) -> PlanError {
+        self.permanent("archive_unsupported", "the source is not a zip, tar or tar.gz archive")
+    }
+
+    fn member_path(prefix: &str, name: &str) -> String {
+        if prefix.is_empty() || name.starts_with(&format!("{prefix}/")) {
+            name.to_owned()
+        } else {
+            format!("{prefix}/{name}")
+        }
+    }
+
+    async fn index_tree(&self, tree: &TreeSource, prefix: &str) -> Result<Indexing, PlanError> {
+        let mut writer = MemberWriter::new(&self.backends.db);
+        let mut pages = tree.pages(1000);
+        let mut refused = Vec::new();
+        while let Some(page) = pages.recv().await {
+            for (name, size) in page.map_err(PlanError::Transient)? {
+                // Object names are as hostile as archive member names.
+                match archive::sanitize_member_name(name.as_bytes()) {
+                    Ok(Some(clean)) if clean == name => {
+                        if is_dataset_member(&name) {
+                            let path = Self::member_path(prefix, &name);
+                            let location = Location::Tree { source: self.source, path: name };
+                            writer.add(MemberDoc::new(&self.job.id, &path, size, location)).await?;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(reason) => refused.push(archive::Rejected { name, reason }),
+                }
+            }
+        }
+        writer.flush().await?;
+        record_refusals(self.backends, &self.job.id, &refused).await?;
+        Ok(Indexing::Done)
+    }
+
+    /// Reads the central directory by range; members are read by range by their chunks.
+    async fn index_zip(&self, file: RangeSource, prefix: &str) -> Result<Indexing, PlanError> {
+        let (tx, mut rx) = mpsc::channel::<MemberDoc>(1024);
+        let runtime = tokio::runtime::Handle::current();
+        let (limits, job_id, source, prefix) =
+            (self.backends.archive_limits, self.job.id.clone(), self.source, prefix.to_owned());
+        let walk = tokio::task::spawn_blocking(move || {
+            let reader = BlockReader::new(file, runtime, DIRECTORY_BLOCK);
+            archive::index_zip(reader, &limits, &mut |name, entry| {
+                if !is_dataset_member(name) {
+                    return Ok(());
+                }
+                let path = Self::member_path(&prefix, name);
+                let member = MemberDoc::new(&job_id, &path, entry.size, Location::zip(source, entry));
+                tx.blocking_send(member).map_err(|_| "indexing stopped".to_owned())
+            })
+        });
+        let mut writer = MemberWriter::new(&self.backends.db);
+        let mut write_error = None;
+        while let Some(member) = rx.recv().await {
+            if let Err(err) = writer.add(member).await {
+                write_error = Some(err);
+                break;
+            }
+        }
+        drop(rx);
+        let walk = walk.await.map_err(|e| PlanError::Transient(format!("indexing task failed: {e}")))?;
+        if let Some(err) = write_error {
+            return Err(err.into());
+        }
+        writer.flush().await?;
+        let walk = walk.map_err(|e| self.walk_error(e))?;
+        record_walk(self.backends, &self.job.id, &walk).await?;
+        Ok(Indexing::Done)
+    }
+
+    /// Downloads a source whose server cannot serve ranges, then stages it as an archive.
+    async fn stage_download(&self, url: &url::Url, prefix: &str) -> Result<Indexing, PlanError> {
+        std::fs::create_dir_all(&self.backends.scratch_dir).map_err(|e| PlanError::Transient(e.to_string()))?;
+        let temp = tempfile::Builder::new()
+            .prefix(&format!("yds-{}-", self.job.id))
+            .tempfile_in(&self.backends.scratch_dir)
+            .map_err(|e| PlanError::Transient(e.to_string()))?
+            .into_temp_path();
+        self.backends.fetcher.download(url, &temp).await.map_err(|e| self.source_error(e))?;
+        let path = temp.to_path_buf();
+        let file = match reading::open(self.backends, &format!("file://{}", path.display())).await {
+            Ok(Opened::File(file)) => file,
+            _ => return Err(PlanError::Transient("the downloaded copy could not be opened".into())),
+        };
+        let head = file.read_range(0..512).await.map_err(|e| self.source_error(e))?;
+        let outcome = match archive::detect_kind(&head, self.url) {
+            Some(ArchiveKind::Zip) => self.stage_walk(file, Kind::Zip, prefix).await,
+            Some(ArchiveKind::Tar) => self.stage_walk(file, Kind::Tar, prefix).await,
+            Some(ArchiveKind::TarGz) => self.stage_walk(file, Kind::TarGz, prefix).await,
+            None => Err(self.not_an_archive()),
+        }?;
+        match outcome {
+            // A download cannot resume in another task: finish it here.
+            Indexing::Paused(_) => Err(PlanError::Transient("staging a download paused".into())),
+            done => Ok(done),
+        }
+    }
+
+    async fn stage_tar(&self, file: RangeSource, gz: bool, prefix: &str) -> Result<Indexing, PlanError> {
+        self.stage_walk(file, if gz { Kind::TarGz } else { Kind::Tar }, prefix).await
+    }
+
+    /// Streams the archive, copying each member to scratch storage (several uploads in flight)
+    /// and recording it; stops at a member boundary once the pass's budget is spent.
+    async fn stage_walk(&self, file: RangeSource, kind: Kind, prefix: &str) -> Result<Indexing, PlanError> {
+        let budget = self.backends.pacing.plan_budget;
+        let started = self.started;
+        let resume = self.resume;
+        // A plain tar resumes at the byte offset of its next member; a gzip stream cannot be
+        // entered in the middle, so it is decompressed from the start and the members already
+        // staged are skipped.
+        let (start_offset, skip) = match kind {
+            Kind::Tar => (resume.offset, 0),
+            Kind::TarGz | Kind::Zip => (0, resume.members_done),
+        };
+        let (tx, rx) = mpsc::channel::<(String, Bytes)>(UPLOADS_IN_FLIGHT * 2);
+        let runtime = tokio::runtime::Handle::current();
+        let limits = self.backends.archive_limits;
+        let prefix = prefix.to_owned();
+        let walker = tokio::task::spawn_blocking(move || -> Result<(Walk, WalkEnd), ArchiveError> {
+            let mut reader = BlockReader::new(file, runtime, STREAM_BLOCK);
+            std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(start_offset)).map_err(ArchiveError::Io)?;
+            let mut end = WalkEnd { members_done: resume.members_done, next_offset: start_offset, paused: false };
+            let mut seen = 0u64;
+            let mut on_file = |name: &str, _size: u64, data: &mut dyn Read, position: Option<u64>| {
+                seen += 1;
+                if seen <= skip {
+                    return Ok(());
+                }
+                // Every pass stages at least one member, so a pass always makes progress.
+                if started.elapsed() >= budget && end.members_done > resume.members_done {
+                    end.paused = true;
+                    if let Some(position) = position {
+                        end.next_offset = start_offset + position;
+                    }
+                    return Err(PAUSED.to_owned());
+                }
+                end.members_done += 1;
+                if !is_dataset_member(name) {
+                    return Ok(());
+                }
+                let mut bytes = Vec::new();
+                data.read_to_end(&mut bytes).map_err(|e| format!("reading {name}: {e}"))?;
+                tx.blocking_send((Self::member_path(&prefix, name), Bytes::from(bytes)))
+                    .map_err(|_| "staging stopped".to_owned())
+            };
+            let walk = match kind {
+                Kind::Zip => archive::walk_zip(reader, &limits, &mut |n, s, r| on_file(n, s, r, None)),
+                Kind::Tar => archive::walk_tar_at(reader, false, &limits, &mut on_file),
+                Kind::TarGz => archive::walk_tar_at(reader, true, &limits, &mut on_file),
+            };
+            match walk {
+                Err(ArchiveError::Callback(message)) if message == PAUSED => Ok((Walk::default(), end)),
+                other => other.map(|walk| (walk, end)),
+            }
+        });
+        let uploaded = self.upload(rx).await;
+        let walked = walker.await.map_err(|e| PlanError::Transient(format!("staging task failed: {e}")))?;
+        uploaded?;
+        let (walk, end) = walked.map_err(|e| self.walk_error(e))?;
+        record_walk(self.backends, &self.job.id, &walk).await?;
+        if end.paused {
+            tracing::info!(job_id = %self.job.id, members = end.members_done, "planning pass reached its budget");
+            let cursor =
+                IndexCursor { source: self.source, members_done: end.members_done, offset: end.next_offset, pass: 0 };
+            return Ok(Indexing::Paused(cursor));
+        }
+        Ok(Indexing::Done)
+    }
+
+    /// Uploads staged members with several requests in flight and records them.
+    async fn upload(&self, rx: mpsc::Receiver<(String, Bytes)>) -> Result<(), PlanError> {
+        let store = self.backends.store.clone();
+        let job_id = self.job.id.clone();
+        let mut uploads = tokio_stream_from(rx)
+            .map(|(path, data)| {
+                let (store, key, job_id) = (store.clone(), keys::staged_member(&job_id, &path), job_id.clone());
+                async move {
+                    let size = data.len() as u64;
+                    store.put(&key, data).await.map(|()| MemberDoc::new(&job_id, &path, size, Location::Staged { key }))
+                }
+            })
+            .buffer_unordered(UPLOADS_IN_FLIGHT);
+        let mut writer = MemberWriter::new(&self.backends.db);
+        while let Some(member) = uploads.next().await {
+            writer.add(member?).await?;
+        }
+        writer.flush().await?;
+        Ok(())
+    }
+
+    fn walk_error(&self, err: ArchiveError) -> PlanError {
+        match err {
+            ArchiveError::Callback(msg) => PlanError::Transient(msg),
+            ArchiveError::Io(e) => PlanError::Transient(format!("reading the source: {e}")),
+            ArchiveError::Corrupt(msg) => self.permanent("archive_corrupt", msg),
+            ArchiveError::LimitExceeded(msg) => self.permanent("archive_too_large", msg),
+        }
+    }
+}
+
+/// The callback's way of stopping a walk at the budget.
+const PAUSED: &str = "planning pass paused at its time budget";
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Zip,
+    Tar,
+    TarGz,
+}
+
+/// Where a staging walk stopped.
+struct WalkEnd {
+    members_done: u64,
+    next_offset: u64,
+    paused: bool,
+}
+
+fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+async fn record_walk(backends: &Backends, job_id: &str, walk: &Walk) -> Result<(), PlanError> {
+    record_refusals(backends, job_id, &walk.rejected).await
+}
+
+/// Refused members become job errors (a bounded sample).
+async fn record_refusals(backends: &Backends, job_id: &str, refused: &[archive::Rejected]) -> Result<(), PlanError> {
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let errors: Vec<FileError> = refused
+        .iter()
+        .take(ERROR_SAMPLE)
+        .map(|r| FileError {
+            file: r.name.clone(),
+            code: r.reason.code().to_owned(),
+            message: format!("archive member `{}` refused and not imported: {}", r.name, r.reason.message()),
+        })
+        .collect();
+    let errors = mongodb::bson::to_bson(&errors).expect("errors serialize");
+    backends
+        .db
+        .jobs
+        .update_one(
+            doc! {"_id": job_id},
+            doc! {"$push": {"errors": {"$each": errors, "$slice": ERROR_SAMPLE as i64}},
+            "$set": {"updated_at": DateTime::now()}},
+        )
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! The watchdog: no job hangs in `running` because a task was lost.
+//!
+//! Cloud Tasks retries a failed delivery, but a task can still vanish: its attempts run out
+//! while the process crashes before recording anything, or an operator purges the queue. The
+//! coordinator's own records tell: a pending chunk whose delivery started longer than the lease
+//! ago without an outcome, or (when the job's queue has gone quiet for a whole lease) a chunk
+//! never started at all. Such a chunk is enqueued again under a fresh task name (Cloud Tasks
+//! refuses a deleted task's name for hours); after [`MAX_REDELIVERIES`] it is recorded as
+//! failed with its files as errors, and the job ends `completed_with_errors`.
+//!
+//! The watchdog is itself a task: planning schedules the first round, and each round schedules
+//! the next until the job ends. Every step is a conditional update or a deduplicated enqueue, so
+//! duplicate rounds are harmless.
+
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use mongodb::bson::{doc, DateTime};
+
+use crate::backends::Backends;
+use crate::coordinator::{self, ChunkDoc};
+use crate::db::DbResult;
+use crate::ingest;
+use crate::jobs;
+use crate::queue::{QueueError, TaskBody};
+
+/// Re-enqueues of one chunk before it is given up as a dead letter.
+pub const MAX_REDELIVERIES: u32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("{0}")]
+    Chunk(#[from] ingest::ChunkError),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+}
+
+impl From<mongodb::error::Error> for WatchError {
+    fn from(err: mongodb::error::Error) -> Self {
+        WatchError::Db(crate::db::DbError(err))
+    }
+}
+
+/// Time between two rounds for a given lease.
+pub fn interval(lease: Duration) -> Duration {
+    (lease / 3).max(Duration::from_secs(1))
+}
+
+/// Schedules round `round` of the job's watchdog.
+pub async fn schedule(backends: &Backends, job_id: &str, round: u32) -> Result<(), QueueError> {
+    let body = TaskBody::Watch { job_id: job_id.to_owned(), round };
+    backends.queue.enqueue_after(&body, interval(backends.pacing.chunk_lease)).await
+}
+
+/// One round: recovers lost chunks, then schedules the next round unless the job ended. The
+/// first round after the end clears the job's scratch space and file index.
+pub async fn watch(backends: &Backends, job_id: &str, round: u32) -> Result<(), WatchError> {
+    let db = &backends.db;
+    let Some(job) = jobs::find(db, job_id).await? else { return Ok(()) };
+    if job.status.is_terminal() {
+        return clean_up(backends, job_id).await;
+    }
+    if job.planned {
+        for chunk in lost_chunks(backends, job_id).await? {
+            recover(backends, &chunk).await?;
+        }
+        coordinator::try_finalize(db, job_id).await?;
+    }
+    let Some(job) = jobs::find(db, job_id).await? else { return Ok(()) };
+    if !job.status.is_terminal() {
+        schedule(backends, job_id, round + 1).await?;
+    }
+    Ok(())
+}
+
+/// Deletes what only the import needed: staged files and the member records.
+async fn clean_up(backends: &Backends, job_id: &str) -> Result<(), WatchError> {
+    let members = backends.db.members.delete_many(crate::members::under(job_id, "")).await?;
+    let staged = backends.store.delete_prefix(&crate::storage::keys::job_temp_prefix(job_id)).await?;
+    tracing::info!(job_id, members = members.deleted_count, staged, "import scratch cleared");
+    Ok(())
+}
+
+/// Pending chunks presumed lost.
+async fn lost_chunks(backends: &Backends, job_id: &str) -> DbResult<Vec<ChunkDoc>> {
+    let db = &backends.db;
+    let lease = backends.pacing.chunk_lease;
+    let expired = DateTime::from_millis(DateTime::now().timestamp_millis() - lease.as_millis() as i64);
+    let no_files = doc! {"files": 0};
+    // Started, and no outcome within the lease.
+    let mut lost: Vec<ChunkDoc> = db
+        .chunks
+        .find(doc! {"job_id": job_id, "state": "pending", "started_at": {"$lt": expired}})
+        .projection(no_files.clone())
+        .await?
+        .try_collect()
+        .await?;
+    // Never started: lost only if the job's queue has been quiet for a whole lease (otherwise
+    // the chunk may simply be waiting its turn).
+    let recent = doc! {"job_id": job_id, "$or": [
+        {"started_at": {"$gte": expired}},
+        {"finished_at": {"$gte": expired}},
+        {"enqueued_at": {"$gte": expired}},
+    ]};
+    if db.chunks.count_documents(recent).limit(1).await? == 0 {
+        let never_started: Vec<ChunkDoc> = db
+            .chunks
+            .find(doc! {"job_id": job_id, "state": "pending", "started_at": null})
+            .projection(no_files)
+            .await?
+            .try_collect()
+            .await?;
+        lost.extend(never_started);
+    }
+    Ok(lost)
+}
+
+/// Enqueues a lost chunk again under a fresh name, or records it as a dead letter.
+async fn recover(backends: &Backends, chunk: &ChunkDoc) -> Result<(), WatchError> {
+    if chunk.redeliveries >= MAX_REDELIVERIES {
+        tracing::error!(job_id = %chunk.job_id, index = chunk.index, "chunk lost too often; recorded as failed");
+        let files = backends.db.chunks.find_one(doc! {"_id": &chunk.id}).await?.map(|c| c.files).unwrap_or_default();
+        let cause = format!("its task was lost {} times", chunk.redeliveries + 1);
+        ingest::give_up_chunk(backends, &chunk.job_id, chunk.index, &files, &cause).await?;
+        return Ok(());
+    }
+    let redelivery = chunk.redeliveries + 1;
+    // Claim this redelivery: of two concurrent rounds, one enqueues.
+    let claimed = backends
+        .db
+        .chunks
+        .update_one(
+            doc! {"_id": &chunk.id, "state": "pending", "redeliveries": chunk.redeliveries},
+            doc! {"$set": {"redeliveries": redelivery, "enqueued_at": DateTime::now()}, "$unset": {"started_at": ""}},
+        )
+        .await?;
+    if claimed.modified_count == 1 {
+        tracing::warn!(job_id = %chunk.job_id, index = chunk.index, redelivery, "chunk presumed lost; enqueued again");
+        let body = TaskBody::Chunk { job_id: chunk.job_id.clone(), index: chunk.index, files: Vec::new(), redelivery };
+        backends.queue.enqueue(&body).await?;
+    }
+    Ok(())
+}
