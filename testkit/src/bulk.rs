@@ -57,6 +57,15 @@ pub enum SizeMix {
     Realistic,
 }
 
+impl std::fmt::Display for SizeMix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SizeMix::Small => "small",
+            SizeMix::Realistic => "realistic",
+        })
+    }
+}
+
 impl std::str::FromStr for SizeMix {
     type Err = anyhow::Error;
 
