@@ -12,17 +12,21 @@
 //! - [`server`]: [`FileServer`], a loopback HTTP/1.1 server over a directory, with HEAD and
 //!   single byte-range requests, for imports from `http://` URLs.
 //! - [`fs`]: [`copy_dir`], to copy the read-only shared datasets into a writable temp dir.
+//! - [`bulk`]: [`write_bulk_archives`] writes one large synthetic dataset (up to millions of
+//!   images) straight into a `.tar.gz` and a `.zip`, without the tree, for benchmarks.
 //!
 //! This crate is for tests, benchmarks and the demo only: it never ships in a function binary,
 //! and its server must never listen anywhere but loopback.
 
 pub mod archive;
+pub mod bulk;
 pub mod dataset;
 mod encode;
 pub mod fs;
 pub mod server;
 
 pub use archive::{pack_tar, pack_tar_gz, pack_zip};
+pub use bulk::{write_bulk_archives, BulkSpec, BulkSummary, SizeMix};
 pub use dataset::{generate, DatasetSpec, Defects, ExpectedImage, GeneratedDataset, Layout};
 pub use fs::copy_dir;
 pub use server::FileServer;

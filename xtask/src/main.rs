@@ -1,6 +1,7 @@
-//! `cargo xtask demo|test|serve`: the project's commands. Orchestration only: the stack
+//! `cargo xtask demo|test|serve|bench`: the project's commands. Orchestration only: the stack
 //! itself lives in `local-stack`, the sample data in `testkit`.
 
+mod bench;
 mod demo;
 mod paths;
 mod serve;
@@ -33,7 +34,10 @@ fn parse_stack_args(args: &[String]) -> anyhow::Result<StackArgs> {
 const USAGE: &str = "usage:
   cargo xtask demo  [--port P] [--data-dir D]   start the stack, import a sample dataset, keep serving
   cargo xtask serve [--port P] [--data-dir D]   start the stack and serve until Ctrl-C
-  cargo xtask test                              install and start what tests need, run every test";
+  cargo xtask test                              install and start what tests need, run every test
+  cargo xtask bench import [--images N] [--size-mix small|realistic] [--format tar.gz|zip|both]
+        [--chunk-size C] [--concurrency Q] [--timeout-mins M] [--seed S] [--keep DIR]
+                                                time an import of a synthetic dataset against `tar -xzf`";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -48,6 +52,10 @@ fn main() -> anyhow::Result<()> {
         "demo" => runtime.block_on(demo::run(parse_stack_args(rest)?)),
         "test" => {
             let code = runtime.block_on(test::run(rest))?;
+            std::process::exit(code);
+        }
+        "bench" => {
+            let code = runtime.block_on(bench::run(rest))?;
             std::process::exit(code);
         }
         "help" | "--help" | "-h" => {

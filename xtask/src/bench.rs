@@ -1,0 +1,690 @@
+//! `cargo xtask bench import`: how long a real import takes through the local stack, and how
+//! that compares with the physical floor of just unpacking the same archive (`tar -xzf`).
+//!
+//! A command and not a test because it measures rather than judges: it prints wall time,
+//! throughput, chunk times and peak memory per process as a table ready for
+//! `docs/benchmarks.md`, with the command, machine and commit they come from. It fails only
+//! when the figures mean nothing: images lost or invented, a clean dataset not `completed`,
+//! or the timeout reached.
+//!
+//! The dataset comes from [`testkit::bulk`] (one pass, no tree on disk), the functions run as
+//! release binaries, and every format gets a fresh stack so that no run warms the next.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use local_stack::stack::{Stack, StackOptions, FUNCTIONS};
+use mongodb::bson::{doc, Bson, Document};
+use serde_json::{json, Value};
+use testkit::{BulkSpec, BulkSummary, FileServer, SizeMix};
+
+use crate::paths;
+
+const API_KEY: &str = "bench-key";
+/// `YDS_API_KEYS` entry: the key, then its tenant.
+const API_KEYS: &str = "bench-key:bench";
+const POLL_EVERY: Duration = Duration::from_millis(500);
+const TERMINAL: [&str; 3] = ["completed", "completed_with_errors", "failed"];
+/// Decimal megabyte, for archive sizes, throughput and memory alike.
+const MB: f64 = 1_000_000.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    TarGz,
+    Zip,
+}
+
+impl Format {
+    fn label(self) -> &'static str {
+        match self {
+            Format::TarGz => "tar.gz",
+            Format::Zip => "zip",
+        }
+    }
+
+    fn file_name(self) -> &'static str {
+        match self {
+            Format::TarGz => "bench.tar.gz",
+            Format::Zip => "bench.zip",
+        }
+    }
+
+    fn archive_bytes(self, summary: &BulkSummary) -> u64 {
+        match self {
+            Format::TarGz => summary.tar_gz_bytes,
+            Format::Zip => summary.zip_bytes,
+        }
+    }
+}
+
+struct BenchArgs {
+    images: usize,
+    size_mix: SizeMix,
+    formats: Vec<Format>,
+    chunk_size: Option<u32>,
+    concurrency: usize,
+    timeout: Duration,
+    keep: Option<PathBuf>,
+    seed: u64,
+}
+
+fn parse_args(args: &[String]) -> anyhow::Result<BenchArgs> {
+    let mut parsed = BenchArgs {
+        images: 2000,
+        size_mix: SizeMix::Small,
+        formats: vec![Format::TarGz, Format::Zip],
+        chunk_size: None,
+        concurrency: 4,
+        timeout: Duration::from_secs(30 * 60),
+        keep: None,
+        seed: 1,
+    };
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let mut value = |name: &str| iter.next().cloned().with_context(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--images" => parsed.images = value("--images")?.parse().context("--images must be a number")?,
+            "--size-mix" => parsed.size_mix = value("--size-mix")?.parse()?,
+            "--format" => {
+                parsed.formats = match value("--format")?.as_str() {
+                    "tar.gz" => vec![Format::TarGz],
+                    "zip" => vec![Format::Zip],
+                    "both" => vec![Format::TarGz, Format::Zip],
+                    other => bail!("unknown format `{other}` (tar.gz, zip or both)"),
+                }
+            }
+            "--chunk-size" => {
+                parsed.chunk_size = Some(value("--chunk-size")?.parse().context("--chunk-size must be a number")?)
+            }
+            "--concurrency" => {
+                parsed.concurrency = value("--concurrency")?.parse().context("--concurrency must be a number")?
+            }
+            "--timeout-mins" => {
+                let minutes: u64 = value("--timeout-mins")?.parse().context("--timeout-mins must be a number")?;
+                parsed.timeout = Duration::from_secs(minutes * 60);
+            }
+            "--keep" => parsed.keep = Some(PathBuf::from(value("--keep")?)),
+            "--seed" => parsed.seed = value("--seed")?.parse().context("--seed must be a number")?,
+            other => bail!("unknown option `{other}`\n\n{}", crate::USAGE),
+        }
+    }
+    anyhow::ensure!(parsed.images > 0, "--images must be at least 1");
+    anyhow::ensure!(parsed.concurrency > 0, "--concurrency must be at least 1");
+    Ok(parsed)
+}
+
+/// `cargo xtask bench <what> ...`; returns the process exit code.
+pub async fn run(args: &[String]) -> anyhow::Result<i32> {
+    match args.split_first() {
+        Some((what, rest)) if what == "import" => bench_import(rest).await,
+        _ => bail!("usage: cargo xtask bench import [options]\n\n{}", crate::USAGE),
+    }
+}
+
+async fn bench_import(raw_args: &[String]) -> anyhow::Result<i32> {
+    let args = parse_args(raw_args)?;
+    let command_line = format!("cargo xtask bench import {}", raw_args.join(" ")).trim_end().to_owned();
+
+    println!("[1/4] Building the release function binaries");
+    let bin_dir = build_release_functions()?;
+
+    let work = WorkDir::create(args.keep.clone())?;
+    println!("[2/4] Generating {} {} images into {}", args.images, args.size_mix, work.path.display());
+    let (summary, generation) = generate(&args, &work.path).await?;
+    println!(
+        "      {} images ({} label files, {} boxes, {} backgrounds), {:.1} MB of images; \
+         tar.gz {:.1} MB, zip {:.1} MB; {:.1} s",
+        summary.images,
+        summary.labels,
+        summary.boxes,
+        summary.backgrounds,
+        summary.image_bytes as f64 / MB,
+        summary.tar_gz_bytes as f64 / MB,
+        summary.zip_bytes as f64 / MB,
+        generation.as_secs_f64()
+    );
+
+    println!("[3/4] Physical floor: unpacking with the system tools");
+    let floor = measure_floor(&work.path).await?;
+    println!("      tar -xzf {:.2} s, unzip -q {}", floor.tar_xzf.as_secs_f64(), secs_or_na(floor.unzip));
+
+    let mut runs = Vec::new();
+    for format in &args.formats {
+        println!("[4/4] Importing {} through a fresh stack", format.label());
+        let run = import_once(&args, &bin_dir, &work.path, *format).await?;
+        println!("      {} in {:.2} s", run.final_status(), run.wall.as_secs_f64());
+        runs.push(run);
+    }
+
+    let report = Report { args: &args, command_line, summary, generation, floor, runs };
+    report.print();
+    Ok(if report.print_sanity() { 0 } else { 1 })
+}
+
+/// Builds the five functions in the release profile; returns where the binaries are.
+fn build_release_functions() -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.current_dir(paths::workspace_root()).args(["build", "--release", "--bins"]);
+    forget_cargo_run_env(&mut command);
+    for package in FUNCTIONS {
+        command.args(["-p", package]);
+    }
+    let status = command.status().context("running cargo build --release")?;
+    if !status.success() {
+        bail!("building the release function binaries failed");
+    }
+    // `paths::bin_dir` is `<target>/debug`; the release binaries are its sibling.
+    Ok(paths::bin_dir().with_file_name("release"))
+}
+
+/// Removes the variables `cargo run` set for xtask itself. Passed on, they change the
+/// fingerprint of build scripts that watch them (ring's watches `CARGO_MANIFEST_DIR`), so this
+/// build and one typed in a shell would each redo the whole fat-LTO release build of the other.
+fn forget_cargo_run_env(command: &mut Command) {
+    const SET_BY_CARGO_RUN: [&str; 5] =
+        ["CARGO_MANIFEST_DIR", "CARGO_MANIFEST_PATH", "CARGO_CRATE_NAME", "CARGO_BIN_NAME", "CARGO_PRIMARY_PACKAGE"];
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with("CARGO_PKG_") || SET_BY_CARGO_RUN.contains(&name) {
+            command.env_remove(name);
+        }
+    }
+}
+
+/// The bench's working folder: a temporary one removed at the end, or `--keep DIR`.
+struct WorkDir {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl WorkDir {
+    fn create(keep: Option<PathBuf>) -> anyhow::Result<WorkDir> {
+        let (path, keep) = match keep {
+            Some(dir) => (std::path::absolute(dir)?, true),
+            None => (std::env::temp_dir().join(format!("yds-bench-{}", uuid::Uuid::new_v4().simple())), false),
+        };
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(WorkDir { path, keep })
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+async fn generate(args: &BenchArgs, work: &Path) -> anyhow::Result<(BulkSummary, Duration)> {
+    let spec = BulkSpec { images: args.images, val_fraction: 0.2, seed: args.seed, size_mix: args.size_mix };
+    let (tar_gz, zip) = (work.join(Format::TarGz.file_name()), work.join(Format::Zip.file_name()));
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.enable_steady_tick(Duration::from_millis(200));
+    let started = Instant::now();
+    let summary = tokio::task::spawn_blocking(move || testkit::write_bulk_archives(&spec, &tar_gz, &zip)).await??;
+    let elapsed = started.elapsed();
+    spinner.finish_and_clear();
+    Ok((summary, elapsed))
+}
+
+/// The time the system tools take to unpack the same archives to disk.
+struct Floor {
+    tar_xzf: Duration,
+    /// `None` when `unzip` is not installed.
+    unzip: Option<Duration>,
+}
+
+async fn measure_floor(work: &Path) -> anyhow::Result<Floor> {
+    let work = work.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let tar_gz = work.join(Format::TarGz.file_name());
+        let tar_xzf = time_unpacking(&work, "tar", &["-xzf".as_ref(), tar_gz.as_os_str(), "-C".as_ref()])?;
+        let unzip = if has_program("unzip") {
+            let zip = work.join(Format::Zip.file_name());
+            Some(time_unpacking(&work, "unzip", &["-q".as_ref(), zip.as_os_str(), "-d".as_ref()])?)
+        } else {
+            None
+        };
+        Ok(Floor { tar_xzf, unzip })
+    })
+    .await?
+}
+
+/// Runs `program args... <empty dir>` and times it; the unpacked tree is removed afterwards.
+fn time_unpacking(work: &Path, program: &str, args: &[&std::ffi::OsStr]) -> anyhow::Result<Duration> {
+    let target = work.join("extract");
+    let _ = std::fs::remove_dir_all(&target);
+    std::fs::create_dir_all(&target)?;
+    let started = Instant::now();
+    let status =
+        Command::new(program).args(args).arg(&target).status().with_context(|| format!("running {program}"))?;
+    let elapsed = started.elapsed();
+    std::fs::remove_dir_all(&target)?;
+    anyhow::ensure!(status.success(), "{program} failed: {status}");
+    Ok(elapsed)
+}
+
+fn has_program(name: &str) -> bool {
+    Command::new(name).arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+}
+
+/// What one import of one archive gave.
+struct ImportRun {
+    format: Format,
+    /// From the job's `created_at` (the POST) to its `finished_at`, as the server recorded them;
+    /// the polled time when the job did not finish.
+    wall: Duration,
+    status: Value,
+    timed_out: bool,
+    chunks: ChunkTimes,
+    memory: MemoryPeaks,
+    /// Duplicate images the import reported: (within a split, across splits).
+    duplicates: Option<(u64, u64)>,
+}
+
+impl ImportRun {
+    fn final_status(&self) -> &str {
+        if self.timed_out {
+            "TIMEOUT"
+        } else {
+            self.status["status"].as_str().unwrap_or("?")
+        }
+    }
+
+    fn count(&self, name: &str) -> Option<u64> {
+        self.status["counts"][name].as_u64()
+    }
+}
+
+async fn import_once(args: &BenchArgs, bin_dir: &Path, work: &Path, format: Format) -> anyhow::Result<ImportRun> {
+    let data_dir = work.join(format!("stack-{}", format.label()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let mut options = StackOptions::new(data_dir, bin_dir.to_path_buf(), paths::tools_dir());
+    options.api_keys = API_KEYS.into();
+    options.url_policy = "local".into();
+    options.queue_concurrency = args.concurrency;
+    options.chunk_size = args.chunk_size;
+    let stack = Stack::start(options).await.context("starting the stack")?;
+    let result = drive_import(args, &stack, work, format).await;
+    stack.shutdown().await;
+    result
+}
+
+async fn drive_import(args: &BenchArgs, stack: &Stack, work: &Path, format: Format) -> anyhow::Result<ImportRun> {
+    let server = FileServer::start(work.to_path_buf()).await?;
+    let client = reqwest::Client::new();
+    let job_id = post_import(&client, stack, &server, format, args.images).await?;
+
+    let mut memory = MemoryPeaks::default();
+    let bar = progress_bar();
+    let started = Instant::now();
+    let (status, timed_out) = loop {
+        let status = fetch_status(&client, stack, &job_id).await?;
+        memory.sample(&stack.pids());
+        show_progress(&bar, &status);
+        if TERMINAL.contains(&status["status"].as_str().unwrap_or_default()) {
+            break (status, false);
+        }
+        if started.elapsed() > args.timeout {
+            break (status, true);
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    };
+    let polled = started.elapsed();
+    bar.finish();
+    memory.sample(&stack.pids());
+
+    let db = mongodb::Client::with_uri_str(&stack.mongodb_uri).await?.database("yds");
+    let job = db.collection::<Document>("import_jobs").find_one(doc! {"_id": &job_id}).await?;
+    let job = job.context("the job record")?;
+    let created = job.get_datetime("created_at").ok().copied();
+    let wall = match (created, job.get_datetime("finished_at")) {
+        (Some(created), Ok(finished)) => millis(finished.timestamp_millis() - created.timestamp_millis()),
+        _ => polled,
+    };
+    let chunks = ChunkTimes::read(&db, &job_id, created).await?;
+    let dataset_id = status["dataset_id"].as_str().unwrap_or_default();
+    let dataset = db.collection::<Document>("datasets").find_one(doc! {"_id": dataset_id}).await?;
+    let duplicates = dataset.as_ref().and_then(duplicate_counts);
+    Ok(ImportRun { format, wall, status, timed_out, chunks, memory, duplicates })
+}
+
+async fn post_import(
+    client: &reqwest::Client,
+    stack: &Stack,
+    server: &FileServer,
+    format: Format,
+    images: usize,
+) -> anyhow::Result<String> {
+    // No `chunk_size`: `--chunk-size` reaches the functions as the stack's `YDS_CHUNK_SIZE`.
+    let body = json!({
+        "name": format!("bench {images} images {}", format.label()),
+        "archive_url": server.url(format.file_name()),
+    });
+    let response = client
+        .post(format!("{}/datasets/import", stack.base_url))
+        .header("x-api-key", API_KEY)
+        .json(&body)
+        .send()
+        .await?;
+    if response.status() != reqwest::StatusCode::ACCEPTED {
+        bail!("import refused: {} {}", response.status(), response.text().await?);
+    }
+    let accepted: Value = response.json().await?;
+    Ok(accepted["job_id"].as_str().context("job_id in the answer")?.to_owned())
+}
+
+async fn fetch_status(client: &reqwest::Client, stack: &Stack, job_id: &str) -> anyhow::Result<Value> {
+    let response = client
+        .get(format!("{}/datasets/import/{job_id}/status", stack.base_url))
+        .header("x-api-key", API_KEY)
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        bail!("status answered {}: {}", response.status(), response.text().await?);
+    }
+    Ok(response.json().await?)
+}
+
+fn progress_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("      [{elapsed_precise}] [{bar:40}] {pos}/{len} files {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn show_progress(bar: &indicatif::ProgressBar, status: &Value) {
+    let progress = &status["progress"];
+    bar.set_length(progress["files_total"].as_u64().unwrap_or(0));
+    bar.set_position(progress["files_done"].as_u64().unwrap_or(0));
+    bar.set_message(format!(
+        "({}/{} chunks) {}",
+        progress["chunks_done"],
+        progress["chunks_total"],
+        status["status"].as_str().unwrap_or("")
+    ));
+}
+
+fn millis(ms: i64) -> Duration {
+    Duration::from_millis(ms.max(0) as u64)
+}
+
+/// Peak memory of every stack process, by name, from `/proc/<pid>/status`.
+#[derive(Default)]
+struct MemoryPeaks {
+    /// Name -> (largest `VmRSS` sampled, largest `VmHWM` seen), in bytes. `VmHWM` is the
+    /// kernel's own high-water mark, so it catches peaks between two samples.
+    by_name: BTreeMap<String, (u64, u64)>,
+}
+
+impl MemoryPeaks {
+    fn sample(&mut self, pids: &[(String, u32)]) {
+        for (name, pid) in pids {
+            let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { continue };
+            let entry = self.by_name.entry(name.clone()).or_default();
+            entry.0 = entry.0.max(proc_status_kb(&text, "VmRSS:").unwrap_or(0) * 1024);
+            entry.1 = entry.1.max(proc_status_kb(&text, "VmHWM:").unwrap_or(0) * 1024);
+        }
+    }
+
+    /// The true peak: `VmHWM`, or the sampled `VmRSS` if that was larger (a restarted process).
+    fn peak(&self, name: &str) -> Option<u64> {
+        self.by_name.get(name).map(|(rss, hwm)| *rss.max(hwm))
+    }
+}
+
+fn proc_status_kb(text: &str, key: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    line[key.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+/// Per-chunk figures of one job, from `import_chunks`.
+#[derive(Default)]
+struct ChunkTimes {
+    count: u64,
+    failed: u64,
+    /// `elapsed_ms` of the chunks that have it, sorted.
+    elapsed_ms: Vec<u64>,
+    /// First and last `finished_at`, from the job's creation.
+    first_done: Option<Duration>,
+    last_done: Option<Duration>,
+}
+
+impl ChunkTimes {
+    async fn read(
+        db: &mongodb::Database,
+        job_id: &str,
+        created: Option<mongodb::bson::DateTime>,
+    ) -> anyhow::Result<ChunkTimes> {
+        let mut cursor = db
+            .collection::<Document>("import_chunks")
+            .find(doc! {"job_id": job_id})
+            .projection(doc! {"state": 1, "elapsed_ms": 1, "finished_at": 1})
+            .await?;
+        let mut times = ChunkTimes::default();
+        let mut finished = Vec::new();
+        while cursor.advance().await? {
+            let chunk: Document = cursor.deserialize_current()?;
+            times.count += 1;
+            times.failed += u64::from(chunk.get_str("state").is_ok_and(|s| s == "failed"));
+            times.elapsed_ms.extend(chunk.get("elapsed_ms").and_then(bson_u64));
+            if let (Some(created), Ok(at)) = (created, chunk.get_datetime("finished_at")) {
+                finished.push(millis(at.timestamp_millis() - created.timestamp_millis()));
+            }
+        }
+        times.elapsed_ms.sort_unstable();
+        times.first_done = finished.iter().min().copied();
+        times.last_done = finished.iter().max().copied();
+        Ok(times)
+    }
+
+    /// `p50 / p99 / max` in ms, or `n/a` when no chunk records `elapsed_ms`.
+    fn summary(&self) -> String {
+        let Some(max) = self.elapsed_ms.last() else { return "n/a".into() };
+        let mut text = format!("{} / {} / {max}", percentile(&self.elapsed_ms, 50), percentile(&self.elapsed_ms, 99));
+        if (self.elapsed_ms.len() as u64) < self.count {
+            text.push_str(&format!(" ({} of {} chunks)", self.elapsed_ms.len(), self.count));
+        }
+        text
+    }
+}
+
+/// `duplicates.{within_split, cross_split}` of a dataset record, once the job has ended.
+fn duplicate_counts(dataset: &Document) -> Option<(u64, u64)> {
+    let counts = dataset.get_document("duplicates").ok()?;
+    Some((bson_u64(counts.get("within_split")?)?, bson_u64(counts.get("cross_split")?)?))
+}
+
+fn bson_u64(value: &Bson) -> Option<u64> {
+    match value {
+        Bson::Int32(v) => u64::try_from(*v).ok(),
+        Bson::Int64(v) => u64::try_from(*v).ok(),
+        Bson::Double(v) if *v >= 0.0 => Some(*v as u64),
+        _ => None,
+    }
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[u64], p: usize) -> u64 {
+    let rank = (sorted.len() * p).div_ceil(100).max(1);
+    sorted[rank - 1]
+}
+
+fn secs_or_na(value: Option<Duration>) -> String {
+    value.map_or("n/a".into(), |d| format!("{:.2} s", d.as_secs_f64()))
+}
+
+struct Report<'a> {
+    args: &'a BenchArgs,
+    command_line: String,
+    summary: BulkSummary,
+    generation: Duration,
+    floor: Floor,
+    runs: Vec<ImportRun>,
+}
+
+impl Report<'_> {
+    fn print(&self) {
+        let s = &self.summary;
+        println!("\n## Import benchmark\n");
+        println!("- command: `{}`", self.command_line);
+        println!("- commit: {}", git_commit());
+        println!("- machine: {}", machine());
+        println!(
+            "- dataset: {} {} images ({} label files, {} boxes, {} backgrounds, {:.1} MB of images), seed {}",
+            s.images,
+            self.args.size_mix,
+            s.labels,
+            s.boxes,
+            s.backgrounds,
+            s.image_bytes as f64 / MB,
+            self.args.seed
+        );
+        println!(
+            "- stack: release binaries, queue concurrency {}, chunk size {}",
+            self.args.concurrency,
+            self.args.chunk_size.map_or("default".into(), |c| c.to_string())
+        );
+        println!("- generation (testkit::bulk, both archives): {:.1} s", self.generation.as_secs_f64());
+        println!(
+            "- floor: `tar -xzf` {:.2} s, `unzip -q` {}",
+            self.floor.tar_xzf.as_secs_f64(),
+            secs_or_na(self.floor.unzip)
+        );
+        println!();
+        self.print_table();
+        println!(
+            "\nWall time: the job's created_at (POST) to finished_at. Chunk times: `elapsed_ms` of import_chunks."
+        );
+    }
+
+    fn print_table(&self) {
+        let header: Vec<&str> = self.runs.iter().map(|r| r.format.label()).collect();
+        println!("| | {} |", header.join(" | "));
+        println!("|---|{}", "---:|".repeat(self.runs.len()));
+        let row = |name: &str, cell: &dyn Fn(&ImportRun) -> String| {
+            let cells: Vec<String> = self.runs.iter().map(cell).collect();
+            println!("| {name} | {} |", cells.join(" | "));
+        };
+        let archive_mb = |r: &ImportRun| r.format.archive_bytes(&self.summary) as f64 / MB;
+        row("images", &|_| self.summary.images.to_string());
+        row("archive MB", &|r| format!("{:.1}", archive_mb(r)));
+        row("wall time s", &|r| format!("{:.2}", r.wall.as_secs_f64()));
+        row("images/s", &|r| format!("{:.0}", self.summary.images as f64 / r.wall.as_secs_f64().max(1e-3)));
+        row("MB/s", &|r| format!("{:.1}", archive_mb(r) / r.wall.as_secs_f64().max(1e-3)));
+        row("wall / tar -xzf", &|r| format!("{:.1}x", r.wall.as_secs_f64() / self.floor.tar_xzf.as_secs_f64()));
+        row("chunks (failed)", &|r| format!("{} ({})", r.chunks.count, r.chunks.failed));
+        row("chunk p50 / p99 / max ms", &|r| r.chunks.summary());
+        row("first / last chunk done s", &|r| format!("{} / {}", secs(r.chunks.first_done), secs(r.chunks.last_done)));
+        for name in FUNCTIONS.iter().copied().chain(["mongod"]) {
+            row(&format!("peak RSS {name} MB"), &|r| {
+                r.memory.peak(name).map_or("n/a".into(), |b| format!("{:.0}", b as f64 / MB))
+            });
+        }
+        row("status", &|r| r.final_status().to_owned());
+        let count = |r: &ImportRun, name: &str| r.count(name).map_or("?".into(), |n| n.to_string());
+        row("images / annotations / invalid", &|r| {
+            format!("{} / {} / {}", count(r, "images"), count(r, "annotations"), count(r, "invalid_images"))
+        });
+        row("duplicates within / across splits", &|r| {
+            r.duplicates.map_or("n/a".into(), |(within, across)| format!("{within} / {across}"))
+        });
+    }
+
+    /// One line per check; false when any failed.
+    fn print_sanity(&self) -> bool {
+        println!();
+        let s = &self.summary;
+        let mut all_ok = true;
+        for run in &self.runs {
+            let label = run.format.label();
+            let mut check = |what: &str, got: Option<u64>, want: u64| {
+                if got == Some(want) {
+                    println!("ok       {label}: {what} {want}");
+                } else {
+                    all_ok = false;
+                    let got = got.map_or("none".into(), |g| g.to_string());
+                    println!("MISMATCH {label}: {what} imported {got}, generated {want}  <<<<<<<<<<");
+                }
+            };
+            check("images", run.count("images"), s.images);
+            check("label files", run.count("labels"), s.labels);
+            check("annotations", run.count("annotations"), s.boxes);
+            check("invalid images", run.count("invalid_images"), 0);
+            check("duplicate images", run.duplicates.map(|(within, across)| within + across), 0);
+            if run.final_status() != "completed" {
+                all_ok = false;
+                println!("MISMATCH {label}: status {}, expected completed  <<<<<<<<<<", run.final_status());
+            }
+        }
+        all_ok
+    }
+}
+
+fn secs(value: Option<Duration>) -> String {
+    value.map_or("n/a".into(), |d| format!("{:.2}", d.as_secs_f64()))
+}
+
+/// `abc1234`, with `-dirty` when tracked files are modified.
+fn git_commit() -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .current_dir(paths::workspace_root())
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let Some(commit) = git(&["rev-parse", "--short", "HEAD"]) else { return "unknown".into() };
+    let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    if dirty {
+        format!("{commit}-dirty")
+    } else {
+        commit
+    }
+}
+
+/// `N CPUs (model), M GB RAM`.
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown model", |(_, m)| m.trim());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory = proc_status_kb(&meminfo, "MemTotal:").map_or("? GB".into(), |kb| format!("{:.1} GB", kb as f64 / 1e6));
+    format!("{cpus} CPUs ({model}), {memory} RAM")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let values: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&values, 50), 50);
+        assert_eq!(percentile(&values, 99), 99);
+        assert_eq!(percentile(&[7], 99), 7);
+        assert_eq!(percentile(&[1, 2, 3], 50), 2);
+    }
+
+    #[test]
+    fn reads_kilobytes_from_proc_status() {
+        let text = "Name:\tmongod\nVmHWM:\t  123456 kB\nVmRSS:\t   65432 kB\n";
+        assert_eq!(proc_status_kb(text, "VmHWM:"), Some(123_456));
+        assert_eq!(proc_status_kb(text, "VmRSS:"), Some(65_432));
+        assert_eq!(proc_status_kb(text, "VmSwap:"), None);
+    }
+}
