@@ -158,7 +158,8 @@ pub async fn mark_duplicates(db: &crate::db::Db, dataset_id: &str) -> crate::db:
         doc! {"$group": {"_id": "$content_hash", "n": {"$sum": 1}, "images": {"$push": {"id": "$_id", "split": "$split", "path": "$path"}}}},
         doc! {"$match": {"n": {"$gt": 1}}},
     ];
-    let mut groups = db.images.aggregate(pipeline).await?;
+    // Large datasets group beyond the server's 100 MB in-memory limit: let it spill to disk.
+    let mut groups = db.images.aggregate(pipeline).allow_disk_use(true).await?;
     let mut counts = DuplicateCounts::default();
     while let Some(group) = groups.try_next().await? {
         let mut members: Vec<(String, String, String)> = group

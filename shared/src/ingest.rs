@@ -154,24 +154,21 @@ fn read_groups(files: &[ChunkFile]) -> Vec<std::ops::Range<usize>> {
     groups
 }
 
-/// Reads files: zip members by coalesced range requests, others several at once. A file that
+/// Reads files: zip and packed members by coalesced range requests, others several at once. A file that
 /// cannot be read comes back as `Some(Err(reason))`; an unreachable source fails the chunk.
 async fn read_all(reader: &MemberReader, locations: &[Option<Location>]) -> Result<Vec<FileRead>, ChunkError> {
     let mut out: Vec<FileRead> = vec![None; locations.len()];
-    let zipped: Vec<usize> =
-        (0..locations.len()).filter(|&i| matches!(locations[i], Some(Location::Zip { .. }))).collect();
-    if !zipped.is_empty() {
-        let asked: Vec<Location> = zipped.iter().map(|&i| locations[i].clone().expect("zip location")).collect();
-        let read = reader.read_zip_batch(&asked).await.map_err(source_failure)?;
-        for (i, result) in zipped.into_iter().zip(read) {
+    let is_ranged = |l: &Location| matches!(l, Location::Zip { .. } | Location::Packed { .. });
+    let ranged: Vec<usize> = (0..locations.len()).filter(|&i| locations[i].as_ref().is_some_and(is_ranged)).collect();
+    if !ranged.is_empty() {
+        let asked: Vec<Location> = ranged.iter().filter_map(|&i| locations[i].clone()).collect();
+        let read = reader.read_ranged(&asked).await.map_err(source_failure)?;
+        for (i, result) in ranged.into_iter().zip(read) {
             out[i] = Some(damaged_or(result)?);
         }
     }
-    let others: Vec<(usize, Location)> = locations
-        .iter()
-        .enumerate()
-        .filter_map(|(i, l)| l.clone().filter(|l| !matches!(l, Location::Zip { .. })).map(|l| (i, l)))
-        .collect();
+    let others: Vec<(usize, Location)> =
+        locations.iter().enumerate().filter_map(|(i, l)| l.clone().filter(|l| !is_ranged(l)).map(|l| (i, l))).collect();
     let read: Vec<(usize, Result<Bytes, ReadError>)> = futures::stream::iter(others)
         .map(|(i, location)| async move { (i, reader.read(&location).await) })
         .buffer_unordered(FILE_CONCURRENCY)

@@ -24,8 +24,11 @@ use crate::source::SourceError;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "at", rename_all = "snake_case")]
 pub enum Location {
-    /// Copied to scratch storage at `key` (tar sources, and YAML files given by URL).
+    /// Copied to scratch storage at `key` (YAML files given by URL).
     Staged { key: String },
+    /// Bytes `offset..offset + size` of the pack object `key` in scratch storage (tar sources:
+    /// members are staged packed together, see `planning::indexing`).
+    Packed { key: String, offset: u64, size: u64 },
     /// A member of the zip archive that is the job's source number `source`, read by range.
     Zip { source: u8, header_offset: u64, compressed_size: u64, size: u64, deflated: bool, crc32: u32 },
     /// File `path` of the folder that is the job's source number `source`.
@@ -65,9 +68,6 @@ pub struct MemberDoc {
     pub size: u64,
     #[serde(flatten)]
     pub location: Location,
-    /// Set once a chunk uses the file; what is left unused at the end is reported.
-    #[serde(default)]
-    pub used: bool,
 }
 
 pub fn member_id(job_id: &str, path: &str) -> String {
@@ -76,7 +76,7 @@ pub fn member_id(job_id: &str, path: &str) -> String {
 
 impl MemberDoc {
     pub fn new(job_id: &str, path: &str, size: u64, location: Location) -> Self {
-        Self { id: member_id(job_id, path), size, location, used: false }
+        Self { id: member_id(job_id, path), size, location }
     }
 
     /// The path inside the dataset.
@@ -141,13 +141,6 @@ pub async fn find_many(db: &Db, job_id: &str, paths: &[String]) -> DbResult<Hash
     Ok(found.into_iter().map(|m| (m.path().to_owned(), m)).collect())
 }
 
-/// Marks members as used by a chunk.
-pub async fn mark_used(db: &Db, job_id: &str, paths: &[String]) -> DbResult<()> {
-    let ids: Vec<String> = paths.iter().map(|p| member_id(job_id, p)).collect();
-    db.members.update_many(doc! {"_id": {"$in": ids}}, doc! {"$set": {"used": true}}).await?;
-    Ok(())
-}
-
 /// A [`FileTree`] over the member records, for split resolution. Its methods block on the
 /// database through `runtime`, so it is used on a blocking thread (`spawn_blocking`).
 pub struct MemberTree {
@@ -194,8 +187,8 @@ impl FileTree for MemberTree {
     }
 }
 
-/// Reads member data for one job: zip members by range (a batch of neighbours in one request),
-/// staged and folder files whole.
+/// Reads member data for one job: zip and packed members by range (a batch of neighbours in one
+/// request), staged and folder files whole.
 pub struct MemberReader {
     backends: Backends,
     sources: Vec<String>,
@@ -251,73 +244,125 @@ impl MemberReader {
                 Opened::Tree(tree) => Ok(tree.read(path).await?),
                 Opened::Range(_) => Err(SourceError::Unusable("the source changed kind".into()).into()),
             },
-            Location::Zip { .. } => {
-                let mut read = self.read_zip_batch(std::slice::from_ref(location)).await?;
-                read.pop().expect("one member asked, one answered")
+            Location::Zip { .. } | Location::Packed { .. } => {
+                let mut read = self.read_ranged(std::slice::from_ref(location)).await?;
+                read.pop().expect("one file asked, one answered")
             }
         }
     }
 
-    /// Reads many zip members of one source with as few range requests as their placement
-    /// allows. Results come back in the order asked.
-    pub async fn read_zip_batch(&self, locations: &[Location]) -> Result<Vec<Result<Bytes, ReadError>>, ReadError> {
-        let mut order: Vec<(usize, u8, ZipEntry)> =
-            locations.iter().enumerate().filter_map(|(i, l)| l.zip_entry().map(|(s, e)| (i, s, e))).collect();
-        order.sort_by_key(|&(_, source, entry)| (source, entry.header_offset));
+    /// Reads many ranged files (zip members, packed members) with as few range requests as
+    /// their placement allows: neighbours in one object are fetched together. Results come
+    /// back in the order asked; locations that are not ranged come back as damaged.
+    pub async fn read_ranged(&self, locations: &[Location]) -> Result<Vec<Result<Bytes, ReadError>>, ReadError> {
+        let mut order: Vec<(usize, Ranged)> =
+            locations.iter().enumerate().filter_map(|(i, l)| Ranged::of(l).map(|r| (i, r))).collect();
+        order.sort_by(|a, b| (&a.1.object, a.1.start).cmp(&(&b.1.object, b.1.start)));
         let mut out: Vec<Option<Result<Bytes, ReadError>>> = vec![None; locations.len()];
         let mut i = 0;
         while i < order.len() {
-            let (_, source, first) = order[i];
-            let start = first.header_offset;
-            let mut end = member_end(&first);
+            let first = &order[i].1;
+            let (start, mut end) = (first.start, first.end);
             let mut j = i + 1;
             while j < order.len() {
-                let (_, next_source, next) = order[j];
-                let next_end = member_end(&next);
-                if next_source != source || next.header_offset > end + COALESCE_GAP || next_end - start > MAX_SPAN {
+                let next = &order[j].1;
+                if next.object != first.object || next.start > end + COALESCE_GAP || next.end - start > MAX_SPAN {
                     break;
                 }
-                end = end.max(next_end);
+                end = end.max(next.end);
                 j += 1;
             }
-            let Opened::Range(file) = self.open(source).await? else {
-                return Err(SourceError::Unusable("the source changed kind".into()).into());
-            };
-            let span = file.read_range(start..end).await?;
-            for &(index, _, entry) in &order[i..j] {
-                let offset = (entry.header_offset - start) as usize;
-                let bytes = span.get(offset..).unwrap_or_default();
-                let extracted = match extract_zip_member(bytes, &entry) {
-                    // A name and extra field longer than the slack: fetch this member exactly.
-                    Err(_) if bytes.len() as u64 >= LOCAL_HEADER_SLACK + entry.compressed_size => {
-                        read_zip_exact(&file, &entry).await?
+            let span = self.read_object_range(&first.object, start..end).await?;
+            for (index, ranged) in &order[i..j] {
+                let bytes = span.get((ranged.start - start) as usize..).unwrap_or_default();
+                let extracted = match &ranged.zip {
+                    Some(entry) => match extract_zip_member(bytes, entry) {
+                        // A name and extra field longer than the slack: fetch this member exactly.
+                        Err(_) => self.read_zip_exact(&ranged.object, entry).await?,
+                        ok => ok,
+                    },
+                    None => {
+                        let size = (ranged.end - ranged.start) as usize;
+                        bytes.get(..size).map(<[u8]>::to_vec).ok_or_else(|| "the staged copy is truncated".to_owned())
                     }
-                    other => other,
                 };
-                out[index] = Some(extracted.map(Bytes::from).map_err(ReadError::Damaged));
+                out[*index] = Some(extracted.map(Bytes::from).map_err(ReadError::Damaged));
             }
             i = j;
         }
-        Ok(out.into_iter().map(|r| r.unwrap_or_else(|| Err(ReadError::Damaged("not a zip member".into())))).collect())
+        Ok(out.into_iter().map(|r| r.unwrap_or_else(|| Err(ReadError::Damaged("not a ranged file".into())))).collect())
+    }
+
+    async fn read_object_range(&self, object: &RangedObject, range: std::ops::Range<u64>) -> Result<Bytes, ReadError> {
+        match object {
+            RangedObject::Source(source) => {
+                let Opened::Range(file) = self.open(*source).await? else {
+                    return Err(SourceError::Unusable("the source changed kind".into()).into());
+                };
+                Ok(file.read_range(range).await?)
+            }
+            RangedObject::Staged(key) => self.backends.store.get_range(key, range).await.map_err(|e| match e {
+                crate::storage::StorageError::NotFound(_) => ReadError::Damaged("the staged copy is missing".into()),
+                other => SourceError::Transient(other.to_string()).into(),
+            }),
+        }
+    }
+
+    /// One zip member read with two requests: its local header, then exactly its header and
+    /// data.
+    async fn read_zip_exact(
+        &self,
+        object: &RangedObject,
+        entry: &ZipEntry,
+    ) -> Result<Result<Vec<u8>, String>, ReadError> {
+        let header = self.read_object_range(object, entry.header_offset..entry.header_offset + 30).await?;
+        if header.len() < 30 {
+            return Ok(Err("the member's local header is truncated".into()));
+        }
+        let extra = u64::from(u16::from_le_bytes([header[26], header[27]]))
+            + u64::from(u16::from_le_bytes([header[28], header[29]]));
+        let end = entry.header_offset + 30 + extra + entry.compressed_size;
+        let bytes = self.read_object_range(object, entry.header_offset..end).await?;
+        Ok(extract_zip_member(&bytes, entry))
     }
 }
 
-/// One member read with two requests: its local header, then exactly its header and data.
-async fn read_zip_exact(file: &RangeSource, entry: &ZipEntry) -> Result<Result<Vec<u8>, String>, ReadError> {
-    let header = file.read_range(entry.header_offset..entry.header_offset + 30).await?;
-    if header.len() < 30 {
-        return Ok(Err("the member's local header is truncated".into()));
-    }
-    let extra = u64::from(u16::from_le_bytes([header[26], header[27]]))
-        + u64::from(u16::from_le_bytes([header[28], header[29]]));
-    let end = entry.header_offset + 30 + extra + entry.compressed_size;
-    let bytes = file.read_range(entry.header_offset..end).await?;
-    Ok(extract_zip_member(&bytes, entry))
+/// Where a ranged file's bytes are: a source file or a staged object.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum RangedObject {
+    Source(u8),
+    Staged(String),
 }
 
-/// End of the bytes to fetch for a member: its header, name and extra field (bounded guess) and data.
-fn member_end(entry: &ZipEntry) -> u64 {
-    entry.header_offset + LOCAL_HEADER_SLACK + entry.compressed_size
+/// A file read by range: the object, the bytes to fetch and, for a zip member, its entry.
+struct Ranged {
+    object: RangedObject,
+    start: u64,
+    end: u64,
+    zip: Option<ZipEntry>,
+}
+
+impl Ranged {
+    fn of(location: &Location) -> Option<Ranged> {
+        match location {
+            Location::Packed { key, offset, size } => Some(Ranged {
+                object: RangedObject::Staged(key.clone()),
+                start: *offset,
+                end: offset + size,
+                zip: None,
+            }),
+            _ => {
+                let (source, entry) = location.zip_entry()?;
+                Some(Ranged {
+                    object: RangedObject::Source(source),
+                    start: entry.header_offset,
+                    // Header, name and extra field (a bounded guess), then the data.
+                    end: entry.header_offset + LOCAL_HEADER_SLACK + entry.compressed_size,
+                    zip: Some(entry),
+                })
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -155,7 +155,9 @@ pub fn visit_split(
     read_list: &mut dyn FnMut(&str) -> Option<String>,
     on_image: &mut dyn FnMut(&str),
 ) -> Vec<Issue> {
-    let mut out = SplitBuilder::new(on_image);
+    // One folder, visited in sorted order, never yields a path twice: paths are remembered only
+    // when there are several sources or a list file.
+    let mut out = SplitBuilder::new(on_image, spec.sources.len() > 1);
     for source in &spec.sources {
         let source = source.trim();
         let Some(path) = locate_source(&spec.name, source, base, tree, &mut out) else {
@@ -171,6 +173,7 @@ pub fn visit_split(
         } else if is_image_path(&path) {
             out.add_image(&path);
         } else {
+            out.seen.get_or_insert_with(HashSet::new);
             read_list_file(&spec.name, &path, tree, read_list, &mut out);
         }
     }
@@ -210,25 +213,30 @@ pub fn find_config(tree_paths: &[String]) -> Option<String> {
 struct SplitBuilder<'a> {
     on_image: &'a mut dyn FnMut(&str),
     images: u64,
-    /// Two keyed 64-bit hashes per image seen: 16 bytes instead of the path.
-    seen: HashSet<u128>,
+    /// Two keyed 64-bit hashes per image seen: 16 bytes instead of the path (`None` when the
+    /// split cannot repeat a path).
+    seen: Option<HashSet<u128>>,
     hashers: (RandomState, RandomState),
     issues: Vec<Issue>,
     dropped_issues: usize,
 }
 
 impl<'a> SplitBuilder<'a> {
-    fn new(on_image: &'a mut dyn FnMut(&str)) -> Self {
+    fn new(on_image: &'a mut dyn FnMut(&str), dedup: bool) -> Self {
         let hashers = (RandomState::new(), RandomState::new());
-        Self { on_image, images: 0, seen: HashSet::new(), hashers, issues: Vec::new(), dropped_issues: 0 }
+        let seen = dedup.then(HashSet::new);
+        Self { on_image, images: 0, seen, hashers, issues: Vec::new(), dropped_issues: 0 }
     }
 
     fn add_image(&mut self, path: &str) {
-        let key = (u128::from(self.hashers.0.hash_one(path)) << 64) | u128::from(self.hashers.1.hash_one(path));
-        if self.seen.insert(key) {
-            self.images += 1;
-            (self.on_image)(path);
+        if let Some(seen) = &mut self.seen {
+            let key = (u128::from(self.hashers.0.hash_one(path)) << 64) | u128::from(self.hashers.1.hash_one(path));
+            if !seen.insert(key) {
+                return;
+            }
         }
+        self.images += 1;
+        (self.on_image)(path);
     }
 
     fn issue(&mut self, issue: Issue) {

@@ -76,7 +76,7 @@ pub(super) async fn plan_chunks(backends: &Backends, job: &JobDoc) -> Result<(),
     };
 
     let mut findings = split_issues.clone();
-    let orphans = orphan_labels(backends, job_id).await?;
+    let orphans = orphan_labels(backends, job_id, &cutter).await?;
     let mut finding_counts: BTreeMap<String, u64> = BTreeMap::new();
     for finding in &findings {
         *finding_counts.entry(finding.code.clone()).or_default() += 1;
@@ -158,8 +158,7 @@ async fn sniff_task(
     config: &DatasetConfig,
     reader: &MemberReader,
 ) -> Result<Task, PlanError> {
-    let filter =
-        doc! {"$and": [members::under(&job.id, ""), {"_id": {"$regex": r"/labels/.*\.txt$|^[^:]*:labels/.*\.txt$"}}]};
+    let filter = doc! {"$and": [members::under(&job.id, ""), {"_id": {"$regex": LABEL_ID_PATTERN}}]};
     let labels: Vec<members::MemberDoc> =
         backends.db.members.find(filter).limit(TASK_SNIFF_FILES).await?.try_collect().await?;
     let mut counts = Vec::new();
@@ -193,17 +192,20 @@ fn walk_splits(
     let mut issues = Vec::new();
     for spec in &config.splits {
         let roots = split_roots(&spec.sources, &base, &tree);
-        let mut names = NameSet::default();
+        // Two images of one split can share a relative name only with several sources or a list.
+        let mut names = (spec.sources.len() > 1 || roots.is_empty()).then(NameSet::default);
         let mut failure = None;
         let split_issues = layout::visit_split(spec, &base, &tree, &mut read_list, &mut |image| {
             if failure.is_some() {
                 return;
             }
             let mut file_name = relative_to_roots(image, &roots, &base);
-            if !names.insert(&file_name) {
-                // Two sources of one split hold the same relative name: keep the longer path.
-                file_name = image.strip_prefix(&format!("{base}/")).unwrap_or(image).to_owned();
-                names.insert(&file_name);
+            if let Some(names) = &mut names {
+                if !names.insert(&file_name) {
+                    // Two sources of one split hold the same relative name: keep the longer path.
+                    file_name = image.strip_prefix(&format!("{base}/")).unwrap_or(image).to_owned();
+                    names.insert(&file_name);
+                }
             }
             cutter.pending.push(Pending { split: spec.name.clone(), path: image.to_owned(), file_name });
             if cutter.pending.len() >= cutter.chunk_size {
@@ -219,7 +221,10 @@ fn walk_splits(
             message: issue.message,
         }));
     }
-    runtime.block_on(cutter.flush())?;
+    runtime.block_on(async {
+        cutter.flush().await?;
+        cutter.finish().await
+    })?;
     Ok((cutter, issues))
 }
 
@@ -254,7 +259,15 @@ struct Cutter {
     pending: Vec<Pending>,
     next_index: u32,
     files_total: u64,
+    /// Hashes of the label files some image uses, to find the unused ones at the end.
+    used_labels: HashSet<u64>,
+    hasher: RandomState,
+    /// Chunk records and tasks being written.
+    writes: tokio::task::JoinSet<Result<(), PlanError>>,
 }
+
+/// Chunks written and enqueued at once (enqueueing is a network call on Cloud Tasks).
+const CHUNK_WRITES_IN_FLIGHT: usize = 8;
 
 impl Cutter {
     fn new(backends: &Backends, job: &JobDoc) -> Self {
@@ -266,7 +279,18 @@ impl Cutter {
             pending: Vec::new(),
             next_index: 0,
             files_total: 0,
+            used_labels: HashSet::new(),
+            hasher: RandomState::new(),
+            writes: tokio::task::JoinSet::new(),
         }
+    }
+
+    /// Waits for every chunk write in flight.
+    async fn finish(&mut self) -> Result<(), PlanError> {
+        while let Some(joined) = self.writes.join_next().await {
+            joined.map_err(|e| PlanError::Transient(format!("writing a chunk failed: {e}")))??;
+        }
+        Ok(())
     }
 
     /// Completes the pending images (locations, labels), then records and enqueues them as one
@@ -282,12 +306,15 @@ impl Cutter {
             wanted.push(layout::label_path_for(&image.path));
         }
         let found = members::find_many(&self.backends.db, &self.job_id, &wanted).await?;
-        let used: Vec<String> = wanted.into_iter().filter(|p| found.contains_key(p)).collect();
         let mut chunk: Vec<ChunkFile> = Vec::new();
         let mut chunk_bytes = 0u64;
         for image in pending {
             let Some(member) = found.get(&image.path) else { continue };
-            let label = found.get(&layout::label_path_for(&image.path)).map(|m| m.location.clone());
+            let label_path = layout::label_path_for(&image.path);
+            let label = found.get(&label_path).map(|m| m.location.clone());
+            if label.is_some() {
+                self.used_labels.insert(self.hasher.hash_one(&label_path));
+            }
             if !chunk.is_empty() && chunk_bytes + member.size > self.chunk_max_bytes {
                 self.write_chunk(std::mem::take(&mut chunk)).await?;
                 chunk_bytes = 0;
@@ -301,34 +328,41 @@ impl Cutter {
                 label,
             });
         }
-        self.write_chunk(chunk).await?;
-        members::mark_used(&self.backends.db, &self.job_id, &used).await?;
-        Ok(())
+        self.write_chunk(chunk).await
     }
 
+    /// Numbers the chunk, then records and enqueues it in the background (a few at once).
     async fn write_chunk(&mut self, files: Vec<ChunkFile>) -> Result<(), PlanError> {
         if files.is_empty() {
             return Ok(());
         }
+        while self.writes.len() >= CHUNK_WRITES_IN_FLIGHT {
+            if let Some(joined) = self.writes.join_next().await {
+                joined.map_err(|e| PlanError::Transient(format!("writing a chunk failed: {e}")))??;
+            }
+        }
         let index = self.next_index;
-        coordinator::create_chunk(&self.backends.db, &self.job_id, index, &files).await?;
-        // A task carries its file list while it stays far below Cloud Tasks' 1 MB limit; a
-        // larger chunk's task carries none and process-chunk reads the list from the record.
-        let count = files.len() as u64;
-        let files = if files.len() <= FILES_IN_TASK_MAX { files } else { Vec::new() };
-        let body = TaskBody::Chunk { job_id: self.job_id.clone(), index, files, redelivery: 0 };
-        self.backends.queue.enqueue(&body).await?;
         self.next_index += 1;
-        self.files_total += count;
-        // Progress while planning goes on; the final totals are set when planning ends.
-        self.backends
-            .db
-            .jobs
-            .update_one(
-                doc! {"_id": &self.job_id, "planned": false},
-                doc! {"$max": {"files_total": self.files_total as i64, "chunks_total": self.next_index as i64}},
-            )
-            .await?;
+        self.files_total += files.len() as u64;
+        let (backends, job_id) = (self.backends.clone(), self.job_id.clone());
+        let (files_total, chunks_total) = (self.files_total as i64, self.next_index as i64);
+        self.writes.spawn(async move {
+            coordinator::create_chunk(&backends.db, &job_id, index, &files).await?;
+            // A task carries its file list while it stays far below Cloud Tasks' 1 MB limit; a
+            // larger chunk's task carries none and process-chunk reads the list from the record.
+            let files = if files.len() <= FILES_IN_TASK_MAX { files } else { Vec::new() };
+            backends.queue.enqueue(&TaskBody::Chunk { job_id: job_id.clone(), index, files, redelivery: 0 }).await?;
+            // Progress while planning goes on; the final totals are set when planning ends.
+            backends
+                .db
+                .jobs
+                .update_one(
+                    doc! {"_id": &job_id, "planned": false},
+                    doc! {"$max": {"files_total": files_total, "chunks_total": chunks_total}},
+                )
+                .await?;
+            Ok(())
+        });
         Ok(())
     }
 }
@@ -339,13 +373,16 @@ struct Orphans {
     sample: Vec<FileError>,
 }
 
-async fn orphan_labels(backends: &Backends, job_id: &str) -> Result<Orphans, PlanError> {
-    let filter = doc! {"$and": [members::under(job_id, ""), {"used": {"$ne": true}}]};
-    let mut cursor = backends.db.members.find(filter).await?;
+async fn orphan_labels(backends: &Backends, job_id: &str, cutter: &Cutter) -> Result<Orphans, PlanError> {
+    let filter = doc! {"$and": [members::under(job_id, ""), {"_id": {"$regex": LABEL_ID_PATTERN}}]};
+    let ids = backends.db.members.clone_with_type::<mongodb::bson::Document>();
+    let mut cursor = ids.find(filter).projection(doc! {"_id": 1}).await?;
     let mut orphans = Orphans { count: 0, sample: Vec::new() };
+    let prefix_len = job_id.len() + 1;
     while let Some(member) = cursor.try_next().await? {
-        let path = member.path();
-        if path.ends_with(".txt") && (path.starts_with("labels/") || path.contains("/labels/")) {
+        let Ok(id) = member.get_str("_id") else { continue };
+        let path = &id[prefix_len..];
+        if !cutter.used_labels.contains(&cutter.hasher.hash_one(path)) {
             orphans.count += 1;
             if orphans.sample.len() < ERROR_SAMPLE {
                 orphans.sample.push(FileError {
@@ -358,6 +395,9 @@ async fn orphan_labels(backends: &Backends, job_id: &str) -> Result<Orphans, Pla
     }
     Ok(orphans)
 }
+
+/// Member ids of label files: `.txt` files under a `labels` folder.
+const LABEL_ID_PATTERN: &str = r"^[^:]*:(.*/)?labels/.*\.txt$";
 
 /// The directories a split's sources resolve to, longest first.
 fn split_roots(sources: &[String], base: &str, tree: &dyn FileTree) -> Vec<String> {

@@ -3,8 +3,9 @@
 //!
 //! - zip (local, HTTP with ranges, `gs://`): the central directory is read by range; members
 //!   stay where they are and chunks read them by range later. Nothing is downloaded.
-//! - tar and tar.gz: one streaming pass copies each member to `temp/{job_id}/src/` (uploads
-//!   overlap the decompression) and records it. A pass that nears its time budget stops at a
+//! - tar and tar.gz: one streaming pass copies the members into pack objects of up to 16 MiB
+//!   under `temp/{job_id}/src/packs/` (uploads overlap the decompression) and records each
+//!   member's pack and offset. A pass that nears its time budget stops at a
 //!   member boundary, records how far it got, and planning continues in a new task: a plain tar
 //!   from the byte offset of the next member, a tar.gz by decompressing past the members already
 //!   staged without redoing their work.
@@ -15,7 +16,6 @@ use std::io::Read;
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use mongodb::bson::{doc, DateTime};
 use tokio::sync::mpsc;
 
@@ -33,8 +33,6 @@ use crate::storage::keys;
 const DIRECTORY_BLOCK: u64 = 256 << 10;
 /// Bytes fetched per range request while streaming a tar.
 const STREAM_BLOCK: u64 = 8 << 20;
-/// Staging uploads in flight at once.
-const UPLOADS_IN_FLIGHT: usize = 16;
 /// Largest YAML accepted as a dataset config.
 pub(super) const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
@@ -251,7 +249,7 @@ impl Pass<'_> {
             Kind::Tar => (resume.offset, 0),
             Kind::TarGz | Kind::Zip => (0, resume.members_done),
         };
-        let (tx, rx) = mpsc::channel::<(String, Bytes)>(UPLOADS_IN_FLIGHT * 2);
+        let (tx, rx) = mpsc::channel::<Staged>(256);
         let runtime = tokio::runtime::Handle::current();
         let limits = self.backends.archive_limits;
         let prefix = prefix.to_owned();
@@ -273,14 +271,15 @@ impl Pass<'_> {
                     }
                     return Err(PAUSED.to_owned());
                 }
+                let number = end.members_done;
                 end.members_done += 1;
                 if !is_dataset_member(name) {
                     return Ok(());
                 }
                 let mut bytes = Vec::new();
                 data.read_to_end(&mut bytes).map_err(|e| format!("reading {name}: {e}"))?;
-                tx.blocking_send((Self::member_path(&prefix, name), Bytes::from(bytes)))
-                    .map_err(|_| "staging stopped".to_owned())
+                let staged = Staged { number, path: Self::member_path(&prefix, name), data: bytes };
+                tx.blocking_send(staged).map_err(|_| "staging stopped".to_owned())
             };
             let walk = match kind {
                 Kind::Zip => archive::walk_zip(reader, &limits, &mut |n, s, r| on_file(n, s, r, None)),
@@ -306,24 +305,48 @@ impl Pass<'_> {
         Ok(Indexing::Done)
     }
 
-    /// Uploads staged members with several requests in flight and records them.
-    async fn upload(&self, rx: mpsc::Receiver<(String, Bytes)>) -> Result<(), PlanError> {
-        let store = self.backends.store.clone();
-        let job_id = self.job.id.clone();
-        let mut uploads = tokio_stream_from(rx)
-            .map(|(path, data)| {
-                let (store, key, job_id) = (store.clone(), keys::staged_member(&job_id, &path), job_id.clone());
-                async move {
-                    let size = data.len() as u64;
-                    store.put(&key, data).await.map(|()| MemberDoc::new(&job_id, &path, size, Location::Staged { key }))
-                }
-            })
-            .buffer_unordered(UPLOADS_IN_FLIGHT);
+    /// Packs staged members into pack objects, uploads each full pack (two in flight) and
+    /// then records its members.
+    async fn upload(&self, mut rx: mpsc::Receiver<Staged>) -> Result<(), PlanError> {
+        let mut pack = Pack::default();
+        let mut uploads = tokio::task::JoinSet::new();
         let mut writer = MemberWriter::new(&self.backends.db);
-        while let Some(member) = uploads.next().await {
-            writer.add(member?).await?;
+        loop {
+            let next = rx.recv().await;
+            let close = match &next {
+                Some(_) => pack.data.len() as u64 >= PACK_BYTES || pack.members.len() >= PACK_MEMBERS,
+                None => !pack.members.is_empty(),
+            };
+            if close {
+                if uploads.len() >= PACKS_IN_FLIGHT {
+                    self.record_pack(uploads.join_next().await, &mut writer).await?;
+                }
+                let full = std::mem::take(&mut pack);
+                let (store, job_id, source) = (self.backends.store.clone(), self.job.id.clone(), self.source);
+                uploads.spawn(async move { full.upload(store.as_ref(), &job_id, source).await });
+            }
+            match next {
+                Some(staged) => pack.add(staged),
+                None => break,
+            }
+        }
+        while !uploads.is_empty() {
+            self.record_pack(uploads.join_next().await, &mut writer).await?;
         }
         writer.flush().await?;
+        Ok(())
+    }
+
+    async fn record_pack(
+        &self,
+        joined: Option<Result<Result<Vec<MemberDoc>, crate::storage::StorageError>, tokio::task::JoinError>>,
+        writer: &mut MemberWriter,
+    ) -> Result<(), PlanError> {
+        let Some(joined) = joined else { return Ok(()) };
+        let members = joined.map_err(|e| PlanError::Transient(format!("pack upload failed: {e}")))??;
+        for member in members {
+            writer.add(member).await?;
+        }
         Ok(())
     }
 
@@ -334,6 +357,57 @@ impl Pass<'_> {
             ArchiveError::Corrupt(msg) => self.permanent("archive_corrupt", msg),
             ArchiveError::LimitExceeded(msg) => self.permanent("archive_too_large", msg),
         }
+    }
+}
+
+/// One archive member read by a staging walk.
+struct Staged {
+    /// Its number among the archive's entries.
+    number: u64,
+    path: String,
+    data: Vec<u8>,
+}
+
+/// Largest pack object, and most members in one: staging writes a few large objects instead of
+/// millions of small ones (object stores charge and throttle per object).
+const PACK_BYTES: u64 = 16 << 20;
+const PACK_MEMBERS: usize = 20_000;
+/// Pack uploads in flight at once; memory holds one filling pack and these.
+const PACKS_IN_FLIGHT: usize = 2;
+
+/// Members concatenated into one staging object.
+#[derive(Default)]
+struct Pack {
+    data: Vec<u8>,
+    /// `(archive entry number, path, offset, size)`.
+    members: Vec<(u64, String, u64, u64)>,
+}
+
+impl Pack {
+    fn add(&mut self, staged: Staged) {
+        let offset = self.data.len() as u64;
+        self.members.push((staged.number, staged.path, offset, staged.data.len() as u64));
+        self.data.extend_from_slice(&staged.data);
+    }
+
+    /// Uploads the pack under a name fixed by its first entry and its member count, so a
+    /// repeated pass writes the same bytes under the same name; returns its members' records.
+    async fn upload(
+        self,
+        store: &dyn crate::storage::ObjectStore,
+        job_id: &str,
+        source: u8,
+    ) -> Result<Vec<MemberDoc>, crate::storage::StorageError> {
+        let first = self.members.first().map_or(0, |m| m.0);
+        let key = keys::staged_member(job_id, &format!("packs/{source}-{first:010}-{}", self.members.len()));
+        store.put(&key, Bytes::from(self.data)).await?;
+        Ok(self
+            .members
+            .into_iter()
+            .map(|(_, path, offset, size)| {
+                MemberDoc::new(job_id, &path, size, Location::Packed { key: key.clone(), offset, size })
+            })
+            .collect())
     }
 }
 
@@ -352,10 +426,6 @@ struct WalkEnd {
     members_done: u64,
     next_offset: u64,
     paused: bool,
-}
-
-fn tokio_stream_from<T: Send + 'static>(mut rx: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 async fn record_walk(backends: &Backends, job_id: &str, walk: &Walk) -> Result<(), PlanError> {

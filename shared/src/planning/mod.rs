@@ -104,6 +104,7 @@ pub async fn plan(backends: &Backends, job_id: &str) -> Result<(), PlanError> {
     }
 
     if !job.indexed {
+        let started = std::time::Instant::now();
         match indexing::index_sources(backends, &job).await? {
             Indexing::Paused(cursor) => {
                 // Record the cursor first: the next pass must find it whichever task runs it.
@@ -123,6 +124,7 @@ pub async fn plan(backends: &Backends, job_id: &str) -> Result<(), PlanError> {
                 return Ok(());
             }
             Indexing::Done => {
+                tracing::info!(job_id, elapsed_ms = started.elapsed().as_millis() as u64, "sources indexed");
                 backends
                     .db
                     .jobs
@@ -131,7 +133,9 @@ pub async fn plan(backends: &Backends, job_id: &str) -> Result<(), PlanError> {
             }
         }
     }
+    let started = std::time::Instant::now();
     chunking::plan_chunks(backends, &job).await?;
+    tracing::info!(job_id, elapsed_ms = started.elapsed().as_millis() as u64, "chunks planned");
     coordinator::try_finalize(&backends.db, job_id).await?;
     Ok(())
 }
