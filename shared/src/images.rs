@@ -149,32 +149,49 @@ pub struct DuplicateCounts {
 
 /// Finds files with the same content hash and records the finding on each of them.
 /// Idempotent: the issues are added with `$addToSet` and have deterministic text.
+///
+/// Streams the `{dataset_id, content_hash}` index in hash order (a covered scan: a million
+/// images cost a few seconds and constant memory) and looks at runs of equal hashes; only the
+/// images of such a run are then read in full.
 pub async fn mark_duplicates(db: &crate::db::Db, dataset_id: &str) -> crate::db::DbResult<DuplicateCounts> {
     use futures::TryStreamExt;
     use mongodb::bson::{doc, Document};
 
-    let pipeline = vec![
-        doc! {"$match": {"dataset_id": dataset_id}},
-        doc! {"$group": {"_id": "$content_hash", "n": {"$sum": 1}, "images": {"$push": {"id": "$_id", "split": "$split", "path": "$path"}}}},
-        doc! {"$match": {"n": {"$gt": 1}}},
-    ];
-    // Large datasets group beyond the server's 100 MB in-memory limit: let it spill to disk.
-    let mut groups = db.images.aggregate(pipeline).allow_disk_use(true).await?;
+    let hashes = db.images.clone_with_type::<Document>();
+    let mut cursor = hashes
+        .find(doc! {"dataset_id": dataset_id})
+        .sort(doc! {"dataset_id": 1, "content_hash": 1})
+        .projection(doc! {"_id": 0, "content_hash": 1})
+        .hint(mongodb::options::Hint::Keys(doc! {"dataset_id": 1, "content_hash": 1}))
+        .batch_size(10_000)
+        .await?;
+    let mut duplicated: Vec<String> = Vec::new();
+    let (mut previous, mut run) = (None::<String>, 0u64);
+    while let Some(entry) = cursor.try_next().await? {
+        let hash = entry.get_str("content_hash").unwrap_or_default().to_owned();
+        if previous.as_deref() == Some(hash.as_str()) {
+            run += 1;
+            if run == 2 && !hash.is_empty() {
+                duplicated.push(hash.clone());
+            }
+        } else {
+            (previous, run) = (Some(hash), 1);
+        }
+    }
     let mut counts = DuplicateCounts::default();
-    while let Some(group) = groups.try_next().await? {
+    for hash in duplicated {
+        let group = hashes
+            .find(doc! {"dataset_id": dataset_id, "content_hash": &hash})
+            .projection(doc! {"_id": 1, "split": 1, "path": 1})
+            .await?;
+        let group: Vec<Document> = group.try_collect().await?;
         let mut members: Vec<(String, String, String)> = group
-            .get_array("images")
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|m| m.as_document())
-                    .map(|m: &Document| {
-                        let get = |k: &str| m.get_str(k).unwrap_or_default().to_owned();
-                        (get("id"), get("split"), get("path"))
-                    })
-                    .collect()
+            .iter()
+            .map(|m| {
+                let get = |k: &str| m.get_str(k).unwrap_or_default().to_owned();
+                (get("_id"), get("split"), get("path"))
             })
-            .unwrap_or_default();
+            .collect();
         // Sorted, so the messages (and thus `$addToSet`) are the same on every run.
         members.sort_by(|a, b| a.2.cmp(&b.2));
         for (id, split, _) in &members {

@@ -66,6 +66,10 @@ pub struct MemberDoc {
     /// The file's size in bytes.
     #[serde(rename = "bytes")]
     pub size: u64,
+    /// Its number in the source (archive entry or listing order): tells a repeated name in the
+    /// archive from the same member recorded again by a retried pass.
+    #[serde(default)]
+    pub entry: u64,
     #[serde(flatten)]
     pub location: Location,
 }
@@ -75,8 +79,8 @@ pub fn member_id(job_id: &str, path: &str) -> String {
 }
 
 impl MemberDoc {
-    pub fn new(job_id: &str, path: &str, size: u64, location: Location) -> Self {
-        Self { id: member_id(job_id, path), size, location }
+    pub fn new(job_id: &str, path: &str, entry: u64, size: u64, location: Location) -> Self {
+        Self { id: member_id(job_id, path), size, entry, location }
     }
 
     /// The path inside the dataset.
@@ -96,12 +100,15 @@ pub fn under(job_id: &str, dir: &str) -> Document {
     doc! {"_id": {"$gte": from, "$lt": to}}
 }
 
-/// Records members in batches; re-recording an existing member is a no-op.
+/// Records members in batches; re-recording an existing member is a no-op, and a second
+/// member of the same name (a different entry) is refused: the first one wins.
 pub struct MemberWriter {
     db: Db,
     batch: Vec<MemberDoc>,
     /// Members recorded by this writer (re-recorded ones included).
     pub written: u64,
+    /// Paths of refused repeats, for the job's errors.
+    pub duplicates: Vec<String>,
 }
 
 /// Members written per `insert_many`.
@@ -109,7 +116,7 @@ const WRITE_BATCH: usize = 1000;
 
 impl MemberWriter {
     pub fn new(db: &Db) -> Self {
-        Self { db: db.clone(), batch: Vec::with_capacity(WRITE_BATCH), written: 0 }
+        Self { db: db.clone(), batch: Vec::with_capacity(WRITE_BATCH), written: 0, duplicates: Vec::new() }
     }
 
     pub async fn add(&mut self, member: MemberDoc) -> DbResult<()> {
@@ -126,11 +133,22 @@ impl MemberWriter {
         }
         let batch = std::mem::take(&mut self.batch);
         self.written += batch.len() as u64;
-        match self.db.members.insert_many(batch).ordered(false).await {
-            Ok(_) => Ok(()),
-            Err(err) if is_duplicate_key(&err) => Ok(()),
-            Err(err) => Err(err.into()),
+        let err = match self.db.members.insert_many(&batch).ordered(false).await {
+            Ok(_) => return Ok(()),
+            Err(err) if is_duplicate_key(&err) => err,
+            Err(err) => return Err(err.into()),
+        };
+        // Each refused insert is either this member recorded before (a retried pass) or another
+        // member with the same name (a repeat inside the archive).
+        let mongodb::error::ErrorKind::InsertMany(failure) = err.kind.as_ref() else { return Ok(()) };
+        for write_error in failure.write_errors.iter().flatten() {
+            let Some(member) = batch.get(write_error.index) else { continue };
+            let existing = self.db.members.find_one(doc! {"_id": &member.id}).await?;
+            if existing.is_some_and(|e| e.entry != member.entry) {
+                self.duplicates.push(member.path().to_owned());
+            }
         }
+        Ok(())
     }
 }
 

@@ -88,11 +88,21 @@ pub struct Limits {
     /// Zip only: largest uncompressed/compressed size ratio of one member; a member above it
     /// is refused as [`RejectReason::TooLarge`].
     pub max_ratio: u64,
+    /// Refuse a name seen before as [`RejectReason::DuplicateName`]. Costs 16 bytes per member;
+    /// a caller that detects repeats itself (the import's member index, keyed by path) turns
+    /// it off.
+    pub refuse_duplicates: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_members: 5_000_000, max_member_bytes: 2 << 30, max_total_bytes: 200 << 30, max_ratio: 1000 }
+        Self {
+            max_members: 5_000_000,
+            max_member_bytes: 2 << 30,
+            max_total_bytes: 200 << 30,
+            max_ratio: 1000,
+            refuse_duplicates: true,
+        }
     }
 }
 

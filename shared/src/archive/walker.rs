@@ -211,7 +211,7 @@ impl<'a> Walker<'a> {
         // Two independent 64-bit keyed hashes: a false duplicate is as likely as guessing a
         // 128-bit key, and 5 million names cost 16 bytes each instead of the names themselves.
         let key = (u128::from(self.hashers.0.hash_one(&name)) << 64) | u128::from(self.hashers.1.hash_one(&name));
-        if self.seen.contains(&key) {
+        if self.limits.refuse_duplicates && self.seen.contains(&key) {
             self.reject(raw, RejectReason::DuplicateName);
             return Ok(None);
         }
@@ -226,7 +226,9 @@ impl<'a> Walker<'a> {
                 human_bytes(self.limits.max_total_bytes)
             )));
         }
-        self.seen.insert(key);
+        if self.limits.refuse_duplicates {
+            self.seen.insert(key);
+        }
         self.walk.members += 1;
         self.walk.bytes = total;
         Ok(Some(name))

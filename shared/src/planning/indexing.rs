@@ -3,7 +3,7 @@
 //!
 //! - zip (local, HTTP with ranges, `gs://`): the central directory is read by range; members
 //!   stay where they are and chunks read them by range later. Nothing is downloaded.
-//! - tar and tar.gz: one streaming pass copies the members into pack objects of up to 16 MiB
+//! - tar and tar.gz: one streaming pass copies the members into pack objects of about 8 MiB
 //!   under `temp/{job_id}/src/packs/` (uploads overlap the decompression) and records each
 //!   member's pack and offset. A pass that nears its time budget stops at a
 //!   member boundary, records how far it got, and planning continues in a new task: a plain tar
@@ -108,7 +108,7 @@ impl Pass<'_> {
         let size = bytes.len() as u64;
         self.backends.store.put(&key, bytes).await?;
         let mut writer = MemberWriter::new(&self.backends.db);
-        writer.add(MemberDoc::new(&self.job.id, "data.yaml", size, Location::Staged { key })).await?;
+        writer.add(MemberDoc::new(&self.job.id, "data.yaml", 0, size, Location::Staged { key })).await?;
         writer.flush().await?;
         Ok(Indexing::Done)
     }
@@ -131,6 +131,12 @@ impl Pass<'_> {
         }
     }
 
+    /// The archive limits, without the walker's own repeat detection: the member index finds
+    /// repeated names itself (see [`MemberWriter`]) at no memory cost.
+    fn limits(&self) -> archive::Limits {
+        archive::Limits { refuse_duplicates: false, ..self.backends.archive_limits }
+    }
+
     fn not_an_archive(&self) -> PlanError {
         self.permanent("archive_unsupported", "the source is not a zip, tar or tar.gz archive")
     }
@@ -147,15 +153,17 @@ impl Pass<'_> {
         let mut writer = MemberWriter::new(&self.backends.db);
         let mut pages = tree.pages(1000);
         let mut refused = Vec::new();
+        let mut entry = 0;
         while let Some(page) = pages.recv().await {
             for (name, size) in page.map_err(PlanError::Transient)? {
+                entry += 1;
                 // Object names are as hostile as archive member names.
                 match archive::sanitize_member_name(name.as_bytes()) {
                     Ok(Some(clean)) if clean == name => {
                         if is_dataset_member(&name) {
                             let path = Self::member_path(prefix, &name);
                             let location = Location::Tree { source: self.source, path: name };
-                            writer.add(MemberDoc::new(&self.job.id, &path, size, location)).await?;
+                            writer.add(MemberDoc::new(&self.job.id, &path, entry, size, location)).await?;
                         }
                     }
                     Ok(_) => {}
@@ -165,6 +173,7 @@ impl Pass<'_> {
         }
         writer.flush().await?;
         record_refusals(self.backends, &self.job.id, &refused).await?;
+        record_duplicates(self.backends, &self.job.id, &writer).await?;
         Ok(Indexing::Done)
     }
 
@@ -172,16 +181,17 @@ impl Pass<'_> {
     async fn index_zip(&self, file: RangeSource, prefix: &str) -> Result<Indexing, PlanError> {
         let (tx, mut rx) = mpsc::channel::<MemberDoc>(1024);
         let runtime = tokio::runtime::Handle::current();
-        let (limits, job_id, source, prefix) =
-            (self.backends.archive_limits, self.job.id.clone(), self.source, prefix.to_owned());
+        let (limits, job_id, source, prefix) = (self.limits(), self.job.id.clone(), self.source, prefix.to_owned());
         let walk = tokio::task::spawn_blocking(move || {
             let reader = BlockReader::new(file, runtime, DIRECTORY_BLOCK);
+            let mut number = 0;
             archive::index_zip(reader, &limits, &mut |name, entry| {
+                number += 1;
                 if !is_dataset_member(name) {
                     return Ok(());
                 }
                 let path = Self::member_path(&prefix, name);
-                let member = MemberDoc::new(&job_id, &path, entry.size, Location::zip(source, entry));
+                let member = MemberDoc::new(&job_id, &path, number, entry.size, Location::zip(source, entry));
                 tx.blocking_send(member).map_err(|_| "indexing stopped".to_owned())
             })
         });
@@ -201,6 +211,7 @@ impl Pass<'_> {
         writer.flush().await?;
         let walk = walk.map_err(|e| self.walk_error(e))?;
         record_walk(self.backends, &self.job.id, &walk).await?;
+        record_duplicates(self.backends, &self.job.id, &writer).await?;
         Ok(Indexing::Done)
     }
 
@@ -251,7 +262,7 @@ impl Pass<'_> {
         };
         let (tx, rx) = mpsc::channel::<Staged>(256);
         let runtime = tokio::runtime::Handle::current();
-        let limits = self.backends.archive_limits;
+        let limits = self.limits();
         let prefix = prefix.to_owned();
         let walker = tokio::task::spawn_blocking(move || -> Result<(Walk, WalkEnd), ArchiveError> {
             let mut reader = BlockReader::new(file, runtime, STREAM_BLOCK);
@@ -308,20 +319,25 @@ impl Pass<'_> {
     /// Packs staged members into pack objects, uploads each full pack (two in flight) and
     /// then records its members.
     async fn upload(&self, mut rx: mpsc::Receiver<Staged>) -> Result<(), PlanError> {
-        let mut pack = Pack::default();
+        let mut pack = Pack::new();
         let mut uploads = tokio::task::JoinSet::new();
         let mut writer = MemberWriter::new(&self.backends.db);
         loop {
             let next = rx.recv().await;
+            // A pack closes before it would outgrow its size, so its buffer never reallocates.
             let close = match &next {
-                Some(_) => pack.data.len() as u64 >= PACK_BYTES || pack.members.len() >= PACK_MEMBERS,
+                Some(staged) => {
+                    !pack.members.is_empty()
+                        && ((pack.data.len() + staged.data.len()) as u64 > PACK_BYTES
+                            || pack.members.len() >= PACK_MEMBERS)
+                }
                 None => !pack.members.is_empty(),
             };
             if close {
                 if uploads.len() >= PACKS_IN_FLIGHT {
                     self.record_pack(uploads.join_next().await, &mut writer).await?;
                 }
-                let full = std::mem::take(&mut pack);
+                let full = std::mem::replace(&mut pack, Pack::new());
                 let (store, job_id, source) = (self.backends.store.clone(), self.job.id.clone(), self.source);
                 uploads.spawn(async move { full.upload(store.as_ref(), &job_id, source).await });
             }
@@ -334,7 +350,7 @@ impl Pass<'_> {
             self.record_pack(uploads.join_next().await, &mut writer).await?;
         }
         writer.flush().await?;
-        Ok(())
+        record_duplicates(self.backends, &self.job.id, &writer).await
     }
 
     async fn record_pack(
@@ -370,13 +386,12 @@ struct Staged {
 
 /// Largest pack object, and most members in one: staging writes a few large objects instead of
 /// millions of small ones (object stores charge and throttle per object).
-const PACK_BYTES: u64 = 16 << 20;
+const PACK_BYTES: u64 = 8 << 20;
 const PACK_MEMBERS: usize = 20_000;
 /// Pack uploads in flight at once; memory holds one filling pack and these.
 const PACKS_IN_FLIGHT: usize = 2;
 
 /// Members concatenated into one staging object.
-#[derive(Default)]
 struct Pack {
     data: Vec<u8>,
     /// `(archive entry number, path, offset, size)`.
@@ -384,6 +399,10 @@ struct Pack {
 }
 
 impl Pack {
+    fn new() -> Self {
+        Self { data: Vec::with_capacity(PACK_BYTES as usize), members: Vec::new() }
+    }
+
     fn add(&mut self, staged: Staged) {
         let offset = self.data.len() as u64;
         self.members.push((staged.number, staged.path, offset, staged.data.len() as u64));
@@ -404,8 +423,8 @@ impl Pack {
         Ok(self
             .members
             .into_iter()
-            .map(|(_, path, offset, size)| {
-                MemberDoc::new(job_id, &path, size, Location::Packed { key: key.clone(), offset, size })
+            .map(|(entry, path, offset, size)| {
+                MemberDoc::new(job_id, &path, entry, size, Location::Packed { key: key.clone(), offset, size })
             })
             .collect())
     }
@@ -426,6 +445,16 @@ struct WalkEnd {
     members_done: u64,
     next_offset: u64,
     paused: bool,
+}
+
+/// Repeated names the member index refused become job errors, as the walker's would.
+async fn record_duplicates(backends: &Backends, job_id: &str, writer: &MemberWriter) -> Result<(), PlanError> {
+    let refused: Vec<archive::Rejected> = writer
+        .duplicates
+        .iter()
+        .map(|name| archive::Rejected { name: name.clone(), reason: archive::RejectReason::DuplicateName })
+        .collect();
+    record_refusals(backends, job_id, &refused).await
 }
 
 async fn record_walk(backends: &Backends, job_id: &str, walk: &Walk) -> Result<(), PlanError> {

@@ -6,7 +6,7 @@
 //! POST with Cloud Tasks' headers, retried with exponential backoff, with bounded concurrency;
 //! `YDS_CHAOS_DUPLICATE` makes it deliver a task twice at once, as Cloud Tasks may.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -154,12 +154,14 @@ pub struct Dispatcher {
     options: DispatcherOptions,
     client: reqwest::Client,
     in_flight: Arc<Mutex<HashSet<String>>>,
+    /// Tasks seen waiting for a later time, with that time: not read again before it.
+    delayed: Mutex<HashMap<String, u64>>,
 }
 
 impl Dispatcher {
     pub fn new(queue: LocalQueue, options: DispatcherOptions) -> Self {
         let client = reqwest::Client::builder().timeout(options.deadline).build().expect("a plain HTTP client builds");
-        Self { queue, options, client, in_flight: Arc::default() }
+        Self { queue, options, client, in_flight: Arc::default(), delayed: Mutex::default() }
     }
 
     /// Delivers tasks until `shutdown` resolves; tasks in flight then are left on disk and
@@ -169,7 +171,8 @@ impl Dispatcher {
         let permits = Arc::new(tokio::sync::Semaphore::new(this.options.max_concurrent));
         tokio::pin!(shutdown);
         loop {
-            for task in this.due_tasks() {
+            let free = permits.available_permits();
+            for task in if free > 0 { this.due_tasks(free) } else { Vec::new() } {
                 let Ok(permit) = permits.clone().try_acquire_owned() else { break };
                 this.in_flight.lock().expect("not poisoned").insert(task.name.clone());
                 let worker = this.clone();
@@ -185,19 +188,29 @@ impl Dispatcher {
         }
     }
 
-    fn due_tasks(&self) -> Vec<StoredTask> {
+    /// Up to `want` due tasks, in name order (a job's chunks front to back). Only the files of
+    /// tasks about to be delivered are read, so a queue of thousands of large chunk tasks costs
+    /// one directory listing per poll.
+    fn due_tasks(&self, want: usize) -> Vec<StoredTask> {
         let now = now_ms();
         let in_flight = self.in_flight.lock().expect("not poisoned").clone();
-        let mut due: Vec<StoredTask> = self
-            .queue
-            .pending_names()
-            .into_iter()
-            .filter(|name| !in_flight.contains(name))
-            .filter_map(|name| read_task(&self.queue.pending_dir().join(format!("{name}.json"))))
-            .filter(|task| task.not_before_ms <= now)
-            .collect();
-        // Planning first, then chunks in order: progress moves front to back.
-        due.sort_by(|a, b| (a.failures, &a.name).cmp(&(b.failures, &b.name)));
+        let mut delayed = self.delayed.lock().expect("not poisoned");
+        let mut due = Vec::new();
+        for name in self.queue.pending_names() {
+            if due.len() >= want {
+                break;
+            }
+            if in_flight.contains(&name) || delayed.get(&name).is_some_and(|&at| at > now) {
+                continue;
+            }
+            let Some(task) = read_task(&self.queue.pending_dir().join(format!("{name}.json"))) else { continue };
+            if task.not_before_ms > now {
+                delayed.insert(name, task.not_before_ms);
+                continue;
+            }
+            delayed.remove(&name);
+            due.push(task);
+        }
         due
     }
 
