@@ -168,3 +168,54 @@ async fn the_watchdog_re_enqueues_a_lost_chunk_then_gives_up_on_one_lost_every_t
     let images = backends.db.images.count_documents(doc! {"dataset_id": &job.dataset_id}).await.unwrap();
     assert_eq!(images, generated.image_count() as u64 - 10);
 }
+
+/// Every file under `root`, relative, sorted.
+fn files_under(root: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_name_repeated_in_an_archive_keeps_the_first_copy_and_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backends, queue) = yds::inline::test_backends(dir.path()).await;
+    let src = dir.path().join("src");
+    let generated = testkit::generate(&src, &spec(12)).unwrap();
+    let first = &generated.images[0];
+    let repeated = format!("images/{}/{}", first.split, first.file_name);
+    let archive = dir.path().join("d.tar");
+    let mut builder = tar::Builder::new(std::fs::File::create(&archive).unwrap());
+    for rel in files_under(&src) {
+        builder.append_path_with_name(src.join(&rel), &rel).unwrap();
+    }
+    // The same name again, with other bytes: the archive's first copy must win.
+    let garbage = b"not the first copy".to_vec();
+    let mut header = tar::Header::new_gnu();
+    header.set_size(garbage.len() as u64);
+    header.set_mode(0o644);
+    builder.append_data(&mut header, &repeated, garbage.as_slice()).unwrap();
+    builder.finish().unwrap();
+    drop(builder);
+
+    let job_id = import(&backends, &queue, &format!("file://{}", archive.display()), 5).await;
+    yds::inline::drain(&backends, &queue).await.unwrap();
+    let job = job(&backends, &job_id).await;
+    assert_eq!(job.status, JobStatus::CompletedWithErrors, "the repeat is reported");
+    assert!(job.errors.iter().any(|e| e.code == "duplicate_member" && e.file == repeated), "errors: {:?}", job.errors);
+    let stats = job.result.unwrap().stats;
+    assert_eq!(stats.images, generated.image_count() as u64);
+    assert_eq!(stats.invalid_images, 0, "the first (valid) copy was imported");
+    assert_eq!(stats.annotations, generated.annotation_count() as u64);
+}
