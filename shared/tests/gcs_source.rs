@@ -1,5 +1,6 @@
 //! `gs://` import sources read through the Cloud Storage backend (ranged reads), against a
-//! real `fake-gcs-server`: the archive is planned and imported like any other source.
+//! real `fake-gcs-server`: an archive (planned by range reads) and a `gs://bucket/prefix/`
+//! folder (listed page by page) import like any other source.
 
 use std::path::PathBuf;
 
@@ -19,7 +20,7 @@ fn tools_dir() -> PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn gs_archives_import_and_missing_objects_fail_the_job() {
+async fn gs_archives_and_folders_import_and_missing_objects_fail_the_job() {
     let bin = tokio::task::spawn_blocking(|| ensure_fake_gcs(&tools_dir())).await.unwrap().unwrap();
     let server =
         FakeGcs::start(&bin, &PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fake-gcs-source")).await.unwrap();
@@ -31,6 +32,11 @@ async fn gs_archives_import_and_missing_objects_fail_the_job() {
     testkit::pack_zip(&dir.path().join("src"), &archive).unwrap();
     let bucket = GcsStore::with_endpoint("sources", &server.endpoint).await.unwrap();
     bucket.put("exports/d.zip", Bytes::from(std::fs::read(&archive).unwrap())).await.unwrap();
+    // The same dataset as a folder of objects.
+    for rel in files_under(&dir.path().join("src")) {
+        let data = Bytes::from(std::fs::read(dir.path().join("src").join(&rel)).unwrap());
+        bucket.put(&format!("trees/d/{rel}"), data).await.unwrap();
+    }
 
     let (mut backends, queue) = yds::inline::test_backends(dir.path()).await;
     backends.gcs_endpoint = Some(server.endpoint.clone());
@@ -39,6 +45,10 @@ async fn gs_archives_import_and_missing_objects_fail_the_job() {
 
     let ok =
         start_import(&backends.db, &queue, &settings, "default", None, import("gs://sources/exports/d.zip").as_bytes())
+            .await
+            .unwrap();
+    let tree =
+        start_import(&backends.db, &queue, &settings, "default", None, import("gs://sources/trees/d/").as_bytes())
             .await
             .unwrap();
     let missing =
@@ -53,7 +63,34 @@ async fn gs_archives_import_and_missing_objects_fail_the_job() {
     assert_eq!(stats.images, generated.image_count() as u64);
     assert_eq!(stats.annotations, generated.annotation_count() as u64);
 
+    // The folder is listed page by page and its objects are read where they are.
+    let job = yds::jobs::find(&backends.db, &tree.job_id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Completed, "errors: {:?}", job.errors);
+    let stats = job.result.unwrap().stats;
+    assert_eq!(stats.images, generated.image_count() as u64);
+    assert_eq!(stats.annotations, generated.annotation_count() as u64);
+    let staged = backends.store.list(&format!("temp/{}/", tree.job_id), None, 10).await.unwrap();
+    assert!(staged.objects.is_empty(), "a folder source is not staged: {:?}", staged.objects);
+
     let job = yds::jobs::find(&backends.db, &missing.job_id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Failed);
     assert_eq!(job.errors[0].code, "source_not_found");
+}
+
+/// Every file under `root`, relative and `/`-separated, sorted.
+fn files_under(root: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
 }
