@@ -74,6 +74,14 @@ async fn shutdown_stops_children() {
     for (_, pid) in &pids {
         assert!(alive(*pid));
     }
+    // The child's first line reaches its log when it gets the CPU: wait for it (a loaded
+    // machine can take a while), so the check below is about the log, not about scheduling.
+    let log_path = tmp.0.join("logs/one.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log_path).unwrap_or_default().contains("hello from the child") {
+        assert!(Instant::now() < deadline, "the child never wrote its first line");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let started = Instant::now();
     sup.shutdown().await;
     assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
@@ -81,7 +89,7 @@ async fn shutdown_stops_children() {
         assert!(gone(*pid), "pid {pid} still there after shutdown");
     }
     assert!(sup.pids().is_empty());
-    let log = std::fs::read_to_string(tmp.0.join("logs/one.log")).unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(log.contains("hello from the child"), "{log}");
 }
 

@@ -33,7 +33,7 @@ async fn gs_archives_and_folders_import_and_missing_objects_fail_the_job() {
     let bucket = GcsStore::with_endpoint("sources", &server.endpoint).await.unwrap();
     bucket.put("exports/d.zip", Bytes::from(std::fs::read(&archive).unwrap())).await.unwrap();
     // The same dataset as a folder of objects.
-    for rel in files_under(&dir.path().join("src")) {
+    for rel in testkit::files_under(&dir.path().join("src")).unwrap() {
         let data = Bytes::from(std::fs::read(dir.path().join("src").join(&rel)).unwrap());
         bucket.put(&format!("trees/d/{rel}"), data).await.unwrap();
     }
@@ -75,22 +75,4 @@ async fn gs_archives_and_folders_import_and_missing_objects_fail_the_job() {
     let job = yds::jobs::find(&backends.db, &missing.job_id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Failed);
     assert_eq!(job.errors[0].code, "source_not_found");
-}
-
-/// Every file under `root`, relative and `/`-separated, sorted.
-fn files_under(root: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path.strip_prefix(root).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    out.sort();
-    out
 }

@@ -169,24 +169,6 @@ async fn the_watchdog_re_enqueues_a_lost_chunk_then_gives_up_on_one_lost_every_t
     assert_eq!(images, generated.image_count() as u64 - 10);
 }
 
-/// Every file under `root`, relative, sorted.
-fn files_under(root: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path.strip_prefix(root).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_name_repeated_in_an_archive_keeps_the_first_copy_and_is_reported() {
     let dir = tempfile::tempdir().unwrap();
@@ -197,7 +179,7 @@ async fn a_name_repeated_in_an_archive_keeps_the_first_copy_and_is_reported() {
     let repeated = format!("images/{}/{}", first.split, first.file_name);
     let archive = dir.path().join("d.tar");
     let mut builder = tar::Builder::new(std::fs::File::create(&archive).unwrap());
-    for rel in files_under(&src) {
+    for rel in testkit::files_under(&src).unwrap() {
         builder.append_path_with_name(src.join(&rel), &rel).unwrap();
     }
     // The same name again, with other bytes: the archive's first copy must win.

@@ -1,4 +1,4 @@
-//! Filesystem helpers for tests: copying a dataset tree somewhere writable.
+//! Filesystem helpers for tests: copying a dataset tree somewhere writable, listing one.
 //!
 //! The shared real datasets are laid out read-only (CI copies them without write bits), so a
 //! test that needs a variant copies them first; the copies are made writable by their owner.
@@ -60,6 +60,26 @@ pub(crate) fn list_files(dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
                 stack.push((rel, path));
             } else if meta.is_file() {
                 out.push((rel, path));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Every file below `root`, as relative `/`-separated paths, sorted.
+pub fn files_under(root: &Path) -> io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(rel) = path.strip_prefix(root) {
+                let parts: Vec<String> =
+                    rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+                out.push(parts.join("/"));
             }
         }
     }

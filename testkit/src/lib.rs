@@ -28,5 +28,5 @@ pub mod server;
 pub use archive::{pack_tar, pack_tar_gz, pack_zip};
 pub use bulk::{write_bulk_archives, BulkSpec, BulkSummary, SizeMix};
 pub use dataset::{generate, DatasetSpec, Defects, ExpectedImage, GeneratedDataset, Layout};
-pub use fs::copy_dir;
+pub use fs::{copy_dir, files_under};
 pub use server::FileServer;

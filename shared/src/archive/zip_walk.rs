@@ -27,12 +27,7 @@ const S_IFLNK: u32 = 0o120_000;
 /// [`Limits::max_ratio`] times their compressed size as too large. The data handed out never
 /// exceeds the declared size: an entry that inflates further fails the walk as corrupt.
 pub fn walk_zip<R: Read + Seek>(reader: R, limits: &Limits, on_file: OnFile<'_>) -> Result<Walk, ArchiveError> {
-    let trip = Trip::default();
-    let source = Source { inner: reader, trip: trip.clone() };
-    let mut archive = ZipIterable::try_new(source, Config::default()).map_err(|e| zip_error(&trip, e))?;
-    if archive.len() as u64 > limits.max_members {
-        return Err(too_many_members(limits));
-    }
+    let (trip, mut archive) = open(reader, limits)?;
     let mut walker = Walker::new(limits);
     let files = archive.files().map_err(|e| zip_error(&trip, e))?;
     while let Some(next) = files.next() {
@@ -71,12 +66,7 @@ pub fn index_zip<R: Read + Seek>(
     limits: &Limits,
     on_entry: &mut dyn FnMut(&str, ZipEntry) -> Result<(), String>,
 ) -> Result<Walk, ArchiveError> {
-    let trip = Trip::default();
-    let source = Source { inner: reader, trip: trip.clone() };
-    let mut archive = ZipIterable::try_new(source, Config::default()).map_err(|e| zip_error(&trip, e))?;
-    if archive.len() as u64 > limits.max_members {
-        return Err(too_many_members(limits));
-    }
+    let (trip, mut archive) = open(reader, limits)?;
     let mut walker = Walker::new(limits);
     let files = archive.files().map_err(|e| zip_error(&trip, e))?;
     for next in files {
@@ -157,6 +147,17 @@ fn admit_entry(
     let size = entry.size();
     let bomb = u128::from(size) > u128::from(entry.compressed_size()) * u128::from(limits.max_ratio);
     Ok(walker.admit(raw, size, bomb)?.map(|name| (name, size)))
+}
+
+/// Opens the central directory (its end record) and checks the member count.
+fn open<R: Read + Seek>(reader: R, limits: &Limits) -> Result<(Trip, ZipIterable<Source<R>>), ArchiveError> {
+    let trip = Trip::default();
+    let source = Source { inner: reader, trip: trip.clone() };
+    let archive = ZipIterable::try_new(source, Config::default()).map_err(|e| zip_error(&trip, e))?;
+    if archive.len() as u64 > limits.max_members {
+        return Err(too_many_members(limits));
+    }
+    Ok((trip, archive))
 }
 
 fn zip_error(trip: &Trip, error: ZipError) -> ArchiveError {
