@@ -104,6 +104,12 @@ fn gcs_error(err: StorageError) -> SourceError {
 }
 
 impl RangeSource {
+    /// A file of this machine's own (a downloaded copy), outside any URL policy.
+    pub async fn local(path: PathBuf) -> std::io::Result<Self> {
+        let size = tokio::fs::metadata(&path).await?.len();
+        Ok(RangeSource { at: At::Local(path), size })
+    }
+
     pub fn size(&self) -> u64 {
         self.size
     }

@@ -224,33 +224,35 @@ impl Pass<'_> {
             .map_err(|e| PlanError::Transient(e.to_string()))?
             .into_temp_path();
         self.backends.fetcher.download(url, &temp).await.map_err(|e| self.source_error(e))?;
-        let path = temp.to_path_buf();
-        let file = match reading::open(self.backends, &format!("file://{}", path.display())).await {
-            Ok(Opened::File(file)) => file,
-            _ => return Err(PlanError::Transient("the downloaded copy could not be opened".into())),
-        };
+        // The copy is ours (whatever the URL policy says about `file://`) and lives only as long
+        // as this task, so its staging has no time budget: it cannot resume in another task.
+        let file = RangeSource::local(temp.to_path_buf())
+            .await
+            .map_err(|e| PlanError::Transient(format!("the downloaded copy could not be opened: {e}")))?;
         let head = file.read_range(0..512).await.map_err(|e| self.source_error(e))?;
-        let outcome = match archive::detect_kind(&head, self.url) {
-            Some(ArchiveKind::Zip) => self.stage_walk(file, Kind::Zip, prefix).await,
-            Some(ArchiveKind::Tar) => self.stage_walk(file, Kind::Tar, prefix).await,
-            Some(ArchiveKind::TarGz) => self.stage_walk(file, Kind::TarGz, prefix).await,
-            None => Err(self.not_an_archive()),
-        }?;
-        match outcome {
-            // A download cannot resume in another task: finish it here.
-            Indexing::Paused(_) => Err(PlanError::Transient("staging a download paused".into())),
-            done => Ok(done),
-        }
+        let kind = match archive::detect_kind(&head, self.url) {
+            Some(ArchiveKind::Zip) => Kind::Zip,
+            Some(ArchiveKind::Tar) => Kind::Tar,
+            Some(ArchiveKind::TarGz) => Kind::TarGz,
+            None => return Err(self.not_an_archive()),
+        };
+        self.stage_walk(file, kind, prefix, None).await
     }
 
     async fn stage_tar(&self, file: RangeSource, gz: bool, prefix: &str) -> Result<Indexing, PlanError> {
-        self.stage_walk(file, if gz { Kind::TarGz } else { Kind::Tar }, prefix).await
+        let budget = Some(self.backends.pacing.plan_budget);
+        self.stage_walk(file, if gz { Kind::TarGz } else { Kind::Tar }, prefix, budget).await
     }
 
     /// Streams the archive, copying each member to scratch storage (several uploads in flight)
     /// and recording it; stops at a member boundary once the pass's budget is spent.
-    async fn stage_walk(&self, file: RangeSource, kind: Kind, prefix: &str) -> Result<Indexing, PlanError> {
-        let budget = self.backends.pacing.plan_budget;
+    async fn stage_walk(
+        &self,
+        file: RangeSource,
+        kind: Kind,
+        prefix: &str,
+        budget: Option<std::time::Duration>,
+    ) -> Result<Indexing, PlanError> {
         let started = self.started;
         let resume = self.resume;
         // A plain tar resumes at the byte offset of its next member; a gzip stream cannot be
@@ -275,7 +277,8 @@ impl Pass<'_> {
                     return Ok(());
                 }
                 // Every pass stages at least one member, so a pass always makes progress.
-                if started.elapsed() >= budget && end.members_done > resume.members_done {
+                let spent = budget.is_some_and(|budget| started.elapsed() >= budget);
+                if spent && end.members_done > resume.members_done {
                     end.paused = true;
                     if let Some(position) = position {
                         end.next_offset = start_offset + position;
