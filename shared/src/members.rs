@@ -105,8 +105,6 @@ pub fn under(job_id: &str, dir: &str) -> Document {
 pub struct MemberWriter {
     db: Db,
     batch: Vec<MemberDoc>,
-    /// Members recorded by this writer (re-recorded ones included).
-    pub written: u64,
     /// Paths of refused repeats, for the job's errors.
     pub duplicates: Vec<String>,
 }
@@ -116,7 +114,7 @@ const WRITE_BATCH: usize = 1000;
 
 impl MemberWriter {
     pub fn new(db: &Db) -> Self {
-        Self { db: db.clone(), batch: Vec::with_capacity(WRITE_BATCH), written: 0, duplicates: Vec::new() }
+        Self { db: db.clone(), batch: Vec::with_capacity(WRITE_BATCH), duplicates: Vec::new() }
     }
 
     pub async fn add(&mut self, member: MemberDoc) -> DbResult<()> {
@@ -132,7 +130,6 @@ impl MemberWriter {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.batch);
-        self.written += batch.len() as u64;
         let err = match self.db.members.insert_many(&batch).ordered(false).await {
             Ok(_) => return Ok(()),
             Err(err) if is_duplicate_key(&err) => err,

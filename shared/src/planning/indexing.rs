@@ -210,7 +210,7 @@ impl Pass<'_> {
         }
         writer.flush().await?;
         let walk = walk.map_err(|e| self.walk_error(e))?;
-        record_walk(self.backends, &self.job.id, &walk).await?;
+        record_refusals(self.backends, &self.job.id, &walk.rejected).await?;
         record_duplicates(self.backends, &self.job.id, &writer).await?;
         Ok(Indexing::Done)
     }
@@ -309,7 +309,7 @@ impl Pass<'_> {
         let walked = walker.await.map_err(|e| PlanError::Transient(format!("staging task failed: {e}")))?;
         uploaded?;
         let (walk, end) = walked.map_err(|e| self.walk_error(e))?;
-        record_walk(self.backends, &self.job.id, &walk).await?;
+        record_refusals(self.backends, &self.job.id, &walk.rejected).await?;
         if end.paused {
             tracing::info!(job_id = %self.job.id, members = end.members_done, "planning pass reached its budget");
             let cursor =
@@ -458,10 +458,6 @@ async fn record_duplicates(backends: &Backends, job_id: &str, writer: &MemberWri
         .map(|name| archive::Rejected { name: name.clone(), reason: archive::RejectReason::DuplicateName })
         .collect();
     record_refusals(backends, job_id, &refused).await
-}
-
-async fn record_walk(backends: &Backends, job_id: &str, walk: &Walk) -> Result<(), PlanError> {
-    record_refusals(backends, job_id, &walk.rejected).await
 }
 
 /// Refused members become job errors (a bounded sample).
