@@ -107,13 +107,19 @@ impl Stack {
             env.push(("YDS_CHUNK_SIZE".to_owned(), size.to_string()));
         }
 
+        // Only the dispatcher and process-chunk know it: nothing else can run a task.
+        let task_token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
         let mut supervisor = Supervisor::new(data_dir.join("logs"));
         let mut upstreams = HashMap::new();
         for name in FUNCTIONS {
             let port = free_port();
             let program = options.bin_dir.join(name);
             anyhow::ensure!(program.is_file(), "function binary {} is missing; build it first", program.display());
-            supervisor.spawn(ProcessSpec { name: name.to_owned(), program, env: env.clone(), port }).await?;
+            let mut env = env.clone();
+            if name == "process-chunk" {
+                env.push(("YDS_TASK_TOKEN".to_owned(), task_token.clone()));
+            }
+            supervisor.spawn(ProcessSpec { name: name.to_owned(), program, env, port }).await?;
             upstreams.insert(name.to_owned(), format!("http://127.0.0.1:{port}"));
         }
         for name in FUNCTIONS {
@@ -129,6 +135,7 @@ impl Stack {
         dispatch.max_attempts = options.task_max_attempts;
         dispatch.max_concurrent = options.queue_concurrency;
         dispatch.chaos_duplicate = options.chaos_duplicate;
+        dispatch.token = Some(task_token);
         let dispatcher = Dispatcher::new(LocalQueue::new(queue_dir), dispatch);
         let mut background = vec![tokio::spawn(dispatcher.run(wait_stop(stopped.clone())))];
 

@@ -8,6 +8,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::queue::caller::TaskCallers;
+use crate::queue::cloud_tasks::CloudTasksConfig;
+
 /// Which URLs an import may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UrlPolicy {
@@ -96,6 +99,9 @@ pub struct Config {
     /// How the import work is cut and paced.
     pub pacing: Pacing,
     pub chaos: Chaos,
+    /// The local dispatcher's secret (`YDS_TASK_TOKEN`), which process-chunk requires of every
+    /// delivery on the local queue; the local stack generates it at start-up.
+    pub task_token: Option<String>,
 }
 
 /// How the import work is cut into tasks and paced, so every task ends far inside its
@@ -211,7 +217,27 @@ impl Config {
                 chunk_lease: Duration::from_secs(parse_number(&get, "YDS_CHUNK_LEASE_SECS", 900)?),
             },
             chaos,
+            task_token: get("YDS_TASK_TOKEN").filter(|t| !t.is_empty()),
         })
+    }
+
+    /// Who process-chunk accepts tasks from: Cloud Tasks' identity for the configured queue, or
+    /// the local dispatcher (then `YDS_TASK_TOKEN` is required: nobody else may run tasks).
+    pub fn task_callers(&self) -> Result<TaskCallers, ConfigError> {
+        match &self.queue {
+            QueueConfig::CloudTasks { queue, target_url, service_account } => {
+                let tasks = CloudTasksConfig::new(queue.clone(), target_url.clone(), service_account.clone());
+                Ok(TaskCallers::CloudTasks {
+                    queue_id: tasks.queue_id().to_owned(),
+                    service_account: service_account.clone(),
+                    audience: tasks.audience(),
+                })
+            }
+            QueueConfig::Local { .. } => match &self.task_token {
+                Some(token) => Ok(TaskCallers::LocalDispatcher { token: token.clone() }),
+                None => Err(ConfigError::invalid("YDS_TASK_TOKEN", "required by process-chunk on the local queue")),
+            },
+        }
     }
 }
 
@@ -272,6 +298,9 @@ mod tests {
         assert_eq!(c.port, 8080);
         assert_eq!(c.url_policy, UrlPolicy::Local);
         assert_eq!(c.storage, StorageConfig::Local { root: "/d/storage".into() });
+        assert_eq!(c.task_callers().unwrap_err().name, "YDS_TASK_TOKEN", "the local queue needs its secret");
+        let c = config(&[("YDS_TASK_TOKEN", "t")]).unwrap();
+        assert_eq!(c.task_callers().unwrap(), TaskCallers::LocalDispatcher { token: "t".into() });
         assert_eq!(c.queue, QueueConfig::Local { dir: "/d/queue".into() });
     }
 
@@ -289,6 +318,14 @@ mod tests {
         ])
         .unwrap();
         assert!(matches!(c.queue, QueueConfig::CloudTasks { .. }));
+        assert_eq!(
+            c.task_callers().unwrap(),
+            TaskCallers::CloudTasks {
+                queue_id: "q".into(),
+                service_account: "tasks@p.iam.gserviceaccount.com".into(),
+                audience: "https://pc.run.app".into(),
+            }
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod image;
 mod paths;
 mod serve;
 mod test;
@@ -35,6 +36,8 @@ const USAGE: &str = "usage:
   cargo xtask demo  [--port P] [--data-dir D]   start the stack, import a sample dataset, keep serving
   cargo xtask serve [--port P] [--data-dir D]   start the stack and serve until Ctrl-C
   cargo xtask test                              install and start what tests need, run every test
+  cargo xtask image [--debug] [--out DIR] [FUNCTION...]
+                                                an OCI image layout per function (default: all, release)
   cargo xtask bench import [--images N] [--size-mix small|realistic] [--format tar.gz|zip|both]
         [--chunk-size C] [--concurrency Q] [--timeout-mins M] [--seed S] [--keep DIR]
                                                 time an import of a synthetic dataset against `tar -xzf`";
@@ -58,6 +61,7 @@ fn main() -> anyhow::Result<()> {
             let code = runtime.block_on(bench::run(rest))?;
             std::process::exit(code);
         }
+        "image" => image::run(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

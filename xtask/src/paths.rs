@@ -12,9 +12,12 @@ pub fn tools_dir() -> PathBuf {
     workspace_root().join(".yds-tools")
 }
 
+/// Cargo's target folder.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
+}
+
 /// Where `cargo build` puts the function binaries.
 pub fn bin_dir() -> PathBuf {
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
-    target.join("debug")
+    target_dir().join("debug")
 }

@@ -13,17 +13,19 @@ use yds::config::Chaos;
 use yds::http::{json_response, ApiError, Caller, Handler, Request, Response};
 use yds::ingest::{self, ChunkError, Delivery};
 use yds::planning;
+use yds::queue::caller::TaskCallers;
 use yds::queue::{headers, TaskBody};
 
 pub struct ProcessChunk {
     backends: Backends,
+    callers: TaskCallers,
     max_attempts: u32,
     chaos: Chaos,
 }
 
 impl ProcessChunk {
-    pub fn new(backends: Backends, max_attempts: u32, chaos: Chaos) -> Self {
-        Self { backends, max_attempts, chaos }
+    pub fn new(backends: Backends, callers: TaskCallers, max_attempts: u32, chaos: Chaos) -> Self {
+        Self { backends, callers, max_attempts, chaos }
     }
 }
 
@@ -32,6 +34,10 @@ impl Handler for ProcessChunk {
     async fn handle(&self, req: Request, _caller: &Caller) -> Result<Response, ApiError> {
         if req.method() != Method::POST {
             return Err(ApiError::MethodNotAllowed);
+        }
+        if let Err(refused) = self.callers.check(req.headers()) {
+            tracing::warn!(reason = refused.0, "task delivery refused");
+            return Err(ApiError::Forbidden("only the task queue may call this endpoint".into()));
         }
         let body: TaskBody =
             serde_json::from_slice(req.body()).map_err(|e| ApiError::BadRequest(format!("not a task body: {e}")))?;

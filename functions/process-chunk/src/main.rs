@@ -9,6 +9,7 @@ const TASK_MAX_BODY: usize = 8 * 1024 * 1024;
 async fn main() -> anyhow::Result<()> {
     server::init_logging();
     let config = Config::from_env()?;
+    let callers = config.task_callers()?;
     let backends = Backends::from_config(&config).await?;
     let db = backends.db.clone();
     tokio::spawn(async move {
@@ -16,8 +17,9 @@ async fn main() -> anyhow::Result<()> {
             tracing::error!(error = %err, "could not create indexes");
         }
     });
-    let handler = process_chunk::ProcessChunk::new(backends, config.task_max_attempts, config.chaos);
-    // Not public: Cloud Run IAM admits only the queue's identity, so no API key here.
+    let handler = process_chunk::ProcessChunk::new(backends, callers, config.task_max_attempts, config.chaos);
+    // Not public: Cloud Run IAM admits only the queue's identity, and the handler checks the
+    // caller again (`TaskCallers`), so no API key here.
     let options = EdgeOptions { api_keys: None, max_body_bytes: TASK_MAX_BODY };
     server::run(Service::new(handler, options), config.port).await.map_err(|e| anyhow::anyhow!(e))
 }

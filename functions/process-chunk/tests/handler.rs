@@ -11,6 +11,7 @@ use yds::http::{EdgeOptions, Service};
 use yds::import::{start_import, ImportSettings};
 use yds::ingest::Delivery;
 use yds::jobs::JobStatus;
+use yds::queue::caller::TaskCallers;
 use yds::queue::{headers, TaskBody};
 
 fn task_request(task: &TaskBody, retries: u32) -> yds::http::Request {
@@ -33,7 +34,7 @@ async fn setup(
     let accepted =
         start_import(&backends.db, &queue, &settings, "default", None, body.to_string().as_bytes()).await.unwrap();
     let service = Service::new(
-        ProcessChunk::new(backends.clone(), 5, Chaos::default()),
+        ProcessChunk::new(backends.clone(), TaskCallers::Anyone, 5, Chaos::default()),
         EdgeOptions { api_keys: None, max_body_bytes: 8 << 20 },
     );
     (service, backends, queue, generated, accepted.job_id)
@@ -128,7 +129,7 @@ async fn a_source_that_cannot_be_read_fails_the_job_once() {
     let accepted =
         start_import(&backends.db, &queue, &settings, "default", None, body.to_string().as_bytes()).await.unwrap();
     let service = Service::new(
-        ProcessChunk::new(backends.clone(), 5, Chaos::default()),
+        ProcessChunk::new(backends.clone(), TaskCallers::Anyone, 5, Chaos::default()),
         EdgeOptions { api_keys: None, max_body_bytes: 1 << 20 },
     );
     let plan = queue.drain();

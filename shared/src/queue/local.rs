@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::caller::LOCAL_TOKEN_HEADER;
 use super::{headers, QueueError, TaskBody, TaskQueue};
 
 /// A task as stored on disk.
@@ -131,6 +132,8 @@ pub struct DispatcherOptions {
     pub deadline: Duration,
     /// Probability of delivering a task a second time, concurrently.
     pub chaos_duplicate: f64,
+    /// The stack's secret, sent as [`LOCAL_TOKEN_HEADER`] so process-chunk knows the caller.
+    pub token: Option<String>,
 }
 
 impl DispatcherOptions {
@@ -144,6 +147,7 @@ impl DispatcherOptions {
             max_backoff: Duration::from_secs(10),
             deadline: Duration::from_secs(30 * 60),
             chaos_duplicate: 0.0,
+            token: None,
         }
     }
 }
@@ -247,9 +251,11 @@ impl Dispatcher {
 
     /// One delivery; true on a 2xx answer.
     async fn post(&self, task: &StoredTask) -> bool {
-        let result = self
-            .client
-            .post(&self.options.target)
+        let mut request = self.client.post(&self.options.target);
+        if let Some(token) = &self.options.token {
+            request = request.header(LOCAL_TOKEN_HEADER, token);
+        }
+        let result = request
             .header(headers::TASK_NAME, &task.name)
             .header(headers::RETRY_COUNT, task.failures.to_string())
             .header(headers::EXECUTION_COUNT, task.failures.to_string())

@@ -4,6 +4,7 @@
 //! name was already enqueued is a no-op (as Cloud Tasks deduplicates named tasks), which lets a
 //! retried planner re-enqueue its chunks safely. Handlers must be idempotent.
 
+pub mod caller;
 pub mod cloud_tasks;
 pub mod local;
 
