@@ -659,8 +659,16 @@ fn non_numeric_message(token: &str) -> String {
 }
 
 /// A number as Python's `float()` reads it (the trainer converts tokens with NumPy, which uses
-/// it): Rust's float syntax plus `_` between two digits (`1_000.5`).
+/// it): Rust's float syntax plus `_` between two digits (`1_000.5`) and any Unicode decimal
+/// digit for its ASCII digit (`０.５`).
 fn parse_number(token: &str) -> Option<f64> {
+    let ascii;
+    let token = if token.is_ascii() {
+        token
+    } else {
+        ascii = ascii_digits(token)?;
+        ascii.as_str()
+    };
     if !token.contains('_') {
         return token.parse().ok();
     }
@@ -671,6 +679,31 @@ fn parse_number(token: &str) -> Option<f64> {
         return None;
     }
     token.replace('_', "").parse().ok()
+}
+
+/// The first digit (zero) of every run of ten Unicode decimal digits beyond ASCII (Unicode 14, as
+/// in Python 3.11's `unicodedata.decimal`).
+const UNICODE_DIGIT_ZEROS: [u32; 65] = [
+    0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66, 0xAE6, 0xB66, 0xBE6, 0xC66, 0xCE6, 0xD66, 0xDE6, 0xE50, 0xED0, 0xF20,
+    0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90, 0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0,
+    0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0, 0xFF10, 0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0,
+    0x11450, 0x114D0, 0x11650, 0x116C0, 0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16AC0,
+    0x16B50, 0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0,
+];
+
+/// `token` with Unicode decimal digits as ASCII digits; `None` when another non-ASCII character
+/// is in it (Python's float() refuses those).
+fn ascii_digits(token: &str) -> Option<String> {
+    token
+        .chars()
+        .map(|c| {
+            if c.is_ascii() {
+                return Some(c);
+            }
+            let zero = UNICODE_DIGIT_ZEROS.iter().find(|&&zero| (zero..zero + 10).contains(&u32::from(c)))?;
+            char::from_digit(u32::from(c) - zero, 10)
+        })
+        .collect()
 }
 
 /// Lines as Python's `str.splitlines` cuts them (`\n`, `\r\n`, `\r`, `\v`, `\f`, `\x1c`-`\x1e`,
@@ -855,6 +888,12 @@ mod tests {
             assert_eq!(issues(&parsed), vec![("non_numeric", Some(1))], "{token}");
         }
         assert_eq!(parse_number("1_2.3_4e1_0"), Some(12.34e10));
+        // Any Unicode decimal digit, as Python reads it; other non-ASCII characters are not.
+        assert_eq!(parse_number("\u{ff10}.\u{ff15}"), Some(0.5));
+        assert_eq!(parse_number("\u{0661}\u{0660}"), Some(10.0));
+        assert_eq!(parse_number("\u{1d7ce}"), Some(0.0));
+        assert_eq!(parse_number("\u{00b2}"), None); // superscript two: a digit, not decimal
+        assert_eq!(parse_number("0.5\u{00e9}"), None);
     }
 
     #[test]
