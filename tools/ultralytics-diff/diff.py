@@ -9,7 +9,8 @@
 3. Imports every dataset through the YDS HTTP API (a `file://` folder source), waits for the job
    and reads back every image.
 4. Compares per image: `valid` == Ultralytics kept it; for kept images, the number of
-   annotations == the number of label rows Ultralytics keeps (after removing repeats).
+   annotations == the number of label rows Ultralytics keeps (after removing repeats), and
+   the size: YDS reports the displayed one and must warn exactly when the trainer's differs.
    Prints a table of mismatches and exits 1 if there is any.
 
 --tools is the folder the pinned Ultralytics and its light dependencies were pip-installed into
@@ -65,6 +66,7 @@ def reference(utils, root, datasets):
                 results[(d.name, split, rel)] = {
                     "valid": im is not None,
                     "instances": 0 if lb is None else len(lb),
+                    "shape": None if shape is None else [int(shape[0]), int(shape[1])],  # (h, w)
                     "counters": f"nm={nm} nf={nf} ne={ne} nc={ncorrupt}",
                     "msg": msg.replace(im_file, "<img>").replace("\n", " ")[:160],
                 }
@@ -108,6 +110,9 @@ class Yds:
                 return status, images
 
 
+SIZE_WARNINGS = ("exif_orientation_transpose", "exif_orientation_ignored")
+
+
 def compare(ref, yds):
     rows = []
     for key in sorted(set(ref) | set(yds)):
@@ -125,6 +130,12 @@ def compare(ref, yds):
             rows.append((name, f"valid={r['valid']} n={r['instances']}", f"valid={y['valid']} n={len(y['annotations'])}", r["msg"], codes))
         elif r["valid"] and r["instances"] != len(y["annotations"]):
             rows.append((name, f"n={r['instances']}", f"n={len(y['annotations'])}", r["msg"], codes))
+        elif r["valid"]:
+            # YDS reports the displayed size; where the trainer's size differs it must say so.
+            trainer_hw, yds_hw = r["shape"], [y["height"], y["width"]]
+            warned = any(c in codes.split(",") for c in SIZE_WARNINGS)
+            if (trainer_hw != yds_hw) != warned:
+                rows.append((name, f"size {trainer_hw[1]}x{trainer_hw[0]}", f"size {y['width']}x{y['height']}", "", codes))
     return rows
 
 

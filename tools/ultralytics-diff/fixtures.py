@@ -102,6 +102,32 @@ def png_truncated_idat():
     return b[: b.find(b"IDAT") + 20]
 
 
+def mpo_bytes():
+    a, b = Image.new("RGB", (64, 48), (200, 10, 10)), Image.new("RGB", (64, 48), (10, 200, 10))
+    buf = io.BytesIO()
+    a.save(buf, "MPO", save_all=True, append_images=[b])
+    return buf.getvalue()
+
+
+def webp_animated():
+    frames = [Image.new("RGB", (40, 30), (i * 60, 0, 0)) for i in range(3)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "WEBP", save_all=True, append_images=frames[1:], duration=100)
+    return buf.getvalue()
+
+
+def jpeg_with_thumbnail():
+    """A JPEG whose EXIF block holds a JPEG thumbnail (with its own FF D9)."""
+    thumb = jpeg(16, 12)
+    exif = Image.Exif()
+    exif[274] = 1
+    raw = exif.tobytes()  # b"Exif\0\0" + TIFF
+    seg = raw + thumb
+    app1 = b"\xff\xe1" + struct.pack(">H", len(seg) + 2) + seg
+    full = jpeg()
+    return full[:2] + app1 + full[2:]
+
+
 # --- datasets -------------------------------------------------------------------------------
 
 
@@ -158,6 +184,19 @@ def image_cases(d):
     bmp[22:26] = struct.pack("<i", -20)  # top-down BMP
     d.add("img_bmp_top_down.bmp", bytes(bmp), lab)
     d.add("img_webp_truncated.webp", encode("WEBP", quality=80)[:40], lab)
+    prog = jpeg(96, 64, progressive=True)
+    d.add("img_jpeg_progressive.jpg", prog, lab)
+    d.add("img_jpeg_progressive_cut.jpg", prog[: len(prog) * 2 // 3], lab)
+    mpo = mpo_bytes()
+    d.add("img_mpo.jpg", mpo, lab)
+    d.add("img_mpo_cut.jpg", mpo[:-2], lab)
+    d.add("img_png_trailing_junk.png", png() + b"junk", lab)
+    d.add("img_png_interlaced.png", png(interlace=1), lab)
+    d.add("img_tiff_gray16.tiff", encode("TIFF", mode="I;16"), lab)
+    d.add("img_webp_animated.webp", webp_animated(), lab)
+    d.add("img_ico_as_png.png", encode("ICO", 32, 32), lab)
+    d.add("img_gif_as_png.png", encode("GIF", mode="P"), lab)
+    d.add("img_jpeg_exif_thumb_cut.jpg", jpeg_with_thumbnail()[:-2], lab)
     d.add("img_tiff_truncated.tiff", encode("TIFF")[:100], lab)
 
 
@@ -211,6 +250,21 @@ def label_cases(d):
         "lb_polygon_bbox_too_wide": "0 -0.5 0.2 0.6 0.2 0.6 0.4\n",
         "lb_polygon_and_class_only": f"{POLY}\n1\n",
         "lb_polygon_6_values": f"{POLY}\n1 0.1 0.2 0.3 0.4 0.5\n",
+        "lb_cr_only": f"{BOX}\r1 0.3 0.3 0.1 0.1\r",
+        "lb_form_feed_and_vt": f"{BOX}\x0c1 0.3 0.3 0.1 0.1\x0b2 0.2 0.2 0.1 0.1\n",
+        "lb_line_separator": f"{BOX}\u20281 0.3 0.3 0.1 0.1\n",
+        "lb_unicode_space": "0\u20030.5\u30000.5 0.2 0.2\n",
+        "lb_nul_byte": "0 0.5 0.5 0.2 0.2\x00\n",
+        "lb_fullwidth_digit": "\uff10 0.5 0.5 0.2 0.2\n",
+        "lb_1e400": "0 0.5 0.5 0.2 1e400\n",
+        "lb_tiny_exponent": "0 0.5 0.5 0.2 1e-50\n",
+        "lb_class_exponent": "2e0 0.5 0.5 0.2 0.2\n",
+        "lb_class_almost_3": "2.99999999999 0.5 0.5 0.2 0.2\n",
+        "lb_class_neg_zero": "-0 0.5 0.5 0.2 0.2\n",
+        "lb_one_point_rows": "0 0.5 0.5\n1 0.2 0.2\n",
+        "lb_polygon_with_one_point_row": f"{POLY}\n1 0.2 0.2\n",
+        "lb_infinity_word": "0 0.5 0.5 0.2 Infinity\n",
+        "lb_neg_nan": "0 0.5 0.5 0.2 -nan\n",
         "lb_many_rows": "".join(f"{i % 3} {0.1 + i * 0.002:.4f} 0.5 0.01 0.01\n" for i in range(300)),
     }
     for name, text in cases.items():
@@ -296,6 +350,9 @@ def pose_cases(d, ndim):
         "duplicates": f"0 0.5 0.5 0.4 0.4 {good}\n0 0.5 0.5 0.4 0.4 {good}\n",
         "empty": "",
         "non_numeric": f"0 0.5 0.5 0.4 z {good}\n",
+        "kpt_nan": f"0 0.5 0.5 0.4 0.4 {kp((0.4, 0.4, 2), (0.5, 0.5, 1))} nan{' 0' if ndim == 3 else ' 0.6'}\n",
+        "box_inf": f"0 0.5 0.5 inf 0.4 {good}\n",
+        "polygon_like_row": "0 0.1 0.1 0.4 0.1 0.4 0.4 0.1 0.4\n",
     }
     for name, text in cases.items():
         d.add(f"pose{ndim}_{name}.jpg", im, text)

@@ -1,7 +1,8 @@
-//! `cargo xtask demo|test|serve|bench`: the project's commands. Orchestration only: the stack
+//! `cargo xtask demo|test|serve|bench|conformance`: the project's commands. Orchestration only: the stack
 //! itself lives in `local-stack`, the sample data in `testkit`.
 
 mod bench;
+mod conformance;
 mod demo;
 mod paths;
 mod serve;
@@ -37,7 +38,8 @@ const USAGE: &str = "usage:
   cargo xtask test                              install and start what tests need, run every test
   cargo xtask bench import [--images N] [--size-mix small|realistic] [--format tar.gz|zip|both]
         [--chunk-size C] [--concurrency Q] [--timeout-mins M] [--seed S] [--keep DIR]
-                                                time an import of a synthetic dataset against `tar -xzf`";
+                                                time an import of a synthetic dataset against `tar -xzf`
+  cargo xtask conformance                       compare YDS' image verdicts with real Ultralytics (installs it)";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -56,6 +58,10 @@ fn main() -> anyhow::Result<()> {
         }
         "bench" => {
             let code = runtime.block_on(bench::run(rest))?;
+            std::process::exit(code);
+        }
+        "conformance" => {
+            let code = runtime.block_on(conformance::run(rest))?;
             std::process::exit(code);
         }
         "help" | "--help" | "-h" => {
