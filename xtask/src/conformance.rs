@@ -3,7 +3,7 @@
 //! (`tools/ultralytics-diff/requirements.txt`) into `.yds-tools/`, starts the local stack on a
 //! free port with its data in a temporary folder, runs the harness, stops the stack. Exit status
 //! is the harness': 0 when every image agrees. Not part of `cargo xtask test`: the install is
-//! about 65 MB of wheels.
+//! about 85 MB of wheels (265 MB installed).
 
 use std::fs;
 use std::path::{Path, PathBuf};
