@@ -1,7 +1,8 @@
-//! `cargo xtask demo|test|serve|bench`: the project's commands. Orchestration only: the stack
+//! `cargo xtask demo|test|serve|bench|image|conformance`: the project's commands. Orchestration only: the stack
 //! itself lives in `local-stack`, the sample data in `testkit`.
 
 mod bench;
+mod conformance;
 mod demo;
 mod image;
 mod paths;
@@ -40,7 +41,8 @@ const USAGE: &str = "usage:
                                                 an OCI image layout per function (default: all, release)
   cargo xtask bench import [--images N] [--size-mix small|realistic] [--format tar.gz|zip|both]
         [--chunk-size C] [--concurrency Q] [--timeout-mins M] [--seed S] [--keep DIR]
-                                                time an import of a synthetic dataset against `tar -xzf`";
+                                                time an import of a synthetic dataset against `tar -xzf`
+  cargo xtask conformance                       compare YDS' image verdicts with real Ultralytics (installs it)";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -62,6 +64,10 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(code);
         }
         "image" => image::run(rest),
+        "conformance" => {
+            let code = runtime.block_on(conformance::run(rest))?;
+            std::process::exit(code);
+        }
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

@@ -1,23 +1,24 @@
-//! Image files judged the way Ultralytics' `verify_image_label` judges them, from their bytes.
+//! Image files judged the way Ultralytics' `verify_image_label` (8.4) judges them, from their
+//! bytes.
 //!
 //! The trainer opens every image with Pillow and skips it ("ignoring corrupt image/label") when
-//! Pillow cannot open it, when a side is under 10 pixels after its EXIF rotation, or when
-//! Pillow's format is not in `IMG_FORMATS`. A JPEG that does not end with `FF D9` is re-saved
-//! in place ("corrupt JPEG restored and saved") and kept. This module reports those outcomes,
-//! and what the trainer accepts silently but a user should know (EXIF rotations it ignores),
-//! so a user sees them before training.
+//! Pillow cannot open or verify it, when a side is under 10 pixels after its EXIF rotation, or
+//! when Pillow's format is not in `IMG_FORMATS`. A JPEG that does not end with `FF D9` is
+//! decoded and re-saved in place ("corrupt JPEG restored and saved") and kept, when it decodes:
+//! when its image data reaches the end-of-image marker. This module reports those outcomes, so
+//! a user sees them before training.
 //!
 //! It never modifies a file: it reads bytes and returns an [`ImageInfo`]. The format comes from
 //! the content, never the extension. The structure checks are the cheap part of Pillow's
-//! open/verify: JPEG marker segments up to the start of scan, PNG chunks up to `IEND` with the
-//! `IHDR` checksum, WebP RIFF chunks. Compressed pixel data is never decoded.
+//! open/verify: JPEG marker segments up to the start of scan (and the end-of-image marker when
+//! the file does not end with it), PNG chunks up to `IEND` with every chunk's checksum, WebP
+//! RIFF chunks, a TIFF's first IFD. Compressed pixel data is never decoded.
 //!
 //! Where Pillow's format name decides the verdict, Pillow's name is used: an MPO (a JPEG with
 //! an MPF header listing more than one image, other than Ultra HDR) is Pillow's `MPO`, which the
-//! trainer neither EXIF-rotates nor re-saves; HEIC/HEIF files open as `HEIF`; a PFM opens as
-//! `PPM` (grayscale) or not at all (colour), so the trainer rejects every PFM even though `pfm`
-//! is one of its file suffixes. Pillow itself reports a TIFF's size rotated, but not a PNG's or
-//! WebP's: the trainer's shape then differs from the displayed one (`exif_orientation_ignored`).
+//! trainer does not re-save; HEIC/HEIF files open as `HEIF`; JP2 files and J2K codestreams as
+//! `JPEG2000`; a PFM opens as `PPM` (grayscale) or not at all (colour), so the trainer rejects
+//! every PFM. The trainer's size is the displayed one for every EXIF orientation.
 
 use serde::{Deserialize, Serialize};
 
@@ -26,14 +27,19 @@ use crate::validation::Issue;
 /// Smallest side, in pixels, the trainer accepts (`shape > 9`).
 pub const MIN_IMAGE_SIDE: u32 = 10;
 
-/// Formats (Pillow's names, lowercase) that pass the trainer's `IMG_FORMATS` check.
-const ACCEPTED_FORMATS: [&str; 9] = ["bmp", "dng", "jpeg", "mpo", "png", "tiff", "webp", "heic", "heif"];
+/// Formats (Pillow's names, lowercase) that pass the trainer's check `im.format.lower() in
+/// IMG_FORMATS | {"jpeg2000"}` (Pillow opens a DNG as TIFF and, with Ultralytics' HEIF opener,
+/// HEIC files as HEIF).
+const ACCEPTED_FORMATS: [&str; 11] =
+    ["avif", "bmp", "dng", "jpeg", "jpeg2000", "mpo", "png", "tiff", "webp", "heic", "heif"];
 
 /// EXIF tags read from TIFF structures.
 const TAG_ORIENTATION: u16 = 0x0112;
 const TAG_MPF_NUMBER_OF_IMAGES: u16 = 0xB001;
 const TAG_MPF_ENTRIES: u16 = 0xB002;
 const TAG_DNG_VERSION: u16 = 0xC612;
+const TAG_STRIP_OFFSETS: u16 = 0x0111;
+const TAG_TILE_OFFSETS: u16 = 0x0144;
 
 /// What an image file is, read from its bytes (content, never the extension).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,7 +93,7 @@ pub fn inspect_image(bytes: &[u8], file_name: &str) -> ImageInfo {
         "jpeg" => scan_jpeg(bytes),
         "png" => scan_png(bytes),
         "webp" => scan_webp(bytes),
-        "tiff" | "dng" => Ok(Scan { exif: Some(bytes), mpo: false }),
+        "tiff" | "dng" => scan_tiff(bytes),
         _ => Ok(Scan::default()),
     };
     let scan = match scan {
@@ -132,17 +138,28 @@ pub fn inspect_image(bytes: &[u8], file_name: &str) -> ImageInfo {
         info.reject("unsupported_format", message);
     }
     if info.format == "jpeg" && !bytes.ends_with(&[0xFF, 0xD9]) {
-        let message = format!(
-            "{file_name}: the JPEG does not end with the FF D9 end-of-image marker (truncated, or data after the \
-             image); Ultralytics would re-save it (\"corrupt JPEG restored and saved\") and train on it; YDS does \
-             not modify files"
-        );
-        info.issues.push(Issue::new("jpeg_truncated", message));
+        // The trainer re-saves such a file, which decodes it: that works when the image data
+        // reaches its end-of-image marker (data after it is dropped), and fails ("image file is
+        // truncated") when the file ends before it. Entropy-coded data never holds FF D9.
+        let complete = bytes[scan.image_data..].windows(2).any(|w| w == [0xFF, 0xD9]);
+        if complete {
+            let message = format!(
+                "{file_name}: the JPEG has data after its FF D9 end-of-image marker; Ultralytics would re-save it \
+                 (\"corrupt JPEG restored and saved\") and train on it; YDS does not modify files"
+            );
+            info.issues.push(Issue::new("jpeg_trailing_data", message));
+        } else {
+            let message = format!(
+                "{file_name}: the JPEG is truncated: its image data ends before the FF D9 end-of-image marker; \
+                 Ultralytics cannot decode it to restore it and would skip it as a corrupt image"
+            );
+            info.reject("jpeg_truncated", message);
+        }
     }
     info
 }
 
-/// Records an EXIF orientation: sets the displayed size and warns where the trainer differs.
+/// Records an EXIF orientation and sets the displayed size.
 fn apply_orientation(info: &mut ImageInfo, raw: u32) {
     let Some(orientation) = u16::try_from(raw).ok().filter(|o| (1..=8).contains(o)) else {
         let message = format!("EXIF orientation {raw} is not a valid value (1-8); it is ignored, as Ultralytics does");
@@ -153,28 +170,9 @@ fn apply_orientation(info: &mut ImageInfo, raw: u32) {
     if orientation < 5 {
         return;
     }
+    // Ultralytics 8.4's exif_size swaps the sides for 5-8 too (JPEG, MPO, PNG, AVIF), and
+    // decodes WebP and TIFF upright: the trainer's size is the displayed one.
     (info.width, info.height) = (info.stored_height, info.stored_width);
-    let (sw, sh) = (info.stored_width, info.stored_height);
-    // The trainer's exif_size swaps only for Pillow's "JPEG" (not "MPO") and orientations 6 and 8;
-    // Pillow's TIFF plugin reports the rotated size itself; other formats keep the stored size.
-    match (info.format.as_str(), orientation) {
-        ("tiff" | "dng", _) | ("jpeg", 6 | 8) => {}
-        ("jpeg", _) => {
-            let message = format!(
-                "EXIF orientation {orientation} also swaps width and height; Ultralytics (which only swaps for 6 \
-                 and 8) would use {sw}x{sh}"
-            );
-            info.issues.push(Issue::new("exif_orientation_transpose", message));
-        }
-        _ => {
-            let (format, dw, dh) = (info.format.to_uppercase(), info.width, info.height);
-            let message = format!(
-                "EXIF orientation {orientation} makes this {format} image {dw}x{dh}; Ultralytics reads the \
-                 orientation only from plain JPEG files and would use {sw}x{sh}"
-            );
-            info.issues.push(Issue::new("exif_orientation_ignored", message));
-        }
-    }
 }
 
 /// Format name and stored size from the header, or `None` when no format is recognised.
@@ -193,6 +191,9 @@ fn identify(b: &[u8]) -> Option<(String, u32, u32)> {
         };
         return Some(("bmp".to_owned(), u32::try_from(w).ok()?, h.unsigned_abs()));
     }
+    if let Some((w, h)) = jpeg2000_size(b) {
+        return Some(("jpeg2000".to_owned(), w, h));
+    }
     let kind = imagesize::image_type(b).ok()?;
     let size = imagesize::blob_size(b).ok()?;
     let name = match kind {
@@ -206,11 +207,47 @@ fn identify(b: &[u8]) -> Option<(String, u32, u32)> {
     Some((name, u32::try_from(size.width).ok()?, u32::try_from(size.height).ok()?))
 }
 
-/// What the structure walk found: the EXIF TIFF block and whether Pillow would call it MPO.
+/// Size of a JPEG 2000 file as Pillow's Jpeg2K plugin reads it: a raw codestream's SIZ segment
+/// (image extent minus offset), or a JP2 file's `ihdr` box inside its `jp2h` box. `None` when
+/// the file is neither, or the size is missing (Pillow cannot open it then).
+fn jpeg2000_size(b: &[u8]) -> Option<(u32, u32)> {
+    if b.starts_with(b"\xFF\x4F\xFF\x51") {
+        let (x, y) = (be32(b, 8)?, be32(b, 12)?);
+        let (x0, y0) = (be32(b, 16)?, be32(b, 20)?);
+        return Some((x.checked_sub(x0)?, y.checked_sub(y0)?));
+    }
+    if !b.starts_with(b"\0\0\0\x0CjP  \r\n\x87\n") {
+        return None;
+    }
+    let (_, header) = jp2_boxes(&b[12..]).find(|(kind, _)| *kind == b"jp2h")?;
+    let (_, ihdr) = jp2_boxes(header).find(|(kind, _)| *kind == b"ihdr")?;
+    Some((be32(ihdr, 4)?, be32(ihdr, 0)?))
+}
+
+/// JP2 boxes `(type, body)`: a 4-byte length (1: an 8-byte length follows; 0: to the end), a
+/// 4-byte type. Stops at the first box that runs past the end.
+fn jp2_boxes(data: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+    let mut pos = 0usize;
+    std::iter::from_fn(move || {
+        let (length, kind) = (be32(data, pos)? as usize, data.get(pos + 4..pos + 8)?);
+        let (header, length) = match length {
+            0 => (8, data.len() - pos),
+            1 => (16, usize::try_from(u64::from_be_bytes(bytes_at(data, pos + 8)?)).ok()?),
+            n => (8, n),
+        };
+        let body = data.get(pos + header..pos.checked_add(length)?)?;
+        pos += length.max(header);
+        Some((kind, body))
+    })
+}
+
+/// What the structure walk found: the EXIF TIFF block, whether Pillow would call it MPO, and
+/// (JPEG) where the image data starts.
 #[derive(Debug, Default)]
 struct Scan<'a> {
     exif: Option<&'a [u8]>,
     mpo: bool,
+    image_data: usize,
 }
 
 /// Walks JPEG marker segments from SOI to SOS, as Pillow's JPEG open does.
@@ -262,6 +299,7 @@ fn scan_jpeg(b: &[u8]) -> Result<Scan<'_>, String> {
             0xDA if !frame => return Err(format!("start of scan at byte {start} before any frame header")),
             0xDA => {
                 scan.mpo = multi_picture && !ultra_hdr;
+                scan.image_data = end;
                 return Ok(scan);
             }
             _ => {}
@@ -270,7 +308,8 @@ fn scan_jpeg(b: &[u8]) -> Result<Scan<'_>, String> {
     }
 }
 
-/// Walks PNG chunks up to IEND; checks that IHDR comes first and its CRC.
+/// Walks PNG chunks up to IEND; checks that IHDR comes first and every chunk's CRC but IEND's
+/// (Pillow checks those before the first IDAT when it opens the file, the rest in `verify()`).
 fn scan_png(b: &[u8]) -> Result<Scan<'_>, String> {
     if !b.starts_with(b"\x89PNG\r\n\x1a\n") {
         return Err("bad PNG signature".to_owned());
@@ -289,13 +328,11 @@ fn scan_png(b: &[u8]) -> Result<Scan<'_>, String> {
             let left = b.len() - pos;
             return Err(format!("chunk {name} at byte {pos} declares {length} bytes but only {left} remain"));
         }
-        if pos == 8 {
-            if kind != b"IHDR" || length != 13 {
-                return Err(format!("the first chunk is {name}, not a 13-byte IHDR"));
-            }
-            if be32(b, data_end) != Some(crc32(&b[pos + 4..data_end])) {
-                return Err("IHDR checksum mismatch".to_owned());
-            }
+        if pos == 8 && (kind != b"IHDR" || length != 13) {
+            return Err(format!("the first chunk is {name}, not a 13-byte IHDR"));
+        }
+        if kind != b"IEND" && be32(b, data_end) != Some(crc32(&b[pos + 4..data_end])) {
+            return Err(format!("{name} checksum mismatch (chunk at byte {pos})"));
         }
         let data = &b[pos + 8..data_end];
         match kind {
@@ -329,6 +366,21 @@ fn scan_webp(b: &[u8]) -> Result<Scan<'_>, String> {
     } else {
         Err("no image chunk (VP8, VP8L or ANMF)".to_owned())
     }
+}
+
+/// Checks what Pillow's TIFF open needs: IFD0 complete within the file, with strip or tile
+/// offsets ("unknown data organization" otherwise). The whole file is the EXIF structure.
+fn scan_tiff(b: &[u8]) -> Result<Scan<'_>, String> {
+    let ifd = tiff_int::<4>(b, 4).ok_or("the file ends inside the TIFF header")? as usize;
+    let entries = tiff_int::<2>(b, ifd).ok_or_else(|| format!("the first IFD at byte {ifd} is past the end"))?;
+    let end = ifd + 2 + 12 * entries as usize;
+    if end > b.len() {
+        return Err(format!("the first IFD declares {entries} entries but the file ends at byte {}", b.len()));
+    }
+    if tiff_tag(b, TAG_STRIP_OFFSETS).is_none() && tiff_tag(b, TAG_TILE_OFFSETS).is_none() {
+        return Err("the first IFD has neither strip nor tile offsets".to_owned());
+    }
+    Ok(Scan { exif: Some(b), ..Scan::default() })
 }
 
 /// The Orientation tag of IFD0, when it is one SHORT or LONG (Pillow returns a tuple otherwise).
@@ -554,19 +606,16 @@ mod tests {
     }
 
     #[test]
-    fn exif_orientation_5_and_7_swap_with_a_warning() {
+    fn exif_orientation_5_and_7_swap_as_in_the_trainer() {
+        // Ultralytics 8.4's exif_size swaps for 5, 6, 7 and 8.
         for orientation in [5, 7] {
             let info = inspect_image(&with_segment(&jpeg(32, 16), 0xE1, &exif(true, orientation)), "a.jpg");
             assert_eq!((info.width, info.height), (16, 32));
-            assert!(info.valid);
-            assert_eq!(codes(&info), ["exif_orientation_transpose"]);
-            assert_eq!(
-                message(&info, "exif_orientation_transpose"),
-                format!(
-                    "EXIF orientation {orientation} also swaps width and height; Ultralytics (which only swaps for 6 \
-                     and 8) would use 32x16"
-                )
-            );
+            assert!(info.valid && info.issues.is_empty(), "{info:?}");
+            // A side under 10 pixels stays under 10 pixels whichever way it is turned.
+            let info = inspect_image(&with_segment(&jpeg(9, 40), 0xE1, &exif(true, orientation)), "a.jpg");
+            assert_eq!((info.width, info.height, info.valid), (40, 9, false));
+            assert_eq!(codes(&info), ["image_too_small"]);
         }
     }
 
@@ -586,17 +635,16 @@ mod tests {
     }
 
     #[test]
-    fn png_and_webp_exif_rotate_but_ultralytics_ignores_it() {
+    fn png_and_webp_exif_rotate_as_in_the_trainer() {
+        // Ultralytics 8.4 swaps a PNG's size and decodes a WebP upright.
         let bytes = with_chunk(&png(32, 16), b"eXIf", &tiff(true, &[(TAG_ORIENTATION, 3, 6)]));
         let info = inspect_image(&bytes, "a.png");
         assert_eq!((info.format.as_str(), info.orientation, info.width, info.height), ("png", Some(6), 16, 32));
-        assert!(info.valid);
-        assert_eq!(codes(&info), ["exif_orientation_ignored"]);
-        assert!(message(&info, "exif_orientation_ignored").ends_with("would use 32x16"));
+        assert!(info.valid && info.issues.is_empty(), "{info:?}");
 
         let info = inspect_image(&webp(40, 20, Some(&exif(false, 8))), "a.webp");
         assert_eq!((info.format.as_str(), info.orientation, info.width, info.height), ("webp", Some(8), 20, 40));
-        assert_eq!(codes(&info), ["exif_orientation_ignored"]);
+        assert!(info.valid && info.issues.is_empty(), "{info:?}");
         let info = inspect_image(&webp(40, 20, None), "a.webp");
         assert!(info.valid && info.issues.is_empty(), "{info:?}");
     }
@@ -610,15 +658,29 @@ mod tests {
     }
 
     #[test]
-    fn jpeg_without_end_marker_warns_but_stays_valid() {
+    fn jpeg_with_data_after_the_end_marker_warns_but_stays_valid() {
+        // The trainer decodes and re-saves it: the decoder stops at FF D9.
         let full = jpeg(32, 32);
-        for bytes in [full[..full.len() - 10].to_vec(), [full.as_slice(), b"trailer"].concat()] {
-            let info = inspect_image(&bytes, "cut.jpg");
-            assert!(info.valid);
+        let info = inspect_image(&[full.as_slice(), b"trailer"].concat(), "cut.jpg");
+        assert!(info.valid);
+        assert_eq!(codes(&info), ["jpeg_trailing_data"]);
+        let text = message(&info, "jpeg_trailing_data");
+        assert!(text.starts_with("cut.jpg: ") && text.contains("re-save") && text.contains("does not modify"));
+    }
+
+    #[test]
+    fn jpeg_cut_before_the_end_marker_is_corrupt() {
+        // Pillow cannot decode it ("image file is truncated"), so the trainer's restore fails.
+        let full = jpeg(32, 32);
+        for cut in [2, 10, full.len() / 2] {
+            let info = inspect_image(&full[..full.len() - cut], "cut.jpg");
+            assert!(!info.valid, "cut {cut}");
             assert_eq!(codes(&info), ["jpeg_truncated"]);
-            let text = message(&info, "jpeg_truncated");
-            assert!(text.starts_with("cut.jpg: ") && text.contains("re-save") && text.contains("does not modify"));
+            assert!(message(&info, "jpeg_truncated").contains("skip it as a corrupt image"));
         }
+        // An FF D9 inside a segment before the image data (an EXIF thumbnail) does not count.
+        let thumb = with_segment(&full, 0xE1, b"Exif\0\0\xFF\xD8\xFF\xD9");
+        assert!(!inspect_image(&thumb[..thumb.len() - 2], "cut.jpg").valid);
     }
 
     #[test]
@@ -693,20 +755,93 @@ mod tests {
 
     #[test]
     fn tiff_dng_mpo_and_ultra_hdr() {
-        let dng = tiff(false, &[(256, 3, 40), (257, 3, 20), (TAG_ORIENTATION, 3, 6), (TAG_DNG_VERSION, 1, 1)]);
+        let strips = (TAG_STRIP_OFFSETS, 4, 8);
+        let dng = tiff(false, &[(256, 3, 40), (257, 3, 20), strips, (TAG_ORIENTATION, 3, 6), (TAG_DNG_VERSION, 1, 1)]);
         let info = inspect_image(&dng, "a.dng");
         assert_eq!((info.format.as_str(), info.width, info.height, info.valid), ("dng", 20, 40, true));
         assert!(info.issues.is_empty(), "Pillow's TIFF size is already rotated: {info:?}");
-        assert_eq!(inspect_image(&tiff(true, &[(256, 3, 40), (257, 3, 20)]), "a.tif").format, "tiff");
+        assert_eq!(inspect_image(&tiff(true, &[(256, 3, 40), (257, 3, 20), strips]), "a.tif").format, "tiff");
 
         let mpo = with_segment(&with_segment(&jpeg(32, 16), 0xE2, &mpf(0x0003_0000)), 0xE1, &exif(false, 6));
         let info = inspect_image(&mpo[..mpo.len() - 2], "a.jpg");
         assert_eq!((info.format.as_str(), info.width, info.height, info.valid), ("mpo", 16, 32, true));
-        assert_eq!(codes(&info), ["exif_orientation_ignored"]); // no jpeg_truncated for MPO
+        assert!(info.issues.is_empty(), "no jpeg_truncated for MPO: {info:?}");
         let ultra_hdr = with_segment(&mpo, 0xE1, b"http://ns.adobe.com/xap/1.0/\0<x hdrgm:Version=\"1.0\"/>");
         assert_eq!(inspect_image(&ultra_hdr, "a.jpg").format, "jpeg");
         let not_jpeg_entries = with_segment(&jpeg(32, 16), 0xE2, &mpf(0x0103_0000)); // Pillow: malformed MPO
         assert_eq!(inspect_image(&not_jpeg_entries, "a.jpg").format, "jpeg");
+    }
+
+    #[test]
+    fn tiff_needs_a_complete_first_ifd_with_strips_or_tiles() {
+        // Pillow: "unknown data organization" (a cut IFD loses its offsets too).
+        let full = tiff(false, &[(256, 3, 40), (257, 3, 20), (TAG_STRIP_OFFSETS, 4, 8)]);
+        assert!(inspect_image(&full, "a.tif").valid);
+        let info = inspect_image(&full[..full.len() - 10], "a.tif");
+        assert_eq!((info.valid, codes(&info)), (false, vec!["corrupt_image"]), "{info:?}");
+        let info = inspect_image(&tiff(false, &[(256, 3, 40), (257, 3, 20)]), "a.tif");
+        assert!(message(&info, "corrupt_image").contains("neither strip nor tile offsets"));
+        let tiles = tiff(true, &[(256, 3, 40), (257, 3, 20), (TAG_TILE_OFFSETS, 4, 8)]);
+        assert!(inspect_image(&tiles, "a.tif").valid);
+    }
+
+    #[test]
+    fn every_png_chunk_checksum_but_iend_is_checked() {
+        // Pillow checks the chunks before IDAT when it opens the file, the others in verify().
+        let good = with_chunk(&png(32, 16), b"tEXt", b"Comment\0hi");
+        assert!(inspect_image(&good, "a.png").valid);
+        let text_crc = 33 + 8 + 10;
+        let mut bad = good.clone();
+        bad[text_crc] ^= 0xFF;
+        let info = inspect_image(&bad, "a.png");
+        assert!(!info.valid);
+        assert!(message(&info, "corrupt_image").contains("tEXt checksum mismatch"), "{info:?}");
+        let idat = good.windows(4).position(|w| w == b"IDAT").unwrap() - 4;
+        let idat_len = be32(&good, idat).unwrap() as usize;
+        let mut bad = good.clone();
+        bad[idat + 8 + idat_len] ^= 0xFF;
+        assert!(message(&inspect_image(&bad, "a.png"), "corrupt_image").contains("IDAT checksum"));
+        let mut iend = good.clone();
+        let last = iend.len() - 1;
+        iend[last] ^= 0xFF;
+        assert!(inspect_image(&iend, "a.png").valid);
+    }
+
+    #[test]
+    fn jpeg_2000_codestreams_and_jp2_files() {
+        // A J2K codestream: SOC, SIZ with extent 50x30 at offset 2x1.
+        let mut j2k = b"\xFF\x4F\xFF\x51\x00\x29\x00\x00".to_vec();
+        for v in [50u32, 30, 2, 1, 50, 30, 0, 0] {
+            j2k.extend(v.to_be_bytes());
+        }
+        j2k.extend([0, 3]);
+        let info = inspect_image(&j2k, "a.j2k");
+        assert_eq!((info.format.as_str(), info.width, info.height), ("jpeg2000", 48, 29));
+        assert!(info.valid && info.issues.is_empty(), "{info:?}");
+        // A JP2 file: signature box, then jp2h holding ihdr (height 20, width 40).
+        let jp2_box = |kind: &[u8], body: &[u8]| [&(body.len() as u32 + 8).to_be_bytes(), kind, body].concat();
+        let ihdr = jp2_box(b"ihdr", &[20u32.to_be_bytes(), 40u32.to_be_bytes(), [0, 3, 7, 7]].concat());
+        let jp2 = [
+            b"\0\0\0\x0CjP  \r\n\x87\n".as_slice(),
+            &jp2_box(b"ftyp", b"jp2 \0\0\0\0jp2 "),
+            &jp2_box(b"jp2h", &ihdr),
+            &jp2_box(b"jp2c", &j2k),
+        ]
+        .concat();
+        let info = inspect_image(&jp2, "a.jp2");
+        assert_eq!((info.format.as_str(), info.width, info.height, info.valid), ("jpeg2000", 40, 20, true));
+        // Without its header box Pillow cannot open it.
+        let no_header = [b"\0\0\0\x0CjP  \r\n\x87\n".as_slice(), &jp2_box(b"jp2c", &j2k)].concat();
+        assert_eq!(codes(&inspect_image(&no_header, "a.jp2")), ["corrupt_image"]);
+    }
+
+    #[test]
+    fn avif_and_jpeg_2000_are_accepted_formats() {
+        // IMG_FORMATS holds avif and jp2 (Pillow: AVIF, JPEG2000), and Pillow 11.3+ opens AVIF.
+        for format in ["avif", "jpeg2000", "heif"] {
+            assert!(ACCEPTED_FORMATS.contains(&format), "{format}");
+        }
+        assert!(!ACCEPTED_FORMATS.contains(&"pfm") && !ACCEPTED_FORMATS.contains(&"gif"));
     }
 
     #[test]

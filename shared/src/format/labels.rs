@@ -5,17 +5,21 @@
 //! drop the whole image ("corrupt": any error below), remove repeated rows, or silently accept
 //! something a user should know about (warnings). The reference rules:
 //!
-//! - Rows are split on whitespace; empty lines are skipped, but a line of only spaces between
-//!   two labels makes the file unreadable for the trainer (`whitespace_only_line`).
+//! - The file is UTF-8 with or without a byte-order mark. Rows are split on whitespace; lines
+//!   that are empty or hold only whitespace are skipped.
+//! - Outside pose, when the YAML has `kpt_shape`, rows of exactly `5 + keypoints * dims` values
+//!   keep only their first 5 (the box).
 //! - Outside pose, a file with any row of more than 6 values is a polygon file: each row is a
 //!   class and x,y pairs, and its box is the polygon's bounding box. The trainer checks that
-//!   box, not the vertices, so the range checks of polygon and OBB rows apply to it.
-//! - Detect needs 5 values a row, OBB 9, pose `5 + keypoints * dims`.
-//! - Every value must be a number (`non_numeric`) and at least -0.01 (`negative_value`); box
-//!   values (pose: keypoint x,y) must be at most 1.01 (`coordinate_out_of_range`); the class
-//!   must be below the class count (`class_out_of_range`). Comparisons are done in `f32`, as the
-//!   trainer does.
-//! - Exact repeats of a row (for polygon files: same class and box) are removed.
+//!   box, not the vertices, so the range checks of polygon and OBB rows apply to it. A 5-value
+//!   row in such a file is an error (`box_row_in_polygon_file`: "labels mix segment and
+//!   detection rows"). OBB rows are polygon rows: any even number of coordinates is accepted.
+//! - Otherwise every row needs 5 values (pose: `5 + keypoints * dims`).
+//! - Every value must be a number (`non_numeric`) and at least -0.01, and a box's width and
+//!   height at least 0 (`negative_value`); box values (pose: keypoint x,y) must be at most 1.01
+//!   (`coordinate_out_of_range`); the class must be a whole number (`non_integer_class`) below
+//!   the class count (`class_out_of_range`). Comparisons are done in `f32`, as the trainer does.
+//! - Exact repeats of a row (for polygon files: same class and same vertices) are removed.
 //!
 //! Parsing runs on millions of files: one pass over the text, no regex, no allocation per
 //! token beyond one shared vector of numbers.
@@ -30,21 +34,22 @@ use super::{Annotation, Task};
 
 /// Issue codes that make a label file corrupt: the trainer drops the image.
 pub const ERROR_CODES: &[&str] = &[
-    "whitespace_only_line",
     "non_numeric",
     "wrong_column_count",
     "odd_polygon_coordinates",
-    "segment_without_polygons",
+    "box_row_in_polygon_file",
     "negative_value",
     "coordinate_out_of_range",
+    "non_integer_class",
     "class_out_of_range",
     "kpt_shape_missing",
 ];
 
 /// Issue codes for what the trainer accepts (or silently fixes) but a user should know.
 pub const WARNING_CODES: &[&str] = &[
-    "box_row_in_polygon_file",
-    "non_integer_class",
+    "segment_without_polygons",
+    "obb_without_polygons",
+    "obb_corner_count",
     "duplicate_row",
     "box_outside_image",
     "zero_area_box",
@@ -129,45 +134,38 @@ pub fn parse_label_file(text: &str, rules: &LabelRules) -> ParsedLabels {
     let mut report = Report::default();
     let mut values: Vec<f64> = Vec::new();
     let mut rows: Vec<Row> = Vec::new();
-    let mut blank_lines: Vec<u32> = Vec::new();
+    // The trainer reads the file as `utf-8-sig`: a leading byte-order mark is not text.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // Outside pose, a row shaped like a pose row keeps only its box (the trainer's `x[:5]`).
+    let pose_row_len = match (rules.task, rules.kpt_shape) {
+        (Task::Pose, _) | (_, None) => None,
+        (_, Some((keypoints, dims))) => Some(5 + keypoints * dims).filter(|_| keypoints * dims > 0),
+    };
 
     for (index, line) in lines(text).enumerate() {
         let line_no = u32::try_from(index + 1).unwrap_or(u32::MAX);
         let start = values.len();
+        let mut count = tokens(line).count();
+        if count == 0 {
+            continue; // the trainer skips lines that are empty or only whitespace
+        }
+        if pose_row_len == Some(count) {
+            count = 5;
+        }
         let mut bad_token: Option<&str> = None;
-        for token in tokens(line) {
-            match token.parse::<f64>() {
-                Ok(v) if !v.is_nan() => values.push(v),
+        for token in tokens(line).take(count) {
+            match parse_number(token) {
+                Some(v) if !v.is_nan() => values.push(v),
                 _ => {
                     bad_token.get_or_insert(token);
                     values.push(0.0);
                 }
             }
         }
-        let len = values.len() - start;
-        if len == 0 {
-            // The trainer strips the text and skips empty lines, but a line of only
-            // whitespace between two labels breaks its reader.
-            if !line.is_empty() {
-                blank_lines.push(line_no);
-            }
-            continue;
-        }
-        if !rows.is_empty() {
-            for blank in blank_lines.drain(..) {
-                report.error(Issue::at_line(
-                    "whitespace_only_line",
-                    blank,
-                    "this line holds only spaces or tabs between two labels; Ultralytics cannot \
-                     read such a file and drops the image (delete the line)",
-                ));
-            }
-        }
-        blank_lines.clear();
         if let Some(token) = bad_token {
             report.error(Issue::at_line("non_numeric", line_no, non_numeric_message(token)));
         }
-        rows.push(Row { line: line_no, start, len, numeric: bad_token.is_none() });
+        rows.push(Row { line: line_no, start, len: count, numeric: bad_token.is_none() });
     }
 
     if rows.is_empty() {
@@ -185,17 +183,24 @@ pub fn parse_label_file(text: &str, rules: &LabelRules) -> ParsedLabels {
                 return report.finish(Vec::new(), 0);
             }
         },
-        Task::Obb => Mode::Obb,
-        Task::Detect | Task::Segment => {
+        Task::Detect | Task::Segment | Task::Obb => {
             if rows.iter().any(|r| r.len > 6) {
-                Mode::Polygons { keep_polygon: rules.task == Task::Segment }
+                Mode::Polygons { keep: rules.task }
             } else {
-                if rules.task == Task::Segment {
-                    report.error(Issue::new(
+                match rules.task {
+                    Task::Segment => report.warning(Issue::new(
                         "segment_without_polygons",
                         "this segmentation label file holds only boxes (5 values a line), no \
-                         polygons; segmentation labels are `class x1 y1 x2 y2 x3 y3 ...`",
-                    ));
+                         polygons; the trainer accepts the image, but refuses to train a \
+                         segmentation dataset on boxes (`class x1 y1 x2 y2 x3 y3 ...` is a polygon)",
+                    )),
+                    Task::Obb => report.warning(Issue::new(
+                        "obb_without_polygons",
+                        "this OBB label file holds only axis-aligned boxes (5 values a line); the \
+                         trainer accepts the image, but refuses to train an OBB dataset on boxes \
+                         (OBB labels are `class x1 y1 x2 y2 x3 y3 x4 y4`)",
+                    )),
+                    _ => {}
                 }
                 Mode::Boxes
             }
@@ -213,23 +218,15 @@ pub fn parse_label_file(text: &str, rules: &LabelRules) -> ParsedLabels {
     }
 
     // Remove repeats, keeping the first (the trainer compares rows as f32).
-    let key_len = keys.len() / kept.len().max(1);
     let mut first_seen: HashMap<&[u32], u32> = HashMap::with_capacity(kept.len());
     let mut annotations = Vec::with_capacity(kept.len());
     let mut removed = 0u32;
-    for (i, kept) in kept.into_iter().enumerate() {
-        let key = &keys[i * key_len..(i + 1) * key_len];
+    for kept in kept {
+        let key = &keys[kept.key.clone()];
         match first_seen.get(key) {
             Some(&first) => {
                 removed += 1;
-                let message = if kept.by_bounding_box {
-                    format!(
-                        "same class and bounding box as line {first} (the trainer compares \
-                         polygons by their bounding box); it keeps only one of them"
-                    )
-                } else {
-                    format!("same label as line {first}; the trainer keeps only one of them")
-                };
+                let message = format!("same label as line {first}; the trainer keeps only one of them");
                 report.warning(Issue::at_line("duplicate_row", kept.line, message));
             }
             None => {
@@ -254,11 +251,11 @@ struct Row {
 enum Mode {
     /// Detect or segment file of 5-value rows.
     Boxes,
-    /// A file with polygon rows; `keep_polygon` for the segment task.
+    /// A file with polygon rows, annotated for the task `keep` (segment: polygons, OBB:
+    /// corners, detect: boxes).
     Polygons {
-        keep_polygon: bool,
+        keep: Task,
     },
-    Obb,
     Pose {
         keypoints: usize,
         dims: usize,
@@ -317,15 +314,15 @@ impl Report {
 struct Kept {
     line: u32,
     annotation: Annotation,
-    /// Its duplicate key is the class and the polygon's bounding box.
-    by_bounding_box: bool,
+    /// Where its duplicate key lies in [`Checker::keys`].
+    key: std::ops::Range<usize>,
 }
 
 struct Checker<'a> {
     rules: &'a LabelRules,
     report: Report,
     kept: Vec<Kept>,
-    /// Duplicate keys of `kept`, flat, a fixed length per row.
+    /// Duplicate keys of `kept`, flat.
     keys: Vec<u32>,
 }
 
@@ -334,7 +331,6 @@ impl Checker<'_> {
         let line = row.line;
         let expected = match mode {
             Mode::Boxes => Some(5),
-            Mode::Obb => Some(9),
             Mode::Pose { keypoints, dims } => Some(5 + keypoints * dims),
             Mode::Polygons { .. } => None,
         };
@@ -345,7 +341,6 @@ impl Checker<'_> {
                      {keypoints} keypoints of {dims} values ({})",
                     if dims == 3 { "x y visibility" } else { "x y" }
                 ),
-                Mode::Obb => format!("OBB labels need {count}: class x1 y1 x2 y2 x3 y3 x4 y4"),
                 _ => format!("detection labels need {count}: class x_center y_center width height"),
             };
             self.report.error(Issue::at_line(
@@ -360,16 +355,15 @@ impl Checker<'_> {
         }
         match mode {
             Mode::Boxes => self.box_row(line, vals),
-            Mode::Polygons { keep_polygon } => {
+            Mode::Polygons { keep } => {
                 if vals.len() == 5 {
-                    self.report.warning(Issue::at_line(
+                    self.report.error(Issue::at_line(
                         "box_row_in_polygon_file",
                         line,
-                        "a box (5 values) among polygons: Ultralytics reads it as a polygon of \
-                         2 points, not as a box; write it as a polygon (class x1 y1 x2 y2 x3 y3 \
-                         x4 y4 for a rectangle)",
+                        "a box (5 values) among polygons: Ultralytics refuses a file that mixes \
+                         boxes and polygons (\"labels mix segment and detection rows\") and drops \
+                         the image; write the box as a polygon (class x1 y1 x2 y2 x3 y3 x4 y4)",
                     ));
-                    self.box_row(line, vals);
                 } else if vals.len() == 1 {
                     self.report.error(Issue::at_line(
                         "wrong_column_count",
@@ -388,10 +382,9 @@ impl Checker<'_> {
                         ),
                     ));
                 } else {
-                    self.polygon_row(line, vals, keep_polygon, false);
+                    self.polygon_row(line, vals, keep);
                 }
             }
-            Mode::Obb => self.polygon_row(line, vals, false, true),
             Mode::Pose { keypoints, dims } => self.pose_row(line, vals, keypoints, dims),
         }
     }
@@ -407,12 +400,13 @@ impl Checker<'_> {
         };
         self.box_warnings(line, bbox);
         let annotation = self.annotation(class_id, Some(bbox));
-        self.keep(line, vals, false, annotation);
+        self.keep(line, vals.iter().map(|&v| key(v)), annotation);
     }
 
-    /// A polygon row (segment, or detect from polygons) or an OBB row (`obb`). The trainer
-    /// checks the polygon's bounding box, so the range checks apply to that box.
-    fn polygon_row(&mut self, line: u32, vals: &[f64], keep_polygon: bool, obb: bool) {
+    /// A polygon row (segment, OBB, or detect from polygons). The trainer checks the polygon's
+    /// bounding box, so the range checks apply to that box.
+    fn polygon_row(&mut self, line: u32, vals: &[f64], task: Task) {
+        let obb = task == Task::Obb;
         let points: Vec<[f64; 2]> = vals[1..].chunks_exact(2).map(|p| [p[0], p[1]]).collect();
         let (mut x1, mut y1, mut x2, mut y2) = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
         for &[x, y] in &points {
@@ -460,6 +454,17 @@ impl Checker<'_> {
                 ),
             ));
         }
+        if obb && points.len() != 4 {
+            self.report.warning(Issue::at_line(
+                "obb_corner_count",
+                line,
+                format!(
+                    "the OBB has {} corners, not 4; the trainer accepts it and fits a rotated box \
+                     around them",
+                    points.len()
+                ),
+            ));
+        }
         if bbox[2] <= 0.0 || bbox[3] <= 0.0 {
             self.report.warning(Issue::at_line("zero_area_box", line, format!("the {what} has zero width or height")));
         }
@@ -468,9 +473,11 @@ impl Checker<'_> {
             annotation.obb = Some(points);
         } else {
             annotation.bbox = Some(bbox);
-            annotation.polygon = keep_polygon.then_some(points);
+            annotation.polygon = (task == Task::Segment).then_some(points);
         }
-        self.keep(line, &derived, true, annotation);
+        // Polygons repeat when class and every vertex are the same f32 bytes (the trainer
+        // compares `class.tobytes() + polygon.tobytes()`; so -0 and 0 differ here).
+        self.keep(line, vals.iter().map(|&v| (v as f32).to_bits()), annotation);
     }
 
     fn pose_row(&mut self, line: u32, vals: &[f64], keypoints: usize, dims: usize) {
@@ -519,18 +526,22 @@ impl Checker<'_> {
         }
         let mut annotation = self.annotation(class_id, Some(bbox));
         annotation.keypoints = Some(vals[5..].chunks_exact(dims).map(<[f64]>::to_vec).collect());
-        self.keep(line, vals, false, annotation);
+        self.keep(line, vals.iter().map(|&v| key(v)), annotation);
     }
 
-    /// Reports the first value below -0.01; `true` when there is none.
+    /// Reports the first value below -0.01, or a box width or height (columns 3 and 4) below 0:
+    /// the trainer tolerates -0.01 everywhere else only (`lb.min() >= -0.01 and
+    /// lb[:, 3:5].min() >= 0`). `true` when there is none.
     fn no_negative(&mut self, line: u32, vals: &[f64], column: impl Fn(usize) -> String) -> bool {
-        match vals.iter().position(|&v| (v as f32) < VALUE_MIN) {
+        let below = |i: usize, v: f64| (v as f32) < if i == 3 || i == 4 { 0.0 } else { VALUE_MIN };
+        match vals.iter().enumerate().position(|(i, &v)| below(i, v)) {
             None => true,
             Some(i) => {
+                let limit = if i == 3 || i == 4 { "below 0; a box's width and height" } else { "below -0.01; labels" };
                 self.report.error(Issue::at_line(
                     "negative_value",
                     line,
-                    format!("{} is {}, below -0.01; labels cannot be negative", column(i), vals[i]),
+                    format!("{} is {}, {limit} cannot be negative", column(i), vals[i]),
                 ));
                 false
             }
@@ -577,15 +588,17 @@ impl Checker<'_> {
             ));
             return None;
         }
-        let id = value.trunc().max(0.0) as u32;
-        if value.fract() != 0.0 {
-            self.report.warning(Issue::at_line(
+        if (value as f32).fract() != 0.0 {
+            self.report.error(Issue::at_line(
                 "non_integer_class",
                 line,
-                format!("class {value} is not a whole number; the trainer uses class {id}"),
+                format!(
+                    "class {value} is not a whole number; Ultralytics drops the image (\"non-integer class labels\")"
+                ),
             ));
+            return None;
         }
-        Some(id)
+        Some((value as f32).max(0.0) as u32)
     }
 
     fn box_warnings(&mut self, line: u32, [cx, cy, w, h]: [f64; 4]) {
@@ -620,10 +633,11 @@ impl Checker<'_> {
         }
     }
 
-    /// Keeps a valid row; `key_values` are what the trainer compares to find repeats.
-    fn keep(&mut self, line: u32, key_values: &[f64], by_bounding_box: bool, annotation: Annotation) {
-        self.keys.extend(key_values.iter().map(|&v| key(v)));
-        self.kept.push(Kept { line, annotation, by_bounding_box });
+    /// Keeps a valid row; `key` is what the trainer compares to find repeats.
+    fn keep(&mut self, line: u32, key: impl IntoIterator<Item = u32>, annotation: Annotation) {
+        let start = self.keys.len();
+        self.keys.extend(key);
+        self.kept.push(Kept { line, annotation, key: start..self.keys.len() });
     }
 }
 
@@ -641,13 +655,55 @@ fn key(v: f64) -> u32 {
 
 fn non_numeric_message(token: &str) -> String {
     let shown: String = token.chars().take(40).collect();
-    if token.starts_with('\u{feff}') {
-        "the file starts with a byte-order mark (BOM), which the trainer reads as part of the \
-         first number; save the file as UTF-8 without BOM"
-            .to_owned()
+    format!("`{shown}` is not a number")
+}
+
+/// A number as Python's `float()` reads it (the trainer converts tokens with NumPy, which uses
+/// it): Rust's float syntax plus `_` between two digits (`1_000.5`) and any Unicode decimal
+/// digit for its ASCII digit (`０.５`).
+fn parse_number(token: &str) -> Option<f64> {
+    let ascii;
+    let token = if token.is_ascii() {
+        token
     } else {
-        format!("`{shown}` is not a number")
+        ascii = ascii_digits(token)?;
+        ascii.as_str()
+    };
+    if !token.contains('_') {
+        return token.parse().ok();
     }
+    let b = token.as_bytes();
+    let digit = |i: Option<usize>| i.and_then(|i| b.get(i)).is_some_and(u8::is_ascii_digit);
+    let grouped = b.iter().enumerate().all(|(i, &c)| c != b'_' || (digit(i.checked_sub(1)) && digit(Some(i + 1))));
+    if !grouped {
+        return None;
+    }
+    token.replace('_', "").parse().ok()
+}
+
+/// The first digit (zero) of every run of ten Unicode decimal digits beyond ASCII (Unicode 14, as
+/// in Python 3.11's `unicodedata.decimal`).
+const UNICODE_DIGIT_ZEROS: [u32; 65] = [
+    0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66, 0xAE6, 0xB66, 0xBE6, 0xC66, 0xCE6, 0xD66, 0xDE6, 0xE50, 0xED0, 0xF20,
+    0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90, 0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0,
+    0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0, 0xFF10, 0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0,
+    0x11450, 0x114D0, 0x11650, 0x116C0, 0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x16A60, 0x16AC0,
+    0x16B50, 0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E950, 0x1FBF0,
+];
+
+/// `token` with Unicode decimal digits as ASCII digits; `None` when another non-ASCII character
+/// is in it (Python's float() refuses those).
+fn ascii_digits(token: &str) -> Option<String> {
+    token
+        .chars()
+        .map(|c| {
+            if c.is_ascii() {
+                return Some(c);
+            }
+            let zero = UNICODE_DIGIT_ZEROS.iter().find(|&&zero| (zero..zero + 10).contains(&u32::from(c)))?;
+            char::from_digit(u32::from(c) - zero, 10)
+        })
+        .collect()
 }
 
 /// Lines as Python's `str.splitlines` cuts them (`\n`, `\r\n`, `\r`, `\v`, `\f`, `\x1c`-`\x1e`,
@@ -770,11 +826,12 @@ mod tests {
     }
 
     #[test]
-    fn whitespace_only_line_between_labels_is_an_error() {
-        let parsed = parse("0 0.5 0.5 0.2 0.2\n  \n1 0.5 0.5 0.2 0.2\n", &detect());
-        assert!(parsed.corrupt);
-        assert_eq!(issues(&parsed), vec![("whitespace_only_line", Some(2))]);
-        // Leading and trailing whitespace lines are stripped by the trainer.
+    fn whitespace_only_lines_are_skipped() {
+        // Ultralytics 8.4 keeps only lines with something besides whitespace (`if x.strip()`).
+        let parsed = parse("0 0.5 0.5 0.2 0.2\n  \n1 0.5 0.5 0.2 0.2\n\t\n2 0.5 0.5 0.2 0.2\n", &detect());
+        assert!(!parsed.corrupt);
+        assert!(parsed.issues.is_empty(), "{:?}", parsed.issues);
+        assert_eq!(parsed.annotations.len(), 3);
         let parsed = parse(" \n\t\n0 0.5 0.5 0.2 0.2\n \n", &detect());
         assert!(!parsed.corrupt);
         assert!(parsed.issues.is_empty());
@@ -801,13 +858,42 @@ mod tests {
         assert_eq!(issues(&parsed), vec![("non_numeric", Some(1))]);
         let parsed = parse("0 0,5 0.5 0.2 0.2\n", &detect());
         assert_eq!(issues(&parsed), vec![("non_numeric", Some(1))]);
-        let parsed = parse("\u{feff}0 0.5 0.5 0.2 0.2\n", &detect());
-        assert_eq!(issues(&parsed), vec![("non_numeric", Some(1))]);
-        assert!(parsed.issues[0].message.contains("byte-order mark"));
+        // A byte-order mark inside the text is not a number; at the start it is not text.
+        let parsed = parse("0 0.5 0.5 0.2 0.2\n\u{feff}0 0.5 0.5 0.2 0.2\n", &detect());
+        assert_eq!(issues(&parsed), vec![("non_numeric", Some(2))]);
         // Scientific notation and signs are numbers.
         let parsed = parse("+0 5e-1 .5 2E-1 0.2\n", &detect());
         assert!(!parsed.corrupt);
         assert_eq!(parsed.annotations[0].bbox, Some([0.5, 0.5, 0.2, 0.2]));
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_ignored() {
+        // The trainer opens label files as `utf-8-sig`.
+        let parsed = parse("\u{feff}0 0.5 0.5 0.2 0.2\n", &detect());
+        assert!(!parsed.corrupt);
+        assert!(parsed.issues.is_empty());
+        assert_eq!(parsed.annotations.len(), 1);
+    }
+
+    #[test]
+    fn numbers_are_read_as_python_reads_them() {
+        // Python's float() accepts `_` between digits; NumPy converts label tokens with it.
+        let parsed = parse("0 0.5 0.5 0.2 0.2_0\n1_0 0.5 0.5 0.2 0.2\n", &rules(Task::Detect, 11));
+        assert!(!parsed.corrupt, "{:?}", parsed.issues);
+        assert_eq!(parsed.annotations[0].bbox, Some([0.5, 0.5, 0.2, 0.2]));
+        assert_eq!(parsed.annotations[1].class_id, 10);
+        for token in ["_1", "1_", "1__0", "0._5", "1_e5", "in_f"] {
+            let parsed = parse(&format!("0 0.5 0.5 0.2 {token}\n"), &detect());
+            assert_eq!(issues(&parsed), vec![("non_numeric", Some(1))], "{token}");
+        }
+        assert_eq!(parse_number("1_2.3_4e1_0"), Some(12.34e10));
+        // Any Unicode decimal digit, as Python reads it; other non-ASCII characters are not.
+        assert_eq!(parse_number("\u{ff10}.\u{ff15}"), Some(0.5));
+        assert_eq!(parse_number("\u{0661}\u{0660}"), Some(10.0));
+        assert_eq!(parse_number("\u{1d7ce}"), Some(0.0));
+        assert_eq!(parse_number("\u{00b2}"), None); // superscript two: a digit, not decimal
+        assert_eq!(parse_number("0.5\u{00e9}"), None);
     }
 
     #[test]
@@ -829,10 +915,28 @@ mod tests {
         assert!(parsed.issues[0].message.contains("y_center is -0.02"));
         let parsed = parse("-1 0.5 0.5 0.2 0.2\n", &detect());
         assert_eq!(issues(&parsed), vec![("negative_value", Some(1))]);
-        // -0.01 is tolerated.
-        let parsed = parse("0 0.5 0.5 0.2 -0.01\n", &detect());
+        // -0.01 is tolerated for the centre.
+        let parsed = parse("0 -0.01 0.5 0.2 0.2\n", &detect());
         assert!(!parsed.corrupt);
-        assert_eq!(issues(&parsed), vec![("zero_area_box", Some(1))]);
+        assert_eq!(issues(&parsed), vec![("box_outside_image", Some(1))]);
+    }
+
+    #[test]
+    fn a_negative_width_or_height_is_an_error() {
+        // The trainer: `lb.min() >= 0 or (lb.min() >= -0.01 and lb[:, 3:5].min() >= 0)`.
+        for text in ["0 0.5 0.5 0.2 -0.005\n", "0 0.5 0.5 -0.005 0.2\n"] {
+            let parsed = parse(text, &detect());
+            assert!(parsed.corrupt, "{text}");
+            assert_eq!(issues(&parsed), vec![("negative_value", Some(1))]);
+            assert!(parsed.issues[0].message.contains("below 0"), "{}", parsed.issues[0].message);
+        }
+        let parsed = parse("0 0.5 0.5 -0 0.2\n", &detect());
+        assert!(!parsed.corrupt);
+        let parsed = parse("0 0.5 0.5 -0.005 0.4 0.4 0.4 2 0.5 0.5 1 0.6 0.6 0\n", &pose(3, 3));
+        assert_eq!(issues(&parsed), vec![("negative_value", Some(1))]);
+        // A keypoint slightly below 0 is within the tolerance.
+        let parsed = parse("0 0.5 0.5 0.4 0.4 -0.005 0.4 2 0.5 0.5 1 0.6 0.6 0\n", &pose(3, 3));
+        assert!(!parsed.corrupt);
     }
 
     #[test]
@@ -865,22 +969,21 @@ mod tests {
         assert_eq!(issues(&parsed), vec![("class_out_of_range", Some(1))]);
         let parsed = parse("2 0.5 0.5 0.2 0.2\n", &detect());
         assert!(!parsed.corrupt);
-        // 2.5 < 3 classes: the trainer accepts it (and truncates it).
-        let parsed = parse("2.5 0.5 0.5 0.2 0.2\n", &detect());
-        assert!(!parsed.corrupt);
     }
 
     #[test]
-    fn fractional_classes_are_truncated_with_a_warning() {
-        let parsed = parse("1.5 0.5 0.5 0.2 0.2\n1.0 0.4 0.4 0.2 0.2\n", &detect());
-        assert!(!parsed.corrupt);
-        assert_eq!(issues(&parsed), vec![("non_integer_class", Some(1))]);
+    fn fractional_classes_are_errors() {
+        // The trainer: `assert (lb[:, 0] % 1 == 0).all(), "non-integer class labels"`.
+        for text in ["1.5 0.5 0.5 0.2 0.2\n", "-0.005 0.5 0.5 0.2 0.2\n", "0.5 0.1 0.1 0.4 0.1 0.4 0.4\n"] {
+            let parsed = parse(text, &detect());
+            assert!(parsed.corrupt, "{text}");
+            assert_eq!(issues(&parsed), vec![("non_integer_class", Some(1))], "{text}");
+        }
+        // Whole numbers written as decimals, or what is whole in f32, are classes.
+        let parsed = parse("1.0 0.4 0.4 0.2 0.2\n2.000000001 0.5 0.5 0.2 0.2\n", &detect());
+        assert!(!parsed.corrupt, "{:?}", parsed.issues);
         assert_eq!(parsed.annotations[0].class_id, 1);
-        assert_eq!(parsed.annotations[0].class_name, "c1");
-        assert_eq!(parsed.annotations[1].class_id, 1);
-        let parsed = parse("-0.005 0.5 0.5 0.2 0.2\n", &detect());
-        assert_eq!(issues(&parsed), vec![("non_integer_class", Some(1))]);
-        assert_eq!(parsed.annotations[0].class_id, 0);
+        assert_eq!(parsed.annotations[1].class_id, 2);
     }
 
     #[test]
@@ -899,7 +1002,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_file_keeps_only_its_errors() {
-        let text = "0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n1.5 0.0 0.5 0.2 0.2\n9 0.5 0.5 0.2 0.2\n";
+        let text = "0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n1 0.0 0.5 0.2 0.2\n9 0.5 0.5 0.2 0.2\n";
         let parsed = parse(text, &detect());
         assert!(parsed.corrupt);
         assert_eq!(issues(&parsed), vec![("class_out_of_range", Some(4))]);
@@ -958,16 +1061,17 @@ mod tests {
     }
 
     #[test]
-    fn a_box_row_in_a_polygon_file_is_kept_and_reported() {
+    fn a_box_row_in_a_polygon_file_is_an_error() {
+        // The trainer: `assert not any(len(x) == 5 for x in lb), "labels mix segment and detection rows"`.
         let text = "0 0.1 0.2 0.5 0.2 0.5 0.6\n1 0.5 0.5 0.2 0.2\n";
-        let parsed = parse(text, &rules(Task::Segment, 2));
-        assert!(!parsed.corrupt);
+        for task in [Task::Detect, Task::Segment, Task::Obb] {
+            let parsed = parse(text, &rules(task, 2));
+            assert!(parsed.corrupt, "{task:?}");
+            assert_eq!(issues(&parsed), vec![("box_row_in_polygon_file", Some(2))]);
+        }
+        // A polygon of 2 points is 5 values: the same.
+        let parsed = parse("0 0.1 0.2 0.5 0.2 0.5 0.6\n1 0.1 0.1 0.3 0.3\n", &rules(Task::Segment, 2));
         assert_eq!(issues(&parsed), vec![("box_row_in_polygon_file", Some(2))]);
-        assert_eq!(parsed.annotations[1].bbox, Some([0.5, 0.5, 0.2, 0.2]));
-        assert_eq!(parsed.annotations[1].polygon, None);
-        // The box row's values are range-checked as a box.
-        let parsed = parse("0 0.1 0.2 0.5 0.2 0.5 0.6\n1 0.5 0.5 1.2 0.2\n", &rules(Task::Segment, 2));
-        assert_eq!(issues(&parsed), vec![("coordinate_out_of_range", Some(2))]);
     }
 
     #[test]
@@ -986,10 +1090,16 @@ mod tests {
     }
 
     #[test]
-    fn segment_task_needs_polygons() {
+    fn box_files_in_segment_and_obb_tasks_are_warned_about() {
+        // verify_image_label keeps such a file as boxes; only the dataset as a whole is refused.
         let parsed = parse("0 0.5 0.5 0.2 0.2\n", &rules(Task::Segment, 1));
-        assert!(parsed.corrupt);
+        assert!(!parsed.corrupt);
         assert_eq!(issues(&parsed), vec![("segment_without_polygons", None)]);
+        assert_eq!(parsed.annotations[0].bbox, Some([0.5, 0.5, 0.2, 0.2]));
+        let parsed = parse("0 0.5 0.5 0.2 0.2\n", &rules(Task::Obb, 1));
+        assert!(!parsed.corrupt);
+        assert_eq!(issues(&parsed), vec![("obb_without_polygons", None)]);
+        assert_eq!(parsed.annotations.len(), 1);
     }
 
     #[test]
@@ -1018,13 +1128,20 @@ mod tests {
     }
 
     #[test]
-    fn polygon_duplicates_compare_bounding_boxes() {
-        let seg = rules(Task::Segment, 1);
-        let text = "0 0.1 0.1 0.5 0.1 0.5 0.5\n0 0.1 0.1 0.1 0.5 0.5 0.5\n";
-        let parsed = parse(text, &seg);
-        assert_eq!(parsed.duplicates_removed, 1);
-        assert_eq!(issues(&parsed), vec![("duplicate_row", Some(2))]);
-        assert!(parsed.issues[0].message.contains("bounding box"));
+    fn polygon_duplicates_compare_vertices() {
+        // Ultralytics 8.4 compares class and polygon bytes: distinct polygons sharing a box stay.
+        for task in [Task::Segment, Task::Obb, Task::Detect] {
+            let text = "0 0.1 0.1 0.5 0.1 0.5 0.5 0.1 0.5\n0 0.1 0.1 0.5 0.5 0.1 0.5 0.5 0.1\n";
+            let parsed = parse(text, &rules(task, 1));
+            assert_eq!((parsed.duplicates_removed, parsed.annotations.len()), (0, 2), "{task:?}");
+            let text = "0 0.1 0.1 0.5 0.1 0.5 0.5 0.1 0.5\n0 0.1 0.1 0.5 0.1 0.5 0.5 0.1 0.50\n";
+            let parsed = parse(text, &rules(task, 1));
+            assert_eq!((parsed.duplicates_removed, parsed.annotations.len()), (1, 1), "{task:?}");
+            assert_eq!(issues(&parsed), vec![("duplicate_row", Some(2))]);
+        }
+        // Byte comparison: -0 and 0 differ.
+        let parsed = parse("0 0 0.1 0.5 0.1 0.5 0.5\n0 -0 0.1 0.5 0.1 0.5 0.5\n", &rules(Task::Segment, 1));
+        assert_eq!(parsed.duplicates_removed, 0);
     }
 
     #[test]
@@ -1037,14 +1154,17 @@ mod tests {
         assert_eq!(a.obb, Some(vec![[0.1, 0.1], [0.4, 0.1], [0.4, 0.3], [0.1, 0.3]]));
         assert_eq!((a.bbox, &a.polygon), (None, &None));
         assert_eq!(a.class_name, "c1");
-        for text in
-            ["0 0.5 0.5 0.2 0.2\n", "0 0.1 0.1 0.4 0.1 0.4 0.3\n", "0 0.1 0.1 0.4 0.1 0.4 0.3 0.1 0.3 0.2 0.2\n"]
+        // The trainer reads OBB rows as polygons: 3 or 5 corners are accepted (with a warning),
+        // an odd number of coordinates is not.
+        for (text, corners) in [("0 0.1 0.1 0.4 0.1 0.4 0.3\n", 3), ("0 0.1 0.1 0.4 0.1 0.4 0.3 0.1 0.3 0.2 0.2\n", 5)]
         {
             let parsed = parse(text, &obb);
-            assert!(parsed.corrupt, "{text}");
-            assert_eq!(issues(&parsed), vec![("wrong_column_count", Some(1))]);
-            assert!(parsed.issues[0].message.contains("OBB labels need 9"));
+            assert!(!parsed.corrupt, "{text}");
+            assert_eq!(issues(&parsed), vec![("obb_corner_count", Some(1))]);
+            assert_eq!(parsed.annotations[0].obb.as_ref().map(Vec::len), Some(corners));
         }
+        let parsed = parse("0 0.1 0.1 0.4 0.1 0.4 0.3 0.1 0.3 0.2\n", &obb);
+        assert_eq!(issues(&parsed), vec![("odd_polygon_coordinates", Some(1))]);
         let parsed = parse("0 0.9 0.1 1.05 0.1 1.05 0.3 0.9 0.3\n", &obb);
         assert!(!parsed.corrupt);
         assert_eq!(issues(&parsed), vec![("polygon_outside_image", Some(1))]);
@@ -1114,6 +1234,22 @@ mod tests {
     }
 
     #[test]
+    fn pose_rows_outside_pose_keep_their_box() {
+        // With `kpt_shape` in the YAML and another task, the trainer keeps `x[:5]` of every row
+        // of exactly 5 + keypoints * dims values, before anything else looks at it.
+        let detect = LabelRules { kpt_shape: Some((2, 3)), ..rules(Task::Detect, 2) };
+        let text = "0 0.5 0.5 0.4 0.4 1.4 0.4 2 x 0.5 1\n1 0.3 0.3 0.2 0.2\n";
+        let parsed = parse(text, &detect);
+        assert!(!parsed.corrupt, "{:?}", parsed.issues);
+        assert_eq!(parsed.annotations.len(), 2);
+        assert_eq!(parsed.annotations[0].bbox, Some([0.5, 0.5, 0.4, 0.4]));
+        assert_eq!(parsed.annotations[0].keypoints, None);
+        // Other lengths are read as they are: 9 values make a polygon file.
+        let parsed = parse("0 0.5 0.5 0.4 0.4 0.4 0.4 2 0.5\n", &detect);
+        assert_eq!(issues(&parsed), vec![("coordinate_out_of_range", Some(1))]);
+    }
+
+    #[test]
     fn pose_needs_kpt_shape() {
         let parsed = parse("0 0.5 0.5 0.4 0.4 0.4 0.4 2\n", &rules(Task::Pose, 1));
         assert!(parsed.corrupt);
@@ -1140,8 +1276,10 @@ mod tests {
 
     #[test]
     fn file_level_issues_come_first() {
-        let parsed = parse("0 0.5 0.5 0.2 0.2 9\n", &rules(Task::Segment, 1));
-        assert_eq!(issues(&parsed), vec![("segment_without_polygons", None), ("wrong_column_count", Some(1))]);
+        let parsed = parse("0 0.5 0.5 0.2 0.2 0.1 0.1 2 0.3 0.3\n", &pose(3, 3));
+        assert_eq!(issues(&parsed), vec![("wrong_column_count", Some(1))]);
+        let parsed = parse("0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n", &rules(Task::Segment, 1));
+        assert_eq!(issues(&parsed), vec![("segment_without_polygons", None), ("duplicate_row", Some(2))]);
     }
 
     #[test]

@@ -16,9 +16,10 @@ use crate::validation::Issue;
 
 use super::data_yaml::{DatasetConfig, SplitSpec};
 
-/// Image file extensions Ultralytics trains on (its `IMG_FORMATS`), lower case.
+/// Image file extensions Ultralytics trains on (its `IMG_FORMATS`, 8.4), lower case. Files with
+/// other extensions (`.pfm`, `.gif`, `.j2k`) are not images of the dataset for the trainer.
 pub const IMAGE_EXTENSIONS: &[&str] =
-    &["bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm", "heic"];
+    &["avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp"];
 
 /// Most issues [`resolve_split`] reports for one split; the rest are summed up in one issue.
 pub const MAX_SPLIT_ISSUES: usize = 1000;
@@ -428,13 +429,13 @@ mod tests {
 
     #[test]
     fn image_extensions_are_case_insensitive() {
-        for path in ["a.jpg", "a/b.JPG", "x.JpEg", "x.png", "x.webp", "x.tiff", "x.heic", "x.pfm"] {
+        for path in ["a.jpg", "a/b.JPG", "x.JpEg", "x.png", "x.webp", "x.tiff", "x.heic", "x.avif", "x.JP2"] {
             assert!(is_image_path(path), "{path}");
         }
-        for path in ["a.txt", "a.gif", "jpg", "a/jpg", "a.jpg/b", "a.mp4", "a.jpg.txt", ""] {
+        for path in ["a.txt", "a.gif", "jpg", "a/jpg", "a.jpg/b", "a.mp4", "a.jpg.txt", "", "a.pfm", "a.j2k"] {
             assert!(!is_image_path(path), "{path}");
         }
-        assert_eq!(IMAGE_EXTENSIONS.len(), 11);
+        assert_eq!(IMAGE_EXTENSIONS.len(), 13);
     }
 
     #[test]
