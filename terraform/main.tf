@@ -52,6 +52,10 @@ locals {
       secret  = google_secret_manager_secret.api_keys.secret_id
       version = var.api_keys_secret_version
     }
+    YDS_CURSOR_SECRET = {
+      secret  = google_secret_manager_secret.cursor_key.secret_id
+      version = var.cursor_secret_version
+    }
   })
 
   api_sizing = {
@@ -153,6 +157,20 @@ resource "google_project_service" "enabled" {
 resource "google_secret_manager_secret" "mongodb_uri" {
   project   = var.project_id
   secret_id = var.mongodb_secret_id
+  labels    = var.labels
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+# The key that signs pagination cursors (at least 32 characters), shared by the public functions:
+# `head -c 48 /dev/urandom | base64 | gcloud secrets versions add yds-cursor-key --data-file=-`
+resource "google_secret_manager_secret" "cursor_key" {
+  project   = var.project_id
+  secret_id = var.cursor_secret_id
   labels    = var.labels
 
   replication {

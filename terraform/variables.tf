@@ -450,6 +450,28 @@ variable "mongodb_secret_version" {
   }
 }
 
+variable "cursor_secret_id" {
+  description = "Secret Manager secret holding YDS_CURSOR_SECRET, the key that signs pagination cursors; read by the four public functions."
+  type        = string
+  default     = "yds-cursor-key"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,255}$", var.cursor_secret_id))
+    error_message = "cursor_secret_id must be 1-255 letters, digits, '_' or '-'."
+  }
+}
+
+variable "cursor_secret_version" {
+  description = "Version of the cursor key secret: \"latest\" or a number (a new key invalidates the cursors clients hold)."
+  type        = string
+  default     = "latest"
+
+  validation {
+    condition     = can(regex("^(latest|[0-9]+)$", var.cursor_secret_version))
+    error_message = "cursor_secret_version must be \"latest\" or a version number."
+  }
+}
+
 variable "api_keys_secret_version" {
   description = "Version of the API keys secret the public functions read: \"latest\" or a number (bump it after adding a key so every instance restarts with it)."
   type        = string

@@ -102,6 +102,8 @@ impl Stack {
             ("YDS_URL_POLICY".to_owned(), options.url_policy.clone()),
             ("YDS_CHAOS_CRASH".to_owned(), options.chaos_crash.to_string()),
             ("YDS_TASK_MAX_ATTEMPTS".to_owned(), options.task_max_attempts.to_string()),
+            // One key for every function of this run: a cursor from `list` reads in any instance.
+            ("YDS_CURSOR_SECRET".to_owned(), format!("{}", uuid::Uuid::new_v4().simple())),
         ];
         if let Some(size) = options.chunk_size {
             env.push(("YDS_CHUNK_SIZE".to_owned(), size.to_string()));

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::pagination::Cursors;
 use crate::queue::caller::TaskCallers;
 use crate::queue::cloud_tasks::CloudTasksConfig;
 
@@ -102,6 +103,10 @@ pub struct Config {
     /// The local dispatcher's secret (`YDS_TASK_TOKEN`), which process-chunk requires of every
     /// delivery on the local queue; the local stack generates it at start-up.
     pub task_token: Option<String>,
+    /// The key that signs pagination cursors (`YDS_CURSOR_SECRET`, at least 32 characters), the
+    /// same in every public function. Required under the strict URL policy (production); the
+    /// local stack generates one at start-up.
+    pub cursor_secret: Option<String>,
 }
 
 /// How the import work is cut into tasks and paced, so every task ends far inside its
@@ -218,7 +223,26 @@ impl Config {
             },
             chaos,
             task_token: get("YDS_TASK_TOKEN").filter(|t| !t.is_empty()),
+            cursor_secret: match get("YDS_CURSOR_SECRET").filter(|s| !s.is_empty()) {
+                Some(secret) if secret.len() < 32 => {
+                    return Err(ConfigError::invalid("YDS_CURSOR_SECRET", "must be at least 32 characters"))
+                }
+                Some(secret) => Some(secret),
+                None if url_policy == UrlPolicy::Strict => {
+                    return Err(ConfigError::invalid("YDS_CURSOR_SECRET", "required under the strict URL policy"))
+                }
+                None => None,
+            },
         })
+    }
+
+    /// The cursor signer of the public functions. Without a configured secret (local mode
+    /// only) a random one: cursors then live as long as the process.
+    pub fn cursors(&self) -> Cursors {
+        match &self.cursor_secret {
+            Some(secret) => Cursors::new(secret.as_bytes()),
+            None => Cursors::new(uuid::Uuid::new_v4().as_bytes()),
+        }
     }
 
     /// Who process-chunk accepts tasks from: Cloud Tasks' identity for the configured queue, or
@@ -290,6 +314,10 @@ mod tests {
         assert_eq!(err.name, "YDS_CHAOS_CRASH");
         let err = config(&[("YDS_URL_POLICY", "strict"), ("YDS_CHAOS_CRASH", "0.1")]).unwrap_err();
         assert_eq!(err.name, "YDS_CHAOS_CRASH");
+        let err = config(&[("YDS_URL_POLICY", "strict")]).unwrap_err();
+        assert_eq!(err.name, "YDS_CURSOR_SECRET", "production signs cursors with a configured key");
+        let err = config(&[("YDS_CURSOR_SECRET", "short")]).unwrap_err();
+        assert_eq!(err.name, "YDS_CURSOR_SECRET");
     }
 
     #[test]
@@ -299,8 +327,8 @@ mod tests {
         assert_eq!(c.url_policy, UrlPolicy::Local);
         assert_eq!(c.storage, StorageConfig::Local { root: "/d/storage".into() });
         assert_eq!(c.task_callers().unwrap_err().name, "YDS_TASK_TOKEN", "the local queue needs its secret");
-        let c = config(&[("YDS_TASK_TOKEN", "t")]).unwrap();
-        assert_eq!(c.task_callers().unwrap(), TaskCallers::LocalDispatcher { token: "t".into() });
+        let with_token = config(&[("YDS_TASK_TOKEN", "t")]).unwrap();
+        assert_eq!(with_token.task_callers().unwrap(), TaskCallers::LocalDispatcher { token: "t".into() });
         assert_eq!(c.queue, QueueConfig::Local { dir: "/d/queue".into() });
     }
 

@@ -1,23 +1,59 @@
-//! Opaque keyset cursors: the position after the last item of a page.
+//! Opaque, tamper-evident keyset cursors: the position after the last item of a page.
 //!
-//! Keyset pages stay fast at any depth (no `skip`). A cursor is base64url JSON; anything that
-//! does not decode to the expected shape is a client error, never a server one.
+//! Keyset pages stay fast at any depth (no `skip`). A cursor is base64url JSON plus an
+//! HMAC-SHA256 tag over the JSON and the cursor's *scope* (route, tenant, dataset and filters),
+//! so a forged cursor, an edited one, or one issued to another tenant or for another query is a
+//! 400, never a page of someone else's data. The key (`YDS_CURSOR_SECRET`) must be the same in
+//! every function that issues or reads cursors.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use ring::hmac;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::http::ApiError;
 
-pub fn encode<T: Serialize>(position: &T) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(position).expect("cursor positions serialize"))
+/// Signs and checks cursors with one secret.
+#[derive(Clone)]
+pub struct Cursors {
+    key: hmac::Key,
 }
 
-pub fn decode<T: DeserializeOwned>(cursor: &str) -> Result<T, ApiError> {
-    let invalid = || ApiError::BadRequest("invalid cursor".into());
-    let bytes = URL_SAFE_NO_PAD.decode(cursor.as_bytes()).map_err(|_| invalid())?;
-    serde_json::from_slice(&bytes).map_err(|_| invalid())
+impl std::fmt::Debug for Cursors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cursors { key: <secret> }")
+    }
+}
+
+impl Cursors {
+    pub fn new(secret: &[u8]) -> Self {
+        Self { key: hmac::Key::new(hmac::HMAC_SHA256, secret) }
+    }
+
+    /// What the tag covers: the scope, then the payload (callers Debug-quote the parts of a
+    /// scope, so no newline inside one can shift a boundary).
+    fn signed_text(scope: &str, payload: &str) -> String {
+        format!("{scope}\n{payload}")
+    }
+
+    /// The cursor of `position`, valid only for `scope`.
+    pub fn encode<T: Serialize>(&self, scope: &str, position: &T) -> String {
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(position).expect("cursor positions serialize"));
+        let tag = hmac::sign(&self.key, Self::signed_text(scope, &payload).as_bytes());
+        format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+
+    /// The position in a cursor this service issued for `scope`; anything else is a 400.
+    pub fn decode<T: DeserializeOwned>(&self, scope: &str, cursor: &str) -> Result<T, ApiError> {
+        let invalid = || ApiError::BadRequest("invalid cursor: pass back a `next_cursor` of the same query".into());
+        let (payload, tag) = cursor.split_once('.').ok_or_else(invalid)?;
+        let tag = URL_SAFE_NO_PAD.decode(tag.as_bytes()).map_err(|_| invalid())?;
+        // ring compares in constant time: timing does not reveal how much of a forgery was right.
+        hmac::verify(&self.key, Self::signed_text(scope, payload).as_bytes(), &tag).map_err(|_| invalid())?;
+        let bytes = URL_SAFE_NO_PAD.decode(payload.as_bytes()).map_err(|_| invalid())?;
+        serde_json::from_slice(&bytes).map_err(|_| invalid())
+    }
 }
 
 /// Parses `limit` within `1..=max`, `default` when absent.
@@ -36,11 +72,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trip_and_garbage() {
-        let c = encode(&("train/a.jpg", 3));
-        assert_eq!(decode::<(String, u32)>(&c).unwrap(), ("train/a.jpg".to_string(), 3));
-        assert!(decode::<(String, u32)>("!!!").is_err());
-        assert!(decode::<(String, u32)>(&encode(&"x")).is_err());
+    fn cursors_round_trip_only_in_their_scope_and_with_their_key() {
+        let cursors = Cursors::new(b"secret one");
+        let c = cursors.encode("images:acme:d1", &("train/a.jpg", 3));
+        assert_eq!(cursors.decode::<(String, u32)>("images:acme:d1", &c).unwrap(), ("train/a.jpg".to_string(), 3));
+        assert!(cursors.decode::<(String, u32)>("images:globex:d1", &c).is_err(), "another tenant's cursor");
+        assert!(cursors.decode::<(String, u32)>("images:acme:d2", &c).is_err(), "another dataset's cursor");
+        assert!(Cursors::new(b"secret two").decode::<(String, u32)>("images:acme:d1", &c).is_err(), "forged");
+        // An edited position with the old tag is refused.
+        let (_, tag) = c.split_once('.').unwrap();
+        let edited = format!("{}.{tag}", URL_SAFE_NO_PAD.encode(br#"["train/z.jpg",3]"#));
+        assert!(cursors.decode::<(String, u32)>("images:acme:d1", &edited).is_err());
+        for garbage in ["", "!!!", "a.b", ".", "eyJ9.", &c[..c.len() - 1]] {
+            assert!(cursors.decode::<(String, u32)>("images:acme:d1", garbage).is_err(), "{garbage:?}");
+        }
+        let shape = cursors.encode("s", &"x");
+        assert!(cursors.decode::<(String, u32)>("s", &shape).is_err(), "right tag, wrong shape");
         assert_eq!(parse_limit(None, 50, 1000).unwrap(), 50);
         assert!(parse_limit(Some(&"0".into()), 50, 1000).is_err());
         assert!(parse_limit(Some(&"1001".into()), 50, 1000).is_err());

@@ -127,7 +127,30 @@ async fn idempotency_filters_tenants_and_pages() {
     assert_eq!(page2["items"][0]["id"], first["dataset_id"]);
     assert_eq!(page2["next_cursor"], Value::Null);
     assert!(page2["items"][0]["created_at"].as_str().unwrap().ends_with('Z'));
+
+    // Cursors are tamper-evident and bound to the tenant and the query they were issued for.
+    let (_, other_page) = stack.get_as(OTHER_KEY, &format!("/datasets?limit=1&cursor={cursor}")).await;
+    assert_eq!(other_page["status"], 400, "another tenant's cursor: {other_page}");
+    let (payload, tag) = cursor.split_once('.').expect("payload.tag");
+    let forged_position = base64_url(br#"{"created_at":"2999-01-01T00:00:00Z","id":"x"}"#);
+    for forged in [format!("{forged_position}.{tag}"), format!("{payload}.{}", base64_url(&[0; 32])), payload.into()] {
+        let (code, problem) = stack.get(&format!("/datasets?limit=1&cursor={forged}")).await;
+        assert_eq!(code, 400, "forged cursor {forged}: {problem}");
+        assert!(problem["detail"].as_str().unwrap().contains("invalid cursor"));
+    }
+    let (_, images) = stack.get(&format!("/datasets/{dataset_id}/images?limit=2&split=train")).await;
+    let images_cursor = images["next_cursor"].as_str().unwrap();
+    let (code, _) =
+        stack.get(&format!("/datasets/{dataset_id}/images?limit=2&split=train&cursor={images_cursor}")).await;
+    assert_eq!(code, 200);
+    let (code, _) = stack.get(&format!("/datasets/{dataset_id}/images?limit=2&split=val&cursor={images_cursor}")).await;
+    assert_eq!(code, 400, "a cursor of another filter");
     stack.shutdown().await;
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// A tar.gz holding a real dataset plus members that try to escape: `../`, an absolute path

@@ -527,3 +527,14 @@ fn committed_openapi_is_the_rendered_template() {
         );
     }
 }
+
+/// Each function's Containerfile builds that function's binary and runs it, not root.
+#[test]
+fn every_function_has_a_containerfile_for_its_own_binary() {
+    for function in FUNCTIONS {
+        let text = read(&repo().join("functions").join(function).join("Containerfile"));
+        assert!(text.contains(&format!("cargo build --release --locked -p {function} --bin {function}")), "{function}");
+        assert!(text.contains(&format!("ENTRYPOINT [\"/app/{function}\"]")), "{function}");
+        assert!(text.contains("USER 65532:65532"), "{function} runs as non-root");
+    }
+}

@@ -10,15 +10,16 @@ use yds::http::{
     json_response, path_segments, query_params, reject_unknown_params, ApiError, Caller, Handler, Request, Response,
 };
 use yds::images::{self, ImageQuery};
-use yds::pagination;
+use yds::pagination::{self, Cursors};
 
 pub struct ListImages {
     db: Db,
+    cursors: Cursors,
 }
 
 impl ListImages {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    pub fn new(db: Db, cursors: Cursors) -> Self {
+        Self { db, cursors }
     }
 }
 
@@ -35,7 +36,6 @@ impl Handler for ListImages {
         let params = query_params(&req)?;
         reject_unknown_params(&params, &["limit", "cursor", "split", "class_id", "valid", "issue"])?;
         let limit = pagination::parse_limit(params.get("limit"), 100, 1000)?;
-        let after: Option<String> = params.get("cursor").map(|c| pagination::decode(c)).transpose()?;
         let class_id = match params.get("class_id") {
             None => None,
             Some(text) => Some(
@@ -60,10 +60,14 @@ impl Handler for ListImages {
         if issue.as_deref().is_some_and(|c| c.is_empty() || c.len() > 64) {
             return Err(ApiError::BadRequest("`issue` must be an issue code".into()));
         }
+        // A cursor is valid only for the tenant, dataset and filters it was issued for.
+        let scope =
+            format!("images\n{:?}\n{dataset_id:?}\n{split:?}\n{class_id:?}\n{valid:?}\n{issue:?}", caller.tenant());
+        let after: Option<String> = params.get("cursor").map(|c| self.cursors.decode(&scope, c)).transpose()?;
         let query = ImageQuery { dataset_id, split, class_id, valid, issue, after, limit };
         let (items, next) = images::page(&self.db, &query).await?;
         let items: Vec<_> = items.iter().map(|i| i.to_view()).collect();
-        let next_cursor = next.map(|c| pagination::encode(&c));
+        let next_cursor = next.map(|c| self.cursors.encode(&scope, &c));
         Ok(json_response(StatusCode::OK, &json!({"items": items, "next_cursor": next_cursor})))
     }
 

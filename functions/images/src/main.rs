@@ -8,5 +8,7 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
     let db = Db::connect(&config.mongodb_uri, &config.db_name).await?;
     let options = EdgeOptions { api_keys: Some(config.api_keys.clone()), max_body_bytes: PUBLIC_MAX_BODY };
-    server::run(Service::new(images::ListImages::new(db), options), config.port).await.map_err(|e| anyhow::anyhow!(e))
+    server::run(Service::new(images::ListImages::new(db, config.cursors()), options), config.port)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
 }

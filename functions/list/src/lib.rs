@@ -8,15 +8,16 @@ use yds::db::Db;
 use yds::http::{
     json_response, path_segments, query_params, reject_unknown_params, ApiError, Caller, Handler, Request, Response,
 };
-use yds::pagination;
+use yds::pagination::{self, Cursors};
 
 pub struct ListDatasets {
     db: Db,
+    cursors: Cursors,
 }
 
 impl ListDatasets {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    pub fn new(db: Db, cursors: Cursors) -> Self {
+        Self { db, cursors }
     }
 }
 
@@ -32,10 +33,12 @@ impl Handler for ListDatasets {
         let params = query_params(&req)?;
         reject_unknown_params(&params, &["limit", "cursor"])?;
         let limit = pagination::parse_limit(params.get("limit"), 50, 1000)?;
-        let after: Option<DatasetCursor> = params.get("cursor").map(|c| pagination::decode(c)).transpose()?;
+        // A cursor is valid only for the tenant it was issued to.
+        let scope = format!("datasets\n{:?}", caller.tenant());
+        let after: Option<DatasetCursor> = params.get("cursor").map(|c| self.cursors.decode(&scope, c)).transpose()?;
         let (items, next) = datasets::page(&self.db, caller.tenant(), after, limit).await?;
         let items: Vec<_> = items.iter().map(|d| d.to_view()).collect();
-        let next_cursor = next.map(|c| pagination::encode(&c));
+        let next_cursor = next.map(|c| self.cursors.encode(&scope, &c));
         Ok(json_response(StatusCode::OK, &json!({"items": items, "next_cursor": next_cursor})))
     }
 

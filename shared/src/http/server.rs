@@ -91,7 +91,20 @@ async fn run_lambda(service: Service) -> Result<(), BoxError> {
     lambda_http::run(lambda_http::service_fn(move |req: lambda_http::Request| {
         let service = service.clone();
         async move {
-            let (parts, body) = req.into_parts();
+            use lambda_http::RequestExt as _;
+            // API Gateway REST puts the stage in the URL (`/prod/datasets`); routes are the
+            // same in every stage, so route on the path the client asked for.
+            let raw_path = req.raw_http_path().to_owned();
+            let (mut parts, body) = req.into_parts();
+            if raw_path.starts_with('/') {
+                let path_and_query = match parts.uri.query() {
+                    Some(query) => format!("{raw_path}?{query}"),
+                    None => raw_path,
+                };
+                if let Ok(uri) = path_and_query.parse() {
+                    parts.uri = uri;
+                }
+            }
             let body = Bytes::from(body.to_vec());
             let response = service.call(http::Request::from_parts(parts, body)).await;
             Ok::<_, Infallible>(response.map(|b| lambda_http::Body::Binary(b.to_vec())))
