@@ -57,14 +57,20 @@ impl ApiKeys {
             if key.is_empty() || tenant.is_empty() {
                 return Err(ConfigError::invalid("YDS_API_KEYS", "empty key or tenant"));
             }
-            tenants_by_key.insert(key.to_owned(), tenant.to_owned());
+            // Kept hashed, as stored keys are: the clear key lives only in the environment.
+            tenants_by_key.insert(crate::api_keys::hash(key), tenant.to_owned());
         }
         Ok(Self { tenants_by_key })
     }
 
     /// The tenant owning `key`, if the key is known.
     pub fn tenant_of(&self, key: &str) -> Option<&str> {
-        self.tenants_by_key.get(key).map(String::as_str)
+        self.tenants_by_key.get(&crate::api_keys::hash(key)).map(String::as_str)
+    }
+
+    /// Tenants by the SHA-256 of their keys.
+    pub fn into_hashes(self) -> HashMap<String, String> {
+        self.tenants_by_key
     }
 
     pub fn is_empty(&self) -> bool {
@@ -107,6 +113,8 @@ pub struct Config {
     /// same in every public function. Required under the strict URL policy (production); the
     /// local stack generates one at start-up.
     pub cursor_secret: Option<String>,
+    /// Imports each API key may start per minute (`YDS_IMPORTS_PER_MINUTE`, default 30; 0: no limit).
+    pub imports_per_minute: u32,
 }
 
 /// How the import work is cut into tasks and paced, so every task ends far inside its
@@ -223,6 +231,7 @@ impl Config {
             },
             chaos,
             task_token: get("YDS_TASK_TOKEN").filter(|t| !t.is_empty()),
+            imports_per_minute: parse_number(&get, "YDS_IMPORTS_PER_MINUTE", 30)?,
             cursor_secret: match get("YDS_CURSOR_SECRET").filter(|s| !s.is_empty()) {
                 Some(secret) if secret.len() < 32 => {
                     return Err(ConfigError::invalid("YDS_CURSOR_SECRET", "must be at least 32 characters"))

@@ -14,6 +14,7 @@ use mongodb::bson::{doc, Document};
 use mongodb::options::IndexOptions;
 use mongodb::{Client, Collection, Database, IndexModel};
 
+use crate::api_keys::ApiKeyDoc;
 use crate::coordinator::ChunkDoc;
 use crate::datasets::DatasetDoc;
 use crate::images::ImageDoc;
@@ -35,6 +36,9 @@ pub struct Db {
     pub chunks: Collection<ChunkDoc>,
     pub images: Collection<ImageDoc>,
     pub members: Collection<MemberDoc>,
+    pub api_keys: Collection<ApiKeyDoc>,
+    /// Per-key request counters of the current window (see [`crate::rate_limit`]).
+    pub rate_limits: Collection<Document>,
 }
 
 impl Db {
@@ -54,6 +58,8 @@ impl Db {
             chunks: database.collection("import_chunks"),
             images: database.collection("images"),
             members: database.collection("import_members"),
+            api_keys: database.collection("api_keys"),
+            rate_limits: database.collection("rate_limits"),
             database,
         }
     }
@@ -81,6 +87,14 @@ impl Db {
             )
             .build();
         self.jobs.create_indexes([idempotency]).await?;
+        // `cargo xtask key revoke`: keys by the prefix shown when they were issued.
+        self.api_keys.create_indexes([index(doc! {"prefix": 1})]).await?;
+        // Rate-limit windows delete themselves once past.
+        let expiry = IndexModel::builder()
+            .keys(doc! {"expires_at": 1})
+            .options(IndexOptions::builder().expire_after(std::time::Duration::ZERO).build())
+            .build();
+        self.rate_limits.create_indexes([expiry]).await?;
         // Coordinator: pending chunks of a job, and progress sums.
         self.chunks.create_indexes([index(doc! {"job_id": 1, "state": 1})]).await?;
         // Members need no index of their own: `_id` is `{job}:{path}`, queried by range.

@@ -19,6 +19,8 @@
 //!
 //! Records and their API views: [`jobs`], [`datasets`], [`images`], [`pagination`].
 //!
+//! Access: [`api_keys`] (hashed keys, the edge's lookup), [`rate_limit`] (per-key limits).
+//!
 //! Infrastructure, each behind a trait or a single entry point:
 //! - [`config`]: the environment, read once.
 //! - [`backends`]: the clients a process builds once and shares.
@@ -29,6 +31,7 @@
 //! - [`reading`]: sources read by byte range (local file, HTTP, Cloud Storage) or listed (folders).
 //! - [`http`]: the edge — handler type, auth, problem+json, gzip, hyper and Lambda runtimes.
 
+pub mod api_keys;
 pub mod archive;
 pub mod backends;
 pub mod config;
@@ -46,6 +49,7 @@ pub mod members;
 pub mod pagination;
 pub mod planning;
 pub mod queue;
+pub mod rate_limit;
 pub mod reading;
 pub mod source;
 pub mod storage;

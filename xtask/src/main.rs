@@ -5,6 +5,7 @@ mod bench;
 mod conformance;
 mod demo;
 mod image;
+mod key;
 mod paths;
 mod serve;
 mod test;
@@ -37,6 +38,8 @@ const USAGE: &str = "usage:
   cargo xtask demo  [--port P] [--data-dir D]   start the stack, import a sample dataset, keep serving
   cargo xtask serve [--port P] [--data-dir D]   start the stack and serve until Ctrl-C
   cargo xtask test                              install and start what tests need, run every test
+  cargo xtask key create --tenant T [--label L] | key revoke --prefix P
+                                                API keys, hashed in the MongoDB at $MONGODB_URI
   cargo xtask image [--debug] [--out DIR] [FUNCTION...]
                                                 an OCI image layout per function (default: all, release)
   cargo xtask bench import [--images N] [--size-mix small|realistic] [--format tar.gz|zip|both]
@@ -64,6 +67,7 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(code);
         }
         "image" => image::run(rest),
+        "key" => runtime.block_on(key::run(rest)),
         "conformance" => {
             let code = runtime.block_on(conformance::run(rest))?;
             std::process::exit(code);

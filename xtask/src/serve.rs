@@ -63,6 +63,8 @@ pub async fn start_stack(args: &StackArgs) -> anyhow::Result<(Stack, String)> {
 pub async fn run(args: StackArgs) -> anyhow::Result<()> {
     let (stack, _key) = start_stack(&args).await?;
     println!("YDS listening on http://127.0.0.1:{}", stack.port);
+    // Where `cargo xtask key create` finds the stack's database.
+    println!("MongoDB at {} (database yds)", stack.mongodb_uri);
     wait_for_signal().await;
     println!("stopping");
     stack.shutdown().await;

@@ -8,16 +8,18 @@ use http::{header, Method, StatusCode};
 use yds::backends::Backends;
 use yds::http::{json_response, path_segments, ApiError, Caller, Handler, Request, Response};
 use yds::import::{start_import, ImportSettings};
+use yds::rate_limit::RateLimit;
 
 pub struct ImportTrigger {
     backends: Backends,
     settings: ImportSettings,
+    limit: RateLimit,
 }
 
 impl ImportTrigger {
-    pub fn new(backends: Backends, default_chunk_size: u32) -> Self {
+    pub fn new(backends: Backends, default_chunk_size: u32, limit: RateLimit) -> Self {
         let settings = ImportSettings { url_policy: backends.url_policy, default_chunk_size };
-        Self { backends, settings }
+        Self { backends, settings, limit }
     }
 }
 
@@ -29,6 +31,9 @@ impl Handler for ImportTrigger {
         }
         if req.method() != Method::POST {
             return Err(ApiError::MethodNotAllowed);
+        }
+        if let Some(key_id) = &caller.key_id {
+            self.limit.admit(&self.backends.db, "import", key_id).await?;
         }
         // The body must be JSON whatever its Content-Type says: `curl -d` sends a form type.
         let idempotency_key = match req.headers().get("idempotency-key") {

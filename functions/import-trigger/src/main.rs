@@ -1,6 +1,8 @@
+use yds::api_keys::KeyLookup;
 use yds::backends::Backends;
 use yds::config::Config;
 use yds::http::{server, EdgeOptions, Service, PUBLIC_MAX_BODY};
+use yds::rate_limit::RateLimit;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -12,7 +14,9 @@ async fn main() -> anyhow::Result<()> {
     if let Err(err) = backends.db.ensure_indexes().await {
         tracing::error!(error = %err, "could not create indexes");
     }
-    let handler = import_trigger::ImportTrigger::new(backends, config.default_chunk_size);
-    let options = EdgeOptions { api_keys: Some(config.api_keys.clone()), max_body_bytes: PUBLIC_MAX_BODY };
+    let keys = KeyLookup::new(config.api_keys.clone(), backends.db.clone());
+    let limit = RateLimit::per_minute(config.imports_per_minute);
+    let handler = import_trigger::ImportTrigger::new(backends, config.default_chunk_size, limit);
+    let options = EdgeOptions { api_keys: Some(keys), max_body_bytes: PUBLIC_MAX_BODY };
     server::run(Service::new(handler, options), config.port).await.map_err(|e| anyhow::anyhow!(e))
 }

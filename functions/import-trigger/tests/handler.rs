@@ -1,10 +1,13 @@
 //! import-trigger invoked directly (no server) against a real mongod.
 
 use bytes::Bytes;
+use futures::TryStreamExt;
 use import_trigger::ImportTrigger;
+use yds::api_keys::KeyLookup;
 use yds::config::ApiKeys;
 use yds::http::{EdgeOptions, Service, PUBLIC_MAX_BODY};
 use yds::queue::TaskBody;
+use yds::rate_limit::RateLimit;
 
 fn post(body: &str, idempotency_key: Option<&str>) -> yds::http::Request {
     let mut builder =
@@ -21,8 +24,8 @@ async fn accepted_imports_record_the_job_and_enqueue_planning_once() {
     let (backends, queue) = yds::inline::test_backends(dir.path()).await;
     let db = backends.db.clone();
     let service = Service::new(
-        ImportTrigger::new(backends, 50),
-        EdgeOptions { api_keys: Some(ApiKeys::parse("k:acme").unwrap()), max_body_bytes: PUBLIC_MAX_BODY },
+        ImportTrigger::new(backends, 50, RateLimit::per_minute(0)),
+        EdgeOptions { api_keys: Some(ApiKeys::parse("k:acme").unwrap().into()), max_body_bytes: PUBLIC_MAX_BODY },
     );
     let body = r#"{"name":"d","archive_url":"http://127.0.0.1:1/d.zip"}"#;
     let resp = service.call(post(body, Some("abc"))).await;
@@ -53,8 +56,8 @@ async fn invalid_requests_write_nothing() {
     let (backends, queue) = yds::inline::test_backends(dir.path()).await;
     let db = backends.db.clone();
     let service = Service::new(
-        ImportTrigger::new(backends, 50),
-        EdgeOptions { api_keys: Some(ApiKeys::parse("k").unwrap()), max_body_bytes: PUBLIC_MAX_BODY },
+        ImportTrigger::new(backends, 50, RateLimit::per_minute(0)),
+        EdgeOptions { api_keys: Some(ApiKeys::parse("k").unwrap().into()), max_body_bytes: PUBLIC_MAX_BODY },
     );
     for (body, status) in [
         (r#"{"name":"d"}"#, 422),
@@ -68,4 +71,50 @@ async fn invalid_requests_write_nothing() {
     assert!(queue.drain().is_empty());
     assert_eq!(db.jobs.count_documents(mongodb::bson::doc! {}).await.unwrap(), 0);
     assert_eq!(db.datasets.count_documents(mongodb::bson::doc! {}).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn stored_keys_authenticate_hashed_and_imports_are_rate_limited_per_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backends, _queue) = yds::inline::test_backends(dir.path()).await;
+    let db = backends.db.clone();
+    let key = yds::api_keys::create(&db, "acme", "ci").await.unwrap();
+    let other = yds::api_keys::create(&db, "acme", "second").await.unwrap();
+    // Only the hash is stored: the clear key appears nowhere in the collection.
+    let stored: Vec<_> = db.api_keys.find(mongodb::bson::doc! {}).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(stored.len(), 2);
+    let dump = format!("{stored:?}");
+    assert!(!dump.contains(&key[4..]) && !dump.contains(&other[4..]), "{dump}");
+
+    let keys = KeyLookup::new(ApiKeys::default(), db.clone());
+    let service = Service::new(
+        ImportTrigger::new(backends, 50, RateLimit::per_minute(3)),
+        EdgeOptions { api_keys: Some(keys), max_body_bytes: PUBLIC_MAX_BODY },
+    );
+    let request = |key: &str| {
+        http::Request::post("/datasets/import")
+            .header("x-api-key", key)
+            .body(Bytes::from_static(br#"{"name":"d","archive_url":"http://127.0.0.1:1/d.zip"}"#))
+            .unwrap()
+    };
+    for _ in 0..3 {
+        assert_eq!(service.call(request(&key)).await.status(), 202);
+    }
+    let limited = service.call(request(&key)).await;
+    assert_eq!(limited.status(), 429);
+    let retry_after: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(limited.headers()["content-type"], "application/problem+json");
+    // The limit is per key: the tenant's other key still imports.
+    assert_eq!(service.call(request(&other)).await.status(), 202);
+    assert_eq!(db.jobs.count_documents(mongodb::bson::doc! {}).await.unwrap(), 4, "the refused import wrote nothing");
+
+    // Unknown and revoked keys get 401.
+    assert_eq!(service.call(request("yds_not-a-key")).await.status(), 401);
+    assert_eq!(yds::api_keys::revoke(&db, &other[..12]).await.unwrap(), 1);
+    let fresh = Service::new(
+        ImportTrigger::new(yds::inline::test_backends(dir.path()).await.0, 50, RateLimit::per_minute(0)),
+        EdgeOptions { api_keys: Some(KeyLookup::new(ApiKeys::default(), db.clone())), max_body_bytes: PUBLIC_MAX_BODY },
+    );
+    assert_eq!(fresh.call(request(&other)).await.status(), 401, "a revoked key");
 }

@@ -18,7 +18,7 @@ use http::{header, HeaderValue, Method, StatusCode};
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::config::ApiKeys;
+use crate::api_keys::KeyLookup;
 pub use problem::ApiError;
 
 pub type Request = http::Request<Bytes>;
@@ -29,6 +29,8 @@ pub type Response = http::Response<Bytes>;
 pub struct Caller {
     /// The tenant owning the API key; `None` on internal routes that take no key.
     pub tenant: Option<String>,
+    /// A non-secret identifier of the API key (rate limits); `None` on internal routes.
+    pub key_id: Option<String>,
     pub request_id: String,
 }
 
@@ -53,7 +55,7 @@ pub trait Handler: Send + Sync + 'static {
 pub struct EdgeOptions {
     /// `Some`: every route except `/healthz` needs a known `x-api-key`. `None`: internal
     /// function (process-chunk), protected by the platform instead.
-    pub api_keys: Option<ApiKeys>,
+    pub api_keys: Option<KeyLookup>,
     pub max_body_bytes: usize,
 }
 
@@ -122,15 +124,19 @@ impl Service {
         if req.body().len() > self.options.max_body_bytes {
             return Err(ApiError::PayloadTooLarge(self.options.max_body_bytes));
         }
-        let tenant = match &self.options.api_keys {
+        let owner = match &self.options.api_keys {
             None => None,
             Some(keys) => {
                 let key = req.headers().get("x-api-key").and_then(|v| v.to_str().ok());
-                let tenant = key.and_then(|k| keys.tenant_of(k)).ok_or(ApiError::Unauthorized)?;
-                Some(tenant.to_owned())
+                let key = key.filter(|k| !k.is_empty() && k.len() <= 256).ok_or(ApiError::Unauthorized)?;
+                let owner = keys.owner(key).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+                Some(owner.ok_or(ApiError::Unauthorized)?)
             }
         };
-        let caller = Caller { tenant, request_id };
+        let caller = match owner {
+            Some(owner) => Caller { tenant: Some(owner.tenant), key_id: Some(owner.key_id), request_id },
+            None => Caller { tenant: None, key_id: None, request_id },
+        };
         self.handler.handle(req, &caller).await
     }
 }
@@ -224,7 +230,13 @@ mod tests {
     }
 
     fn service() -> Service {
-        Service::new(Echo, EdgeOptions { api_keys: Some(ApiKeys::parse("k1:acme").unwrap()), max_body_bytes: 16 })
+        Service::new(
+            Echo,
+            EdgeOptions {
+                api_keys: Some(crate::config::ApiKeys::parse("k1:acme").unwrap().into()),
+                max_body_bytes: 16,
+            },
+        )
     }
 
     fn request(path: &str, key: Option<&str>, body: &'static str) -> Request {

@@ -29,6 +29,8 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Unprocessable(String),
+    #[error("more than {limit} requests per {window_secs} s with this API key; retry in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64, limit: u32, window_secs: u64 },
     /// Something failed on our side; the cause is logged, not sent.
     #[error("internal error")]
     Internal(String),
@@ -53,6 +55,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -75,7 +78,11 @@ impl ApiError {
             }
             _ => tracing::info!(status = status.as_u16(), detail = %self, "request rejected"),
         }
-        problem_response(status, &self.detail())
+        let mut response = problem_response(status, &self.detail());
+        if let ApiError::TooManyRequests { retry_after_secs, .. } = self {
+            response.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
+        }
+        response
     }
 }
 
