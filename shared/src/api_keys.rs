@@ -82,12 +82,15 @@ pub async fn revoke(db: &Db, prefix: &str) -> DbResult<u64> {
     Ok(result.modified_count)
 }
 
+/// Recent lookups by key hash: the tenant (`None`: unknown key) and when it was looked up.
+type LookupCache = Arc<Mutex<HashMap<String, (Option<String>, Instant)>>>;
+
 /// The edge's key check: configured keys first, then the database, with a short cache.
 #[derive(Clone, Debug)]
 pub struct KeyLookup {
     configured: HashMap<String, String>,
     db: Option<Db>,
-    cache: Arc<Mutex<HashMap<String, (Option<String>, Instant)>>>,
+    cache: LookupCache,
 }
 
 impl From<ApiKeys> for KeyLookup {
