@@ -144,6 +144,12 @@ fn canonical_json(value: &serde_json::Value) -> String {
 }
 
 /// Handles `POST /datasets/import` for `tenant`.
+/// Checks an import request without recording anything (a 4xx problem when it is malformed),
+/// so the caller can spend its rate limit only on requests that would start an import.
+pub fn check_request(body: &[u8], settings: &ImportSettings) -> Result<(), ApiError> {
+    validate(body, settings).map(|_| ())
+}
+
 pub async fn start_import(
     db: &Db,
     queue: &dyn TaskQueue,

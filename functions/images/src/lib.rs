@@ -47,9 +47,6 @@ impl Handler for ListImages {
         if split.as_deref() == Some("") {
             return Err(ApiError::BadRequest("`split` must not be empty".into()));
         }
-        if datasets::find_for_tenant(&self.db, caller.tenant(), &dataset_id).await?.is_none() {
-            return Err(ApiError::NotFound(format!("dataset `{dataset_id}` not found")));
-        }
         let valid = match params.get("valid").map(String::as_str) {
             None => None,
             Some("true") => Some(true),
@@ -59,6 +56,9 @@ impl Handler for ListImages {
         let issue = params.get("issue").cloned();
         if issue.as_deref().is_some_and(|c| c.is_empty() || c.len() > 64) {
             return Err(ApiError::BadRequest("`issue` must be an issue code".into()));
+        }
+        if datasets::find_for_tenant(&self.db, caller.tenant(), &dataset_id).await?.is_none() {
+            return Err(ApiError::NotFound(format!("dataset `{dataset_id}` not found")));
         }
         // A cursor is valid only for the tenant, dataset and filters it was issued for.
         let scope =

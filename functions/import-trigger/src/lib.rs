@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use http::{header, Method, StatusCode};
 use yds::backends::Backends;
 use yds::http::{json_response, path_segments, ApiError, Caller, Handler, Request, Response};
-use yds::import::{start_import, ImportSettings};
+use yds::import::{check_request, start_import, ImportSettings};
 use yds::rate_limit::RateLimit;
 
 pub struct ImportTrigger {
@@ -32,9 +32,6 @@ impl Handler for ImportTrigger {
         if req.method() != Method::POST {
             return Err(ApiError::MethodNotAllowed);
         }
-        if let Some(key_id) = &caller.key_id {
-            self.limit.admit(&self.backends.db, "import", key_id).await?;
-        }
         // The body must be JSON whatever its Content-Type says: `curl -d` sends a form type.
         let idempotency_key = match req.headers().get("idempotency-key") {
             None => None,
@@ -42,6 +39,12 @@ impl Handler for ImportTrigger {
                 Some(value.to_str().map_err(|_| ApiError::BadRequest("`Idempotency-Key` must be ASCII text".into()))?)
             }
         };
+        // Only well-formed imports count against the key's limit: a malformed request costs
+        // nothing and gets its own precise problem.
+        check_request(req.body(), &self.settings)?;
+        if let Some(key_id) = &caller.key_id {
+            self.limit.admit(&self.backends.db, "import", key_id).await?;
+        }
         let accepted = start_import(
             &self.backends.db,
             self.backends.queue.as_ref(),
