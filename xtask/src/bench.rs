@@ -120,7 +120,8 @@ fn parse_args(args: &[String]) -> anyhow::Result<BenchArgs> {
 pub async fn run(args: &[String]) -> anyhow::Result<i32> {
     match args.split_first() {
         Some((what, rest)) if what == "import" => bench_import(rest).await,
-        _ => bail!("usage: cargo xtask bench import [options]\n\n{}", crate::USAGE),
+        Some((what, _)) if what == "startup" => crate::startup::run().await,
+        _ => bail!("usage: cargo xtask bench import [options] | cargo xtask bench startup\n\n{}", crate::USAGE),
     }
 }
 
@@ -165,7 +166,7 @@ async fn bench_import(raw_args: &[String]) -> anyhow::Result<i32> {
 }
 
 /// Builds the five functions in the release profile; returns where the binaries are.
-fn build_release_functions() -> anyhow::Result<PathBuf> {
+pub fn build_release_functions() -> anyhow::Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command.current_dir(paths::workspace_root()).args(["build", "--release", "--bins"]);
@@ -184,7 +185,7 @@ fn build_release_functions() -> anyhow::Result<PathBuf> {
 /// Removes the variables `cargo run` set for xtask itself. Passed on, they change the
 /// fingerprint of build scripts that watch them (ring's watches `CARGO_MANIFEST_DIR`), so this
 /// build and one typed in a shell would each redo the whole fat-LTO release build of the other.
-fn forget_cargo_run_env(command: &mut Command) {
+pub fn forget_cargo_run_env(command: &mut Command) {
     const SET_BY_CARGO_RUN: [&str; 5] =
         ["CARGO_MANIFEST_DIR", "CARGO_MANIFEST_PATH", "CARGO_CRATE_NAME", "CARGO_BIN_NAME", "CARGO_PRIMARY_PACKAGE"];
     for (name, _) in std::env::vars_os() {

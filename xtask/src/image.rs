@@ -53,6 +53,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     }
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo.current_dir(paths::workspace_root()).arg("build");
+    crate::bench::forget_cargo_run_env(&mut cargo);
     if release {
         cargo.arg("--release");
     }

@@ -8,6 +8,7 @@ mod image;
 mod key;
 mod paths;
 mod serve;
+mod startup;
 mod test;
 
 use std::path::PathBuf;
@@ -45,6 +46,7 @@ const USAGE: &str = "usage:
   cargo xtask bench import [--images N] [--size-mix small|realistic] [--format tar.gz|zip|both]
         [--chunk-size C] [--concurrency Q] [--timeout-mins M] [--seed S] [--keep DIR]
                                                 time an import of a synthetic dataset against `tar -xzf`
+  cargo xtask bench startup                     release binaries: size, exec to first 200, RSS
   cargo xtask conformance                       compare YDS' image verdicts with real Ultralytics (installs it)";
 
 fn main() -> anyhow::Result<()> {
