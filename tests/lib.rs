@@ -43,6 +43,15 @@ impl TestStack {
         Self::start_with_policy(chaos, "local").await
     }
 
+    /// A stack with its own `mongod` (data under the stack's folder), for faults that kill it.
+    pub async fn start_with_own_mongod(chaos: Chaos) -> TestStack {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut options = Self::options(&dir, chaos);
+        options.mongodb_uri = None;
+        let stack = Stack::start(options).await.expect("the local stack starts");
+        TestStack { stack, client: reqwest::Client::new(), dir }
+    }
+
     /// A stack under a given URL policy: `strict` is production's (no loopback, no `file://`).
     pub async fn start_with_policy(chaos: Chaos, url_policy: &str) -> TestStack {
         let mut dir = tempfile::tempdir().expect("temp dir");

@@ -85,6 +85,7 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
 pub struct Mongod {
     /// `mongodb://127.0.0.1:<port>`: no path and no options, so callers may append them.
     pub uri: String,
+    install: MongodInstall,
     port: u16,
     pid: u32,
     data_dir: PathBuf,
@@ -125,7 +126,9 @@ impl Mongod {
                     let pid = process.pid;
                     let uri = format!("mongodb://127.0.0.1:{port}");
                     tracing::info!(%uri, pid, data_dir = %data_dir.display(), "mongod is ready");
-                    return Ok(Mongod { uri, port, pid, data_dir: data_dir.to_path_buf(), process: Some(process) });
+                    let install = install.clone();
+                    let data_dir = data_dir.to_path_buf();
+                    return Ok(Mongod { uri, install, port, pid, data_dir, process: Some(process) });
                 }
                 Outcome::PortTaken if attempt < 3 => {
                     tracing::warn!(port, "port taken before mongod could bind it; retrying");
@@ -142,6 +145,31 @@ impl Mongod {
                 tracing::info!(?status, "mongod stopped");
             }
         }
+    }
+
+    /// Fault injection: kills the server with SIGKILL (no clean shutdown, as a crashed host),
+    /// keeps it down for `down_for`, then starts it again on the same port and data, which it
+    /// recovers from its journal. Clients reconnect by themselves.
+    pub async fn kill_and_restart(&mut self, down_for: Duration) -> anyhow::Result<()> {
+        if let Some(mut process) = self.process.take() {
+            let _ = process.child.kill();
+            // Reaps the killed process (returns at once: SIGKILL cannot be caught).
+            let _ = process.child.wait();
+        }
+        tokio::time::sleep(down_for).await;
+        for _ in 0..20 {
+            release_stale_lock(&self.data_dir)?;
+            match start_once(&self.install, &self.data_dir, self.port).await? {
+                Outcome::Ready(process) => {
+                    self.pid = process.pid;
+                    self.process = Some(process);
+                    return Ok(());
+                }
+                // The killed server's socket may linger a moment.
+                Outcome::PortTaken => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+        bail!("mongod could not get its port {} back", self.port)
     }
 
     /// The server's process id.

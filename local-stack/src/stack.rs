@@ -75,6 +75,13 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// Fault injection: kills the stack's own `mongod` (SIGKILL) and starts it again after
+    /// `down_for`, on the same port and data. Fails for a stack on an external MongoDB.
+    pub async fn kill_and_restart_mongod(&mut self, down_for: Duration) -> anyhow::Result<()> {
+        let mongod = self.mongod.as_mut().context("this stack uses an external MongoDB")?;
+        mongod.kill_and_restart(down_for).await
+    }
+
     /// Starts every part and returns once each answers its health check.
     pub async fn start(options: StackOptions) -> anyhow::Result<Stack> {
         let data_dir = std::path::absolute(&options.data_dir)?;
