@@ -225,16 +225,6 @@ mod tests {
         bytes
     }
 
-    /// The status code of `GET /healthz` on a loopback port, or `None` while nothing answers.
-    fn healthz_status(port: u16) -> Option<u16> {
-        use std::io::Read;
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-        stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).ok()?;
-        answer.split_whitespace().nth(1)?.parse().ok()
-    }
-
     fn free_port() -> u16 {
         std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
     }
@@ -288,7 +278,7 @@ mod tests {
             .unwrap();
         let mut status = None;
         for _ in 0..200 {
-            status = healthz_status(port);
+            status = crate::startup::healthz(port);
             if status.is_some() {
                 break;
             }

@@ -89,7 +89,7 @@ fn measure(binary: &Path, mongodb_uri: &str) -> anyhow::Result<(Duration, u64)> 
 }
 
 /// The status of `GET /healthz`, or `None` while nothing listens.
-fn healthz(port: u16) -> Option<u16> {
+pub fn healthz(port: u16) -> Option<u16> {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
     let mut answer = String::new();
