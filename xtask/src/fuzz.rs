@@ -69,6 +69,11 @@ pub fn run(args: &[String]) -> anyhow::Result<i32> {
             ])
             .current_dir(&root)
             .env("PATH", &path)
+            // `cargo xtask` runs us with the stable toolchain's `CARGO`; cargo-fuzz would use it
+            // and rebuild everything with stable cargo. Let `rustup run nightly` pick.
+            .env_remove("CARGO")
+            .env_remove("RUSTC")
+            .env_remove("RUSTDOC")
             .stdin(Stdio::null())
             .status()
             .context("running cargo +nightly fuzz (is the nightly toolchain installed?)")?;
