@@ -40,13 +40,20 @@ pub struct Chaos {
 
 impl TestStack {
     pub async fn start(chaos: Chaos) -> TestStack {
+        Self::start_with_env(chaos, Vec::new()).await
+    }
+
+    /// [`TestStack::start`] with more environment for the five functions.
+    pub async fn start_with_env(chaos: Chaos, extra_env: Vec<(String, String)>) -> TestStack {
         let mut dir = tempfile::tempdir().expect("temp dir");
         if std::env::var_os("YDS_TEST_KEEP_DIRS").is_some() {
             // Debugging: keep the stack's logs and data after the test.
             dir.disable_cleanup(true);
             eprintln!("stack data and logs kept in {}", dir.path().display());
         }
-        let stack = Stack::start(Self::options(&dir, chaos)).await.expect("the local stack starts");
+        let mut options = Self::options(&dir, chaos);
+        options.extra_env = extra_env;
+        let stack = Stack::start(options).await.expect("the local stack starts");
         TestStack { stack, client: reqwest::Client::new(), dir }
     }
 
