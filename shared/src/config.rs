@@ -299,7 +299,7 @@ mod tests {
         assert_eq!(c.url_policy, UrlPolicy::Local);
         assert_eq!(c.storage, StorageConfig::Local { root: "/d/storage".into() });
         assert_eq!(c.task_callers().unwrap_err().name, "YDS_TASK_TOKEN", "the local queue needs its secret");
-        let c = config(&[("YDS_TASK_TOKEN", "t")]).unwrap();
+        let c = config(&[("YDS_DATA_DIR", "/d"), ("YDS_TASK_TOKEN", "t")]).unwrap();
         assert_eq!(c.task_callers().unwrap(), TaskCallers::LocalDispatcher { token: "t".into() });
         assert_eq!(c.queue, QueueConfig::Local { dir: "/d/queue".into() });
     }
