@@ -40,7 +40,17 @@ pub struct Chaos {
 
 impl TestStack {
     pub async fn start(chaos: Chaos) -> TestStack {
-        Self::start_with_policy(chaos, "local").await
+        Self::start_with(chaos, "local", Vec::new()).await
+    }
+
+    /// A stack under a given URL policy: `strict` is production's (no loopback, no `file://`).
+    pub async fn start_with_policy(chaos: Chaos, url_policy: &str) -> TestStack {
+        Self::start_with(chaos, url_policy, Vec::new()).await
+    }
+
+    /// [`TestStack::start`] with more environment for the five functions.
+    pub async fn start_with_env(chaos: Chaos, extra_env: Vec<(String, String)>) -> TestStack {
+        Self::start_with(chaos, "local", extra_env).await
     }
 
     /// A stack with its own `mongod` (data under the stack's folder), for faults that kill it.
@@ -52,8 +62,7 @@ impl TestStack {
         TestStack { stack, client: reqwest::Client::new(), dir }
     }
 
-    /// A stack under a given URL policy: `strict` is production's (no loopback, no `file://`).
-    pub async fn start_with_policy(chaos: Chaos, url_policy: &str) -> TestStack {
+    async fn start_with(chaos: Chaos, url_policy: &str, extra_env: Vec<(String, String)>) -> TestStack {
         let mut dir = tempfile::tempdir().expect("temp dir");
         if std::env::var_os("YDS_TEST_KEEP_DIRS").is_some() {
             // Debugging: keep the stack's logs and data after the test.
@@ -62,6 +71,7 @@ impl TestStack {
         }
         let mut options = Self::options(&dir, chaos);
         options.url_policy = url_policy.to_owned();
+        options.extra_env = extra_env;
         let stack = Stack::start(options).await.expect("the local stack starts");
         TestStack { stack, client: reqwest::Client::new(), dir }
     }

@@ -42,6 +42,9 @@ pub struct StackOptions {
     pub task_max_attempts: u32,
     /// Concurrent deliveries of the local queue.
     pub queue_concurrency: usize,
+    /// More environment for the five functions, after the stack's own (tests: e.g. a proxy
+    /// that keeps imports of generated URLs off the network).
+    pub extra_env: Vec<(String, String)>,
 }
 
 impl StackOptions {
@@ -60,6 +63,7 @@ impl StackOptions {
             chunk_size: None,
             task_max_attempts: 8,
             queue_concurrency: 4,
+            extra_env: Vec::new(),
         }
     }
 }
@@ -115,6 +119,7 @@ impl Stack {
         if let Some(size) = options.chunk_size {
             env.push(("YDS_CHUNK_SIZE".to_owned(), size.to_string()));
         }
+        env.extend(options.extra_env.iter().cloned());
 
         // Only the dispatcher and process-chunk know it: nothing else can run a task.
         let task_token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());

@@ -1,9 +1,10 @@
-//! `cargo xtask demo|test|serve|bench|image|conformance`: the project's commands. Orchestration only: the stack
+//! `cargo xtask demo|test|serve|bench|image|conformance|fuzz`: the project's commands. Orchestration only: the stack
 //! itself lives in `local-stack`, the sample data in `testkit`.
 
 mod bench;
 mod conformance;
 mod demo;
+mod fuzz;
 mod image;
 mod key;
 mod paths;
@@ -47,7 +48,9 @@ const USAGE: &str = "usage:
         [--chunk-size C] [--concurrency Q] [--timeout-mins M] [--seed S] [--keep DIR]
                                                 time an import of a synthetic dataset against `tar -xzf`
   cargo xtask bench startup                     release binaries: size, exec to first 200, RSS
-  cargo xtask conformance                       compare YDS' image verdicts with real Ultralytics (installs it)";
+  cargo xtask conformance                       compare YDS' image verdicts with real Ultralytics (installs it)
+  cargo xtask fuzz [--secs N] [TARGET...]       run the cargo-fuzz targets N seconds each (default 60; nightly;
+                                                targets: labels data_yaml member_name image archive)";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -74,6 +77,7 @@ fn main() -> anyhow::Result<()> {
             let code = runtime.block_on(conformance::run(rest))?;
             std::process::exit(code);
         }
+        "fuzz" => std::process::exit(fuzz::run(rest)?),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

@@ -6,6 +6,7 @@ use http::{Method, StatusCode};
 use serde_json::json;
 use yds::datasets;
 use yds::db::Db;
+use yds::format::data_yaml::MAX_CLASSES;
 use yds::http::{
     json_response, path_segments, query_params, reject_unknown_params, ApiError, Caller, Handler, Request, Response,
 };
@@ -36,13 +37,7 @@ impl Handler for ListImages {
         let params = query_params(&req)?;
         reject_unknown_params(&params, &["limit", "cursor", "split", "class_id", "valid", "issue"])?;
         let limit = pagination::parse_limit(params.get("limit"), 100, 1000)?;
-        let class_id = match params.get("class_id") {
-            None => None,
-            Some(text) => Some(
-                text.parse::<u32>()
-                    .map_err(|_| ApiError::BadRequest("`class_id` must be a non-negative integer".into()))?,
-            ),
-        };
+        let class_id = parse_class_id(params.get("class_id"))?;
         let split = params.get("split").cloned();
         if split.as_deref() == Some("") {
             return Err(ApiError::BadRequest("`split` must not be empty".into()));
@@ -73,5 +68,36 @@ impl Handler for ListImages {
 
     async fn health(&self) -> Result<(), String> {
         self.db.ping().await.map_err(|e| e.to_string())
+    }
+}
+
+/// `class_id`: a class a dataset can have, `0..MAX_CLASSES` (the spec's `maximum`); larger
+/// numbers are refused rather than answered with an empty page.
+fn parse_class_id(value: Option<&String>) -> Result<Option<u32>, ApiError> {
+    let Some(text) = value else {
+        return Ok(None);
+    };
+    match text.parse::<u32>() {
+        Ok(id) if (id as usize) < MAX_CLASSES => Ok(Some(id)),
+        _ => Err(ApiError::BadRequest(format!("`class_id` must be an integer from 0 to {}", MAX_CLASSES - 1))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by schemathesis: `class_id=2147483648` (beyond the spec's int32) got 200.
+    #[test]
+    fn class_id_is_a_possible_class() {
+        let parse = |text: &str| parse_class_id(Some(&text.to_owned()));
+        assert_eq!(parse_class_id(None).unwrap(), None);
+        assert_eq!(parse("0").unwrap(), Some(0));
+        assert_eq!(parse("99999").unwrap(), Some(99_999));
+        for bad in ["100000", "2147483648", "4294967296", "-1", "1.0", "", "x"] {
+            let err = parse(bad).unwrap_err();
+            assert_eq!(err.status(), 400, "{bad}");
+            assert!(err.to_string().contains("0 to 99999"), "{err}");
+        }
     }
 }

@@ -215,9 +215,7 @@ pub fn sanitize_member_name(raw: &[u8]) -> Result<Option<String>, RejectReason> 
         return Err(RejectReason::PathTraversal);
     }
     let name = std::str::from_utf8(raw).map_err(|_| RejectReason::NotUtf8)?;
-    let bytes = name.as_bytes();
-    let drive = bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':';
-    if name.starts_with('/') || name.starts_with('\\') || drive {
+    if name.starts_with('/') || name.starts_with('\\') || starts_with_drive(name) {
         return Err(RejectReason::AbsolutePath);
     }
     if name.contains('\\') {
@@ -236,6 +234,16 @@ pub fn sanitize_member_name(raw: &[u8]) -> Result<Option<String>, RejectReason> 
             }
         }
     }
+    // `./C:x` normalizes to `C:x`: the drive check holds for the name handed out too.
+    if starts_with_drive(&out) {
+        return Err(RejectReason::AbsolutePath);
+    }
     let directory = name.ends_with('/') || name == "." || name.ends_with("/.");
     Ok(if directory || out.is_empty() { None } else { Some(out) })
+}
+
+/// `C:` at the start: a Windows drive (`C:/x`, `C:\\x`, or the drive-relative `C:x`).
+fn starts_with_drive(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':'
 }

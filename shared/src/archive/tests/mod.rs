@@ -200,6 +200,18 @@ fn sanitizes_names() {
     assert_eq!(sanitize_member_name(b"a\xff.jpg"), Err(NotUtf8));
 }
 
+/// Found by `cargo xtask fuzz member_name`: a drive letter behind a leading `./` (or `.//`) used
+/// to come out of normalization as the drive-relative `d:...`, a name the check refuses when it
+/// is written plainly.
+#[test]
+fn a_drive_letter_after_normalization_is_absolute() {
+    for raw in ["./d:@ta/imas/ura.jpg", ".//C:/x", "././c:x", "./C:"] {
+        assert_eq!(sanitize_member_name(raw.as_bytes()), Err(RejectReason::AbsolutePath), "{raw}");
+    }
+    // Further down the path a colon is just a character.
+    assert_eq!(sanitize_member_name(b"./a/C:x"), Ok(Some("a/C:x".into())));
+}
+
 #[test]
 fn reject_codes_are_stable() {
     use RejectReason::*;

@@ -1,0 +1,29 @@
+//! `parse_data_yaml` on arbitrary text: never panics, stays bounded, and what it accepts obeys
+//! the documented limits.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use yds::format::data_yaml::{parse_data_yaml, MAX_CLASSES};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(config) = parse_data_yaml(text) {
+        assert!(!config.names.is_empty() && config.names.len() <= MAX_CLASSES);
+        assert!(config.splits.len() >= 2);
+        assert_eq!(config.splits[0].name, "train");
+        assert_eq!(config.splits[1].name, "val");
+        for split in &config.splits {
+            assert!(!split.sources.is_empty());
+            assert!(split.sources.iter().all(|s| !s.trim().is_empty()));
+        }
+        if let Some((keypoints, dims)) = config.kpt_shape {
+            assert!((1..=100_000).contains(&keypoints) && (dims == 2 || dims == 3));
+            if let Some(flip) = &config.flip_idx {
+                assert_eq!(flip.len(), keypoints);
+                assert!(flip.iter().all(|&i| i < keypoints));
+            }
+        }
+    }
+});
