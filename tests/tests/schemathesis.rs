@@ -155,7 +155,9 @@ async fn schemathesis_finds_no_server_error_and_no_spec_violation() {
         .args(["--max-time", &(BUDGET.as_secs() - 20).to_string()])
         .args(["--seed", "20240601"])
         .args(["--request-timeout", "10"])
-        .args(["--workers", "2"])
+        // One worker: CPython 3.11's AST constructor is not thread-safe, and schemathesis compiles
+        // while it generates ("SystemError: AST constructor recursion depth mismatch" with 2).
+        .args(["--workers", "1"])
         .args(["--generation-database", "none"])
         .args(["--no-color", "--output-truncate", "false"])
         .args(["--report", "junit", "--report-dir"])
