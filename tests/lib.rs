@@ -36,6 +36,8 @@ pub struct TestStack {
 pub struct Chaos {
     pub duplicate: f64,
     pub crash: f64,
+    /// Probability that a storage call fails.
+    pub storage: f64,
 }
 
 impl TestStack {
@@ -88,6 +90,7 @@ impl TestStack {
         options.api_keys = format!("{KEY}:acme,{OTHER_KEY}:globex");
         options.chaos_duplicate = chaos.duplicate;
         options.chaos_crash = chaos.crash;
+        options.chaos_storage = chaos.storage;
         options.task_max_attempts = 20;
         options
     }

@@ -37,6 +37,8 @@ pub struct StackOptions {
     pub url_policy: String,
     pub chaos_duplicate: f64,
     pub chaos_crash: f64,
+    /// `YDS_CHAOS_STORAGE_FAIL` for the functions: probability that a storage call fails.
+    pub chaos_storage: f64,
     /// Files per chunk when a request names none.
     pub chunk_size: Option<u32>,
     pub task_max_attempts: u32,
@@ -60,6 +62,7 @@ impl StackOptions {
             url_policy: "local".into(),
             chaos_duplicate: 0.0,
             chaos_crash: 0.0,
+            chaos_storage: 0.0,
             chunk_size: None,
             task_max_attempts: 8,
             queue_concurrency: 4,
@@ -112,6 +115,7 @@ impl Stack {
             ("YDS_API_KEYS".to_owned(), options.api_keys.clone()),
             ("YDS_URL_POLICY".to_owned(), options.url_policy.clone()),
             ("YDS_CHAOS_CRASH".to_owned(), options.chaos_crash.to_string()),
+            ("YDS_CHAOS_STORAGE_FAIL".to_owned(), options.chaos_storage.to_string()),
             ("YDS_TASK_MAX_ATTEMPTS".to_owned(), options.task_max_attempts.to_string()),
             // One key for every function of this run: a cursor from `list` reads in any instance.
             ("YDS_CURSOR_SECRET".to_owned(), format!("{}", uuid::Uuid::new_v4().simple())),

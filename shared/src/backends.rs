@@ -12,6 +12,7 @@ use crate::db::Db;
 use crate::queue::cloud_tasks::{CloudTasksConfig, CloudTasksQueue};
 use crate::queue::{LocalQueue, QueueError, TaskQueue};
 use crate::source::Fetcher;
+use crate::storage::flaky::FlakyStore;
 use crate::storage::{GcsStore, LocalStore, ObjectStore, StorageError};
 
 /// Largest source file downloaded (an archive of a 100 GB dataset, with room).
@@ -76,6 +77,10 @@ impl Backends {
             StorageConfig::Gcs { bucket, endpoint: Some(endpoint) } => {
                 Arc::new(GcsStore::with_endpoint(bucket, endpoint).await?)
             }
+        };
+        let store: Arc<dyn ObjectStore> = match config.chaos.storage_failure {
+            p if p > 0.0 => Arc::new(FlakyStore::new(store, p)),
+            _ => store,
         };
         let queue: Arc<dyn TaskQueue> = match &config.queue {
             QueueConfig::Local { dir } => Arc::new(LocalQueue::new(dir.clone())),

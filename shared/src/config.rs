@@ -81,8 +81,11 @@ impl ApiKeys {
 /// Fault injection for the local stack; always off in production.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Chaos {
-    /// Probability that process-chunk stops half-way through a chunk and answers 500.
+    /// Probability that process-chunk stops half-way through a chunk, or loses the answer of
+    /// a planning pass it completed, and answers 500.
     pub crash: f64,
+    /// Probability that any object storage call fails (`YDS_CHAOS_STORAGE_FAIL`).
+    pub storage_failure: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -171,9 +174,18 @@ impl Config {
                 ))
             }
         };
-        let chaos = Chaos { crash: parse_probability(&get, "YDS_CHAOS_CRASH")? };
-        if url_policy == UrlPolicy::Strict && chaos.crash > 0.0 {
-            return Err(ConfigError::invalid("YDS_CHAOS_CRASH", "only allowed in local mode"));
+        let chaos = Chaos {
+            crash: parse_probability(&get, "YDS_CHAOS_CRASH")?,
+            storage_failure: parse_probability(&get, "YDS_CHAOS_STORAGE_FAIL")?,
+        };
+        if url_policy == UrlPolicy::Strict {
+            for (name, probability) in
+                [("YDS_CHAOS_CRASH", chaos.crash), ("YDS_CHAOS_STORAGE_FAIL", chaos.storage_failure)]
+            {
+                if probability > 0.0 {
+                    return Err(ConfigError::invalid(name, "fault injection is only allowed in local mode"));
+                }
+            }
         }
         Ok(Self {
             port: parse_number(&get, "PORT", 8080)?,
@@ -323,6 +335,8 @@ mod tests {
         assert_eq!(err.name, "YDS_CHAOS_CRASH");
         let err = config(&[("YDS_URL_POLICY", "strict"), ("YDS_CHAOS_CRASH", "0.1")]).unwrap_err();
         assert_eq!(err.name, "YDS_CHAOS_CRASH");
+        let err = config(&[("YDS_URL_POLICY", "strict"), ("YDS_CHAOS_STORAGE_FAIL", "0.1")]).unwrap_err();
+        assert_eq!(err.name, "YDS_CHAOS_STORAGE_FAIL");
         let err = config(&[("YDS_URL_POLICY", "strict")]).unwrap_err();
         assert_eq!(err.name, "YDS_CURSOR_SECRET", "production signs cursors with a configured key");
         let err = config(&[("YDS_CURSOR_SECRET", "short")]).unwrap_err();

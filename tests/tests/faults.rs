@@ -47,7 +47,7 @@ async fn mongod_killed_mid_import_loses_and_doubles_nothing() {
     testkit::pack_tar_gz(&work.path().join("src"), &archive).unwrap();
     let source = format!("file://{}", archive.display());
 
-    let mut stack = TestStack::start_with_own_mongod(Chaos { duplicate: 0.3, crash: 0.0 }).await;
+    let mut stack = TestStack::start_with_own_mongod(Chaos { duplicate: 0.3, crash: 0.0, storage: 0.0 }).await;
     let (code, faulty) = stack.import(&json!({"name": "faulty", "archive_url": source, "chunk_size": 4})).await;
     assert_eq!(code, 202, "{faulty}");
     let faulty_job = faulty["job_id"].as_str().unwrap();

@@ -148,10 +148,19 @@ async fn duplicate_delivery_and_crashes_change_nothing() {
     let clean_dataset = clean.dataset(&clean_id).await;
     clean.shutdown().await;
 
-    let chaotic = TestStack::start(Chaos { duplicate: 0.5, crash: 0.2 }).await;
+    let chaotic = TestStack::start(Chaos { duplicate: 0.5, crash: 0.2, storage: 0.02 }).await;
     let (chaos_id, chaos_status) = import_and_wait(&chaotic, body("chaos")).await;
     let chaos_images = chaotic.all_images(&chaos_id, 1000, "").await;
     let chaos_dataset = chaotic.dataset(&chaos_id).await;
+    // Nothing was written outside the dataset's prefix and the job's scratch space.
+    let storage = chaotic.dir.path().join("data").join("storage");
+    let job_id = chaos_status["job_id"].as_str().unwrap_or_default().to_owned();
+    for path in testkit::files_under(&storage).unwrap() {
+        assert!(
+            path.starts_with(&format!("datasets/{chaos_id}/")) || path.starts_with(&format!("temp/{job_id}/")),
+            "{path} is outside the dataset's prefix"
+        );
+    }
     chaotic.shutdown().await;
 
     assert_eq!(clean_status["status"], "completed_with_errors");
@@ -336,7 +345,7 @@ async fn a_stack_restarted_mid_import_finishes_it_exactly() {
 
     // Every chunk delivery crashes half-way (never on the last attempt): the import is
     // stuck retrying, with some documents written, when the whole stack goes down.
-    let stack = TestStack::start(Chaos { duplicate: 0.0, crash: 1.0 }).await;
+    let stack = TestStack::start(Chaos { duplicate: 0.0, crash: 1.0, storage: 0.0 }).await;
     let (code, accepted) = stack
         .import(&json!({"name": "restart", "archive_url": format!("file://{}", archive.display()), "chunk_size": 5}))
         .await;

@@ -43,6 +43,7 @@ pub async fn start_stack(args: &StackArgs) -> anyhow::Result<(Stack, String)> {
     options.url_policy = std::env::var("YDS_URL_POLICY").unwrap_or_else(|_| "local".into());
     options.chaos_duplicate = env_probability("YDS_CHAOS_DUPLICATE")?;
     options.chaos_crash = env_probability("YDS_CHAOS_CRASH")?;
+    options.chaos_storage = env_probability("YDS_CHAOS_STORAGE_FAIL")?;
     let key = match std::env::var("YDS_API_KEYS").ok().filter(|v| !v.trim().is_empty()) {
         Some(keys) => {
             options.api_keys = keys.clone();

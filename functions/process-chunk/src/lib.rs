@@ -29,6 +29,14 @@ impl ProcessChunk {
     }
 }
 
+impl ProcessChunk {
+    /// Whether to inject a crash into this delivery (`YDS_CHAOS_CRASH`). Never on the last
+    /// attempt: injected faults must not exhaust the queue.
+    fn injected_crash(&self, last_attempt: bool) -> bool {
+        !last_attempt && self.chaos.crash > 0.0 && rand::random::<f64>() < self.chaos.crash
+    }
+}
+
 #[async_trait]
 impl Handler for ProcessChunk {
     async fn handle(&self, req: Request, _caller: &Caller) -> Result<Response, ApiError> {
@@ -50,16 +58,17 @@ impl Handler for ProcessChunk {
         let last_attempt = retries + 1 >= self.max_attempts;
         match &body {
             TaskBody::Plan { job_id } | TaskBody::ContinuePlan { job_id, .. } => {
-                planning::plan_or_fail(&self.backends, job_id, last_attempt).await.map_err(ApiError::Unavailable)?
+                planning::plan_or_fail(&self.backends, job_id, last_attempt).await.map_err(ApiError::Unavailable)?;
+                // The pass is done but its answer is lost: the redelivery must change nothing.
+                if self.injected_crash(last_attempt) {
+                    return Err(ApiError::Internal("injected crash after planning (YDS_CHAOS_CRASH)".into()));
+                }
             }
             TaskBody::Watch { job_id, round } => yds::watchdog::watch(&self.backends, job_id, *round)
                 .await
                 .map_err(|e| ApiError::Unavailable(e.to_string()))?,
             TaskBody::Chunk { job_id, index, files, .. } => {
-                // Never crash on the last attempt: injected faults must not exhaust the queue.
-                let crash_half_way =
-                    !last_attempt && self.chaos.crash > 0.0 && rand::random::<f64>() < self.chaos.crash;
-                let delivery = Delivery { crash_half_way };
+                let delivery = Delivery { crash_half_way: self.injected_crash(last_attempt) };
                 match ingest::process_chunk(&self.backends, job_id, *index, files, delivery).await {
                     Ok(()) => {}
                     Err(ChunkError::InjectedCrash) => {

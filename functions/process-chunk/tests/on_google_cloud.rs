@@ -187,7 +187,8 @@ async fn a_tar_gz_on_gcs_imports_exactly_through_cloud_tasks_deliveries() {
     // Short leases and one staging pass per member: many watchdog rounds and ContinuePlan tasks.
     backends.pacing.chunk_lease = Duration::from_secs(3);
     backends.pacing.plan_budget = Duration::ZERO;
-    let handler = ProcessChunk::new(backends.clone(), callers, MAX_ATTEMPTS, Chaos { crash: 0.7 });
+    let handler =
+        ProcessChunk::new(backends.clone(), callers, MAX_ATTEMPTS, Chaos { crash: 0.5, storage_failure: 0.0 });
     let server = Service::new(handler, EdgeOptions { api_keys: None, max_body_bytes: 8 << 20 });
     tokio::spawn(yds::http::server::serve(listener, server, std::future::pending()));
 

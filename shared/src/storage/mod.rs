@@ -6,6 +6,7 @@
 //! `temp/{job_id}/...` for staging ([`keys`]). A backend must never write outside its root,
 //! whatever key it is handed.
 
+pub mod flaky;
 pub mod gcs;
 pub mod keys;
 pub mod local;
