@@ -19,6 +19,31 @@ use crate::datasets::DatasetDoc;
 use crate::db::is_duplicate_key;
 use crate::format::image_file::inspect_image;
 use crate::format::labels::{parse_label_file, LabelRules, ParsedLabels};
+
+/// Largest label file judged: 16 MiB is hundreds of thousands of boxes or a very dense set of
+/// polygons; a larger one is refused (the image counts as corrupt) rather than parsed.
+pub const MAX_LABEL_FILE_BYTES: usize = 16 << 20;
+/// Longest label line judged: 1 MiB holds a polygon of ~50 000 vertices.
+pub const MAX_LABEL_LINE_BYTES: usize = 1 << 20;
+
+/// The verdict on a label file over the limits, `None` within them.
+fn oversized_label(bytes: &[u8]) -> Option<ParsedLabels> {
+    let longest_line = bytes.split(|b| *b == b'\n').map(<[u8]>::len).max().unwrap_or(0);
+    if bytes.len() <= MAX_LABEL_FILE_BYTES && longest_line <= MAX_LABEL_LINE_BYTES {
+        return None;
+    }
+    let message = format!(
+        "the label file ({} bytes, longest line {longest_line} bytes) is over the limits of \
+         {MAX_LABEL_FILE_BYTES} bytes per file and {MAX_LABEL_LINE_BYTES} per line",
+        bytes.len()
+    );
+    Some(ParsedLabels {
+        annotations: Vec::new(),
+        issues: vec![Issue::new("label_too_large", message)],
+        corrupt: true,
+        duplicates_removed: 0,
+    })
+}
 use crate::format::Task;
 use crate::images::{image_id, ImageDoc};
 use crate::jobs::{self, FileError, ERROR_SAMPLE};
@@ -268,7 +293,7 @@ async fn import_file(
             },
         ),
         Some(Ok(bytes)) => {
-            let parsed = match std::str::from_utf8(&bytes) {
+            let parsed = oversized_label(&bytes).unwrap_or_else(|| match std::str::from_utf8(&bytes) {
                 Ok(text) => parse_label_file(text, rules),
                 Err(_) => ParsedLabels {
                     annotations: Vec::new(),
@@ -276,7 +301,7 @@ async fn import_file(
                     corrupt: true,
                     duplicates_removed: 0,
                 },
-            };
+            });
             (Some(bytes), parsed)
         }
     };
@@ -371,5 +396,21 @@ fn add_to_stats(stats: &mut ChunkStats, outcome: &FileOutcome) {
             class.instances += n;
             class.images += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_files_over_the_limits_are_refused_before_parsing() {
+        assert!(oversized_label(b"0 0.5 0.5 0.1 0.1\n").is_none());
+        let long_line = format!("0 {}\n", "0.5 ".repeat(MAX_LABEL_LINE_BYTES / 4 + 1));
+        let refused = oversized_label(long_line.as_bytes()).expect("a line over 1 MiB");
+        assert!(refused.corrupt && refused.annotations.is_empty());
+        assert_eq!(refused.issues[0].code, "label_too_large");
+        let many_lines = "0 0.5 0.5 0.1 0.1\n".repeat(MAX_LABEL_FILE_BYTES / 18 + 1);
+        assert!(oversized_label(many_lines.as_bytes()).is_some(), "a file over 16 MiB");
     }
 }
