@@ -18,6 +18,21 @@ fn env_path(name: &str, fallback: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(fallback))
 }
 
+/// Where `cargo xtask test` built the function binaries.
+pub fn bin_dir() -> PathBuf {
+    env_path("YDS_TEST_BIN_DIR", "target/debug")
+}
+
+/// A test's folder for a stack's data and logs, kept after the test with `YDS_TEST_KEEP_DIRS`.
+fn test_dir() -> tempfile::TempDir {
+    let mut dir = tempfile::tempdir().expect("temp dir");
+    if std::env::var_os("YDS_TEST_KEEP_DIRS").is_some() {
+        dir.disable_cleanup(true);
+        eprintln!("stack data and logs kept in {}", dir.path().display());
+    }
+    dir
+}
+
 /// The real datasets in the repository's sibling `shared/datasets/`.
 pub fn shared_datasets() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets")
@@ -57,7 +72,7 @@ impl TestStack {
 
     /// A stack with its own `mongod` (data under the stack's folder), for faults that kill it.
     pub async fn start_with_own_mongod(chaos: Chaos) -> TestStack {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = test_dir();
         let mut options = Self::options(&dir, chaos);
         options.mongodb_uri = None;
         let stack = Stack::start(options).await.expect("the local stack starts");
@@ -65,12 +80,7 @@ impl TestStack {
     }
 
     async fn start_with(chaos: Chaos, url_policy: &str, extra_env: Vec<(String, String)>) -> TestStack {
-        let mut dir = tempfile::tempdir().expect("temp dir");
-        if std::env::var_os("YDS_TEST_KEEP_DIRS").is_some() {
-            // Debugging: keep the stack's logs and data after the test.
-            dir.disable_cleanup(true);
-            eprintln!("stack data and logs kept in {}", dir.path().display());
-        }
+        let dir = test_dir();
         let mut options = Self::options(&dir, chaos);
         options.url_policy = url_policy.to_owned();
         options.extra_env = extra_env;
@@ -80,11 +90,8 @@ impl TestStack {
 
     /// The stack of a test: its data under `dir`, its own database on the shared mongod.
     fn options(dir: &tempfile::TempDir, chaos: Chaos) -> StackOptions {
-        let mut options = StackOptions::new(
-            dir.path().join("data"),
-            env_path("YDS_TEST_BIN_DIR", "target/debug"),
-            env_path("YDS_TEST_TOOLS_DIR", ".yds-tools"),
-        );
+        let mut options =
+            StackOptions::new(dir.path().join("data"), bin_dir(), env_path("YDS_TEST_TOOLS_DIR", ".yds-tools"));
         options.mongodb_uri = Some(mongodb_uri());
         options.db_name = format!("e2e_{}", dir.path().file_name().unwrap().to_string_lossy().replace('.', "_"));
         options.api_keys = format!("{KEY}:acme,{OTHER_KEY}:globex");

@@ -5,7 +5,6 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -141,10 +140,7 @@ async fn the_list_function_answers_api_gateway_events_through_the_runtime_api() 
         }
     });
 
-    let bin_dir = std::env::var_os("YDS_TEST_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug"));
-    let mut function = tokio::process::Command::new(bin_dir.join("list"))
+    let mut function = tokio::process::Command::new(yds_tests::bin_dir().join("list"))
         .env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "yds-list")

@@ -506,7 +506,7 @@ fn cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
-fn proc_status_kb(text: &str, key: &str) -> Option<u64> {
+pub fn proc_status_kb(text: &str, key: &str) -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with(key))?;
     line[key.len()..].trim().trim_end_matches("kB").trim().parse().ok()
 }

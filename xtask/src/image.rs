@@ -14,12 +14,12 @@ use std::process::Command;
 
 use anyhow::{bail, Context};
 use flate2::{Compression, GzBuilder};
+use local_stack::stack::FUNCTIONS;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::paths;
 
-const FUNCTIONS: [&str; 5] = ["import-trigger", "list", "images", "status", "process-chunk"];
 const NON_ROOT: u64 = 65532;
 const CA_BUNDLE: &str = "etc/ssl/certs/ca-certificates.crt";
 
@@ -225,10 +225,6 @@ mod tests {
         bytes
     }
 
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-    }
-
     /// The function binary `cargo xtask test` built; images of it are what the test checks.
     fn built(function: &str) -> PathBuf {
         let binary = paths::bin_dir().join(function);
@@ -264,7 +260,7 @@ mod tests {
         let loader = std::fs::read_dir(root.join("lib64")).unwrap().next().unwrap().unwrap().path();
         let library_path =
             ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu"].map(|d| root.join(d).display().to_string()).join(":");
-        let port = free_port();
+        let port = local_stack::free_port();
         let uri = std::env::var("YDS_TEST_MONGODB_URI").expect("run through `cargo xtask test`");
         let mut child = Command::new(loader)
             .args(["--inhibit-cache", "--library-path", &library_path])

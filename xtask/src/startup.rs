@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use local_stack::mongod::{ensure_mongod, Mongod};
+use local_stack::stack::FUNCTIONS;
 
 use crate::paths;
 
-const FUNCTIONS: [&str; 5] = ["import-trigger", "list", "images", "status", "process-chunk"];
 /// Cold starts measured per function; the median is reported.
 const STARTS: usize = 7;
 /// Requests served before memory is read.
@@ -53,7 +53,7 @@ pub async fn run() -> anyhow::Result<i32> {
 /// Starts `binary`, times its first `200` on `/healthz`, serves [`REQUESTS`] more, and returns
 /// the start time and its resident memory (kB).
 fn measure(binary: &Path, mongodb_uri: &str) -> anyhow::Result<(Duration, u64)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = local_stack::free_port();
     let started = Instant::now();
     let mut child = Command::new(binary)
         .env_clear()
@@ -78,11 +78,7 @@ fn measure(binary: &Path, mongodb_uri: &str) -> anyhow::Result<(Duration, u64)> 
         healthz(port);
     }
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()))?;
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l[6..].trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
+    let rss = crate::bench::proc_status_kb(&status, "VmRSS:").unwrap_or(0);
     child.kill()?;
     child.wait()?;
     Ok((first, rss))
