@@ -215,6 +215,9 @@ async fn start_once(install: &MongodInstall, data_dir: &Path, port: u16) -> anyh
         .arg("--quiet")
         .arg("--nounixsocket")
         .args(["--wiredTigerCacheSizeGB", "0.25"])
+        // Journal files of 16 MB made on demand instead of three preallocated 100 MB ones: a
+        // local data directory starts at 17 MB, not 300 MB (tests start several).
+        .args(["--wiredTigerEngineConfigString", "log=(file_max=16MB,prealloc=false)"])
         .args(["--setParameter", "diagnosticDataCollectionEnabled=false"])
         .arg("--logpath")
         .arg(&log)

@@ -11,10 +11,18 @@ use crate::{paths, StackArgs};
 /// `cargo xtask test` builds them: the same package selection means the same feature set, so
 /// neither command makes the other rebuild its dependencies.
 pub fn build_functions() -> anyhow::Result<()> {
+    build_workspace(&["--bins"])
+}
+
+/// `cargo build --workspace` of the given targets. The test run passes `--all-targets`: then
+/// the binaries are built with the same features as the tests (dev-dependencies widen some, e.g.
+/// indexmap's `serde`), so `cargo test` reuses them instead of building the graph a second time.
+pub fn build_workspace(targets: &[&str]) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(paths::workspace_root())
-        .args(["build", "--quiet", "--workspace", "--bins"])
+        .args(["build", "--quiet", "--workspace"])
+        .args(targets)
         .status()
         .context("running cargo build")?;
     if !status.success() {

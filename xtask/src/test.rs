@@ -11,7 +11,7 @@ use crate::paths;
 
 pub async fn run(extra_args: &[String]) -> anyhow::Result<i32> {
     let install = ensure_mongod(&paths::tools_dir())?;
-    let data = tempfile_dir()?;
+    let data = scratch_dir()?;
     let mongod = Mongod::start(&install, &data).await?;
     eprintln!("xtask: mongod {} at {}", install.bin.display(), mongod.uri);
 
@@ -24,7 +24,7 @@ pub async fn run(extra_args: &[String]) -> anyhow::Result<i32> {
 fn run_cargo(mongodb_uri: &str, extra_args: &[String]) -> anyhow::Result<i32> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let root = paths::workspace_root();
-    if let Err(err) = crate::serve::build_functions() {
+    if let Err(err) = crate::serve::build_workspace(&["--all-targets"]) {
         eprintln!("xtask: {err:#}");
         return Ok(1);
     }
@@ -40,8 +40,11 @@ fn run_cargo(mongodb_uri: &str, extra_args: &[String]) -> anyhow::Result<i32> {
     Ok(status.code().unwrap_or(1))
 }
 
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("yds-test-mongod-{}", std::process::id()));
+/// The test mongod's data, under `target/` and wiped first: an interrupted run leaves no
+/// 300 MB directory behind in `/tmp` for every attempt.
+fn scratch_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = paths::workspace_root().join("target").join("yds-test-mongod");
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
