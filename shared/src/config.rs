@@ -129,15 +129,33 @@ pub struct Pacing {
     /// Time a planning pass may spend staging a tar before it continues in a new task
     /// (`YDS_PLAN_BUDGET_SECS`, default 300: half the tasks' 10-minute dispatch deadline).
     pub plan_budget: Duration,
-    /// A chunk not finished this long after its delivery started is presumed lost and
-    /// re-enqueued by the watchdog (`YDS_CHUNK_LEASE_SECS`, default 900: beyond the dispatch
-    /// deadline, so a delivery still running is never presumed lost).
+    /// A chunk not finished this long after its delivery started, or a planning pass that long
+    /// after it started, is presumed lost and sent again by the watchdog (`YDS_CHUNK_LEASE_SECS`,
+    /// default 900: beyond the dispatch deadline, so a delivery still running is never presumed
+    /// lost; at least twice the planning budget).
     pub chunk_lease: Duration,
 }
 
 impl Default for Pacing {
     fn default() -> Self {
         Self { chunk_max_bytes: 64 << 20, plan_budget: Duration::from_secs(300), chunk_lease: Duration::from_secs(900) }
+    }
+}
+
+impl Pacing {
+    fn parse(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let default = Pacing::default();
+        let pacing = Pacing {
+            chunk_max_bytes: parse_number(get, "YDS_CHUNK_MAX_BYTES", default.chunk_max_bytes)?,
+            plan_budget: Duration::from_secs(parse_number(get, "YDS_PLAN_BUDGET_SECS", default.plan_budget.as_secs())?),
+            chunk_lease: Duration::from_secs(parse_number(get, "YDS_CHUNK_LEASE_SECS", default.chunk_lease.as_secs())?),
+        };
+        // A planning pass may run its whole budget (and then plan chunks): a lease shorter than
+        // that would have the watchdog take live passes for lost ones.
+        if pacing.chunk_lease < pacing.plan_budget * 2 {
+            return Err(ConfigError::invalid("YDS_CHUNK_LEASE_SECS", "must be at least twice YDS_PLAN_BUDGET_SECS"));
+        }
+        Ok(pacing)
     }
 }
 
@@ -236,11 +254,7 @@ impl Config {
             task_max_attempts: parse_number(&get, "YDS_TASK_MAX_ATTEMPTS", 8)?,
             scratch_dir: get("YDS_SCRATCH_DIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir),
             fetch_timeout: Duration::from_secs(parse_number(&get, "YDS_FETCH_TIMEOUT_SECS", 60)?),
-            pacing: Pacing {
-                chunk_max_bytes: parse_number(&get, "YDS_CHUNK_MAX_BYTES", Pacing::default().chunk_max_bytes)?,
-                plan_budget: Duration::from_secs(parse_number(&get, "YDS_PLAN_BUDGET_SECS", 300)?),
-                chunk_lease: Duration::from_secs(parse_number(&get, "YDS_CHUNK_LEASE_SECS", 900)?),
-            },
+            pacing: Pacing::parse(&get)?,
             chaos,
             task_token: get("YDS_TASK_TOKEN").filter(|t| !t.is_empty()),
             imports_per_minute: parse_number(&get, "YDS_IMPORTS_PER_MINUTE", 30)?,
@@ -331,6 +345,10 @@ mod tests {
         assert_eq!(err.name, "PORT");
         let err = config(&[("YDS_URL_POLICY", "lax")]).unwrap_err();
         assert_eq!(err.name, "YDS_URL_POLICY");
+        let err = config(&[("YDS_PLAN_BUDGET_SECS", "600")]).unwrap_err();
+        assert_eq!(err.name, "YDS_CHUNK_LEASE_SECS", "the default lease is shorter than two such budgets");
+        let pacing = config(&[("YDS_PLAN_BUDGET_SECS", "600"), ("YDS_CHUNK_LEASE_SECS", "1200")]).unwrap().pacing;
+        assert_eq!(pacing.chunk_lease, std::time::Duration::from_secs(1200));
         let err = config(&[("YDS_CHAOS_CRASH", "1.5")]).unwrap_err();
         assert_eq!(err.name, "YDS_CHAOS_CRASH");
         let err = config(&[("YDS_URL_POLICY", "strict"), ("YDS_CHAOS_CRASH", "0.1")]).unwrap_err();

@@ -52,6 +52,8 @@ pub struct Accepted {
 pub struct ImportSettings {
     pub url_policy: UrlPolicy,
     pub default_chunk_size: u32,
+    /// The coordinator's lease ([`crate::config::Pacing::chunk_lease`]): paces the job's watchdog.
+    pub lease: std::time::Duration,
 }
 
 /// A validated request, ready to become a job.
@@ -168,7 +170,7 @@ pub async fn start_import(
     let (request, fingerprint) = validate(body, settings)?;
     if let Some(key) = idempotency_key {
         if let Some(existing) = db.jobs.find_one(doc! {"tenant": tenant, "idempotency_key": key}).await? {
-            return resume(db, queue, existing, &request.name, &fingerprint).await;
+            return resume(db, queue, settings.lease, existing, &request.name, &fingerprint).await;
         }
     }
 
@@ -186,6 +188,8 @@ pub async fn start_import(
         index_cursor: None,
         indexed: false,
         planned: false,
+        planning_at: None,
+        plan_redeliveries: 0,
         files_total: 0,
         chunks_total: 0,
         errors: Vec::new(),
@@ -205,17 +209,18 @@ pub async fn start_import(
                 .find_one(doc! {"tenant": tenant, "idempotency_key": key})
                 .await?
                 .ok_or_else(|| ApiError::internal("idempotent job vanished"))?;
-            return resume(db, queue, existing, &request.name, &fingerprint).await;
+            return resume(db, queue, settings.lease, existing, &request.name, &fingerprint).await;
         }
         Err(err) => return Err(err.into()),
     }
-    resume(db, queue, job, &request.name, &fingerprint).await
+    resume(db, queue, settings.lease, job, &request.name, &fingerprint).await
 }
 
 /// Makes sure the job's dataset and planning task exist, then answers with the job.
 async fn resume(
     db: &Db,
     queue: &dyn TaskQueue,
+    lease: std::time::Duration,
     job: JobDoc,
     name: &str,
     fingerprint: &str,
@@ -247,10 +252,11 @@ async fn resume(
         Err(err) => return Err(err.into()),
     }
     if job.status == JobStatus::Queued {
-        queue
-            .enqueue(&TaskBody::Plan { job_id: job.id.clone() })
-            .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        // The watchdog starts with the job, so even a planning task lost before its first
+        // delivery is noticed and sent again.
+        let unavailable = |e: crate::queue::QueueError| ApiError::Unavailable(e.to_string());
+        crate::watchdog::schedule(queue, lease, &job.id, 0).await.map_err(unavailable)?;
+        queue.enqueue(&TaskBody::Plan { job_id: job.id.clone() }).await.map_err(unavailable)?;
     }
     Ok(Accepted { job_id: job.id, dataset_id: job.dataset_id, status: job.status })
 }
@@ -260,7 +266,11 @@ mod tests {
     use super::*;
 
     fn settings() -> ImportSettings {
-        ImportSettings { url_policy: UrlPolicy::Strict, default_chunk_size: 100 }
+        ImportSettings {
+            url_policy: UrlPolicy::Strict,
+            default_chunk_size: 100,
+            lease: crate::config::Pacing::default().chunk_lease,
+        }
     }
 
     fn err(body: &str) -> String {

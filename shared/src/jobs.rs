@@ -105,6 +105,12 @@ pub struct JobDoc {
     /// True once planning has created every chunk.
     #[serde(default)]
     pub planned: bool,
+    /// When the latest planning pass started (the watchdog's lease on planning).
+    #[serde(default)]
+    pub planning_at: Option<DateTime>,
+    /// Times the watchdog sent a planning task again (see [`crate::watchdog`]).
+    #[serde(default)]
+    pub plan_redeliveries: u32,
     #[serde(default)]
     pub files_total: u64,
     #[serde(default)]

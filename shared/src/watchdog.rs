@@ -8,9 +8,15 @@
 //! refuses a deleted task's name for hours); after [`MAX_REDELIVERIES`] it is recorded as
 //! failed with its files as errors, and the job ends `completed_with_errors`.
 //!
-//! The watchdog is itself a task: planning schedules the first round, and each round schedules
-//! the next until the job ends. Every step is a conditional update or a deduplicated enqueue, so
-//! duplicate rounds are harmless.
+//! Planning is watched the same way: each pass records when it started (`planning_at`); a job
+//! not yet planned whose latest pass (or, before any, whose creation) is older than the lease
+//! gets its planning task again under a fresh name, and after [`MAX_REDELIVERIES`] it fails
+//! with `planning_lost`. A planning pass is idempotent, so a redelivery that overlaps a slow
+//! but live pass costs work, never correctness.
+//!
+//! The watchdog is itself a task: the import schedules the first round, and each round
+//! schedules the next until the job ends. Every step is a conditional update or a deduplicated
+//! enqueue, so duplicate rounds are harmless.
 
 use std::time::Duration;
 
@@ -21,8 +27,8 @@ use crate::backends::Backends;
 use crate::coordinator::{self, ChunkDoc};
 use crate::db::DbResult;
 use crate::ingest;
-use crate::jobs;
-use crate::queue::{QueueError, TaskBody};
+use crate::jobs::{self, FileError, JobDoc};
+use crate::queue::{QueueError, TaskBody, TaskQueue};
 
 /// Re-enqueues of one chunk before it is given up as a dead letter.
 pub const MAX_REDELIVERIES: u32 = 3;
@@ -50,10 +56,10 @@ pub fn interval(lease: Duration) -> Duration {
     (lease / 3).max(Duration::from_secs(1))
 }
 
-/// Schedules round `round` of the job's watchdog.
-pub async fn schedule(backends: &Backends, job_id: &str, round: u32) -> Result<(), QueueError> {
+/// Schedules round `round` of the job's watchdog, one [`interval`] of `lease` from now.
+pub async fn schedule(queue: &dyn TaskQueue, lease: Duration, job_id: &str, round: u32) -> Result<(), QueueError> {
     let body = TaskBody::Watch { job_id: job_id.to_owned(), round };
-    backends.queue.enqueue_after(&body, interval(backends.pacing.chunk_lease)).await
+    queue.enqueue_after(&body, interval(lease)).await
 }
 
 /// One round: recovers lost chunks, then schedules the next round unless the job ended. The
@@ -69,10 +75,52 @@ pub async fn watch(backends: &Backends, job_id: &str, round: u32) -> Result<(), 
             recover(backends, &chunk).await?;
         }
         coordinator::try_finalize(db, job_id).await?;
+    } else {
+        recover_planning(backends, &job).await?;
     }
     let Some(job) = jobs::find(db, job_id).await? else { return Ok(()) };
     if !job.status.is_terminal() {
-        schedule(backends, job_id, round + 1).await?;
+        schedule(backends.queue.as_ref(), backends.pacing.chunk_lease, job_id, round + 1).await?;
+    }
+    Ok(())
+}
+
+/// Sends the planning task again when the latest pass (or the job, before any pass) is older
+/// than the lease; fails the job once that has happened [`MAX_REDELIVERIES`] times.
+async fn recover_planning(backends: &Backends, job: &JobDoc) -> Result<(), WatchError> {
+    let lease = backends.pacing.chunk_lease;
+    let since = job.planning_at.unwrap_or(job.created_at);
+    if DateTime::now().timestamp_millis() - since.timestamp_millis() < lease.as_millis() as i64 {
+        return Ok(());
+    }
+    if job.plan_redeliveries >= MAX_REDELIVERIES {
+        tracing::error!(job_id = %job.id, "planning lost too often; the job fails");
+        let error = FileError {
+            file: String::new(),
+            code: "planning_lost".into(),
+            message: format!(
+                "planning stopped without an outcome {} times (its task was lost or its process died)",
+                job.plan_redeliveries + 1
+            ),
+        };
+        jobs::fail(&backends.db, job, error).await?;
+        return Ok(());
+    }
+    let redelivery = job.plan_redeliveries + 1;
+    // Claim this redelivery (of two concurrent rounds, one enqueues) and restart the lease.
+    let claimed = backends
+        .db
+        .jobs
+        .update_one(
+            doc! {"_id": &job.id, "planned": {"$ne": true}, "plan_redeliveries": job.plan_redeliveries},
+            doc! {"$set": {"plan_redeliveries": redelivery, "planning_at": DateTime::now()}},
+        )
+        .await?;
+    if claimed.modified_count == 1 {
+        tracing::warn!(job_id = %job.id, redelivery, "planning presumed lost; its task is sent again");
+        let pass = job.index_cursor.map(|c| c.pass).unwrap_or(0);
+        let body = TaskBody::ContinuePlan { job_id: job.id.clone(), pass, redelivery };
+        backends.queue.enqueue(&body).await?;
     }
     Ok(())
 }

@@ -21,7 +21,11 @@ fn spec(images: usize) -> DatasetSpec {
 }
 
 async fn import(backends: &Backends, queue: &LocalQueue, url: &str, chunk_size: u32) -> String {
-    let settings = ImportSettings { url_policy: yds::config::UrlPolicy::Local, default_chunk_size: 10 };
+    let settings = ImportSettings {
+        url_policy: yds::config::UrlPolicy::Local,
+        default_chunk_size: 10,
+        lease: backends.pacing.chunk_lease,
+    };
     let body = json!({"name": "scale", "archive_url": url, "chunk_size": chunk_size});
     start_import(&backends.db, queue, &settings, "default", None, body.to_string().as_bytes()).await.unwrap().job_id
 }
@@ -167,6 +171,62 @@ async fn the_watchdog_re_enqueues_a_lost_chunk_then_gives_up_on_one_lost_every_t
     assert_eq!(result.stats.images, generated.image_count() as u64 - 10);
     let images = backends.db.images.count_documents(doc! {"dataset_id": &job.dataset_id}).await.unwrap();
     assert_eq!(images, generated.image_count() as u64 - 10);
+}
+
+/// Delivers the queue's tasks until the job ends, dropping the planning tasks `lose` picks.
+/// Returns how many planning tasks were dropped.
+async fn run_losing_planning(backends: &Backends, queue: &LocalQueue, job_id: &str, lose: impl Fn(u32) -> bool) -> u32 {
+    let mut lost = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !job(backends, job_id).await.status.is_terminal() {
+        assert!(std::time::Instant::now() < deadline, "the job never ended");
+        for task in queue.drain() {
+            let planning = matches!(task, TaskBody::Plan { .. } | TaskBody::ContinuePlan { .. });
+            if planning && lose(lost) {
+                lost += 1;
+                continue;
+            }
+            yds::inline::deliver(backends, &task, Delivery::default()).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    lost
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_watchdog_sends_a_lost_planning_task_again_and_the_import_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backends, queue) = yds::inline::test_backends(dir.path()).await;
+    backends.pacing.chunk_lease = Duration::from_millis(600);
+    let generated = testkit::generate(&dir.path().join("src"), &spec(30)).unwrap();
+    let archive = dir.path().join("d.tar.gz");
+    testkit::pack_tar_gz(&dir.path().join("src"), &archive).unwrap();
+    let job_id = import(&backends, &queue, &format!("file://{}", archive.display()), 10).await;
+
+    // The first planning task vanishes before any delivery: only the watchdog can notice.
+    let lost = run_losing_planning(&backends, &queue, &job_id, |lost| lost == 0).await;
+    assert_eq!(lost, 1);
+    assert_exact(&backends, &job_id, &generated).await;
+    assert_eq!(job(&backends, &job_id).await.plan_redeliveries, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_whose_planning_is_lost_every_time_fails_as_planning_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backends, queue) = yds::inline::test_backends(dir.path()).await;
+    backends.pacing.chunk_lease = Duration::from_millis(600);
+    testkit::generate(&dir.path().join("src"), &spec(8)).unwrap();
+    let archive = dir.path().join("d.zip");
+    testkit::pack_zip(&dir.path().join("src"), &archive).unwrap();
+    let job_id = import(&backends, &queue, &format!("file://{}", archive.display()), 10).await;
+
+    let lost = run_losing_planning(&backends, &queue, &job_id, |_| true).await;
+    assert_eq!(lost, 1 + yds::watchdog::MAX_REDELIVERIES, "the first task and every redelivery were lost");
+    let job = job(&backends, &job_id).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    assert!(job.errors.iter().any(|e| e.code == "planning_lost"), "errors: {:?}", job.errors);
+    let dataset = backends.db.datasets.find_one(doc! {"_id": &job.dataset_id}).await.unwrap().unwrap();
+    assert_eq!(dataset.status, yds::datasets::DatasetStatus::Failed);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -18,7 +18,8 @@ pub struct ImportTrigger {
 
 impl ImportTrigger {
     pub fn new(backends: Backends, default_chunk_size: u32, limit: RateLimit) -> Self {
-        let settings = ImportSettings { url_policy: backends.url_policy, default_chunk_size };
+        let lease = backends.pacing.chunk_lease;
+        let settings = ImportSettings { url_policy: backends.url_policy, default_chunk_size, lease };
         Self { backends, settings, limit }
     }
 }

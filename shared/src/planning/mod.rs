@@ -98,10 +98,9 @@ pub async fn plan(backends: &Backends, job_id: &str) -> Result<(), PlanError> {
         return Ok(());
     }
     jobs::mark_running(&backends.db, job_id).await?;
-    if !job.indexed && job.index_cursor.is_none() {
-        // The first pass starts the job's watchdog (see `crate::watchdog`).
-        crate::watchdog::schedule(backends, job_id, 0).await?;
-    }
+    // The watchdog's lease on planning: a pass that started longer than a lease ago and left no
+    // outcome was lost (see `crate::watchdog`).
+    backends.db.jobs.update_one(doc! {"_id": job_id}, doc! {"$set": {"planning_at": DateTime::now()}}).await?;
 
     if !job.indexed {
         let started = std::time::Instant::now();
@@ -119,7 +118,7 @@ pub async fn plan(backends: &Backends, job_id: &str) -> Result<(), PlanError> {
                     .await?;
                 backends
                     .queue
-                    .enqueue(&TaskBody::ContinuePlan { job_id: job_id.to_owned(), pass: cursor.pass })
+                    .enqueue(&TaskBody::ContinuePlan { job_id: job_id.to_owned(), pass: cursor.pass, redelivery: 0 })
                     .await?;
                 return Ok(());
             }

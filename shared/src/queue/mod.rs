@@ -21,8 +21,14 @@ pub use local::LocalQueue;
 pub enum TaskBody {
     /// Read the job's source, stage its files and enqueue its chunks.
     Plan { job_id: String },
-    /// Go on planning a job whose previous planning pass stopped at its time budget.
-    ContinuePlan { job_id: String, pass: u32 },
+    /// Go on planning a job whose previous planning pass stopped at its time budget, or whose
+    /// planning task was lost (then sent by the watchdog with `redelivery` > 0).
+    ContinuePlan {
+        job_id: String,
+        pass: u32,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        redelivery: u32,
+    },
     /// Import one chunk of files. The list also lives in the chunk's record; an empty list
     /// means "read it from there" (chunks too large for one task).
     Chunk {
@@ -46,7 +52,8 @@ impl TaskBody {
     pub fn task_name(&self) -> String {
         match self {
             TaskBody::Plan { job_id } => format!("{job_id}-plan"),
-            TaskBody::ContinuePlan { job_id, pass } => format!("{job_id}-plan-{pass:04}"),
+            TaskBody::ContinuePlan { job_id, pass, redelivery: 0 } => format!("{job_id}-plan-{pass:04}"),
+            TaskBody::ContinuePlan { job_id, pass, redelivery } => format!("{job_id}-plan-{pass:04}-r{redelivery}"),
             TaskBody::Chunk { job_id, index, redelivery: 0, .. } => format!("{job_id}-chunk-{index:07}"),
             TaskBody::Chunk { job_id, index, redelivery, .. } => format!("{job_id}-chunk-{index:07}-r{redelivery}"),
             TaskBody::Watch { job_id, round } => format!("{job_id}-watch-{round:05}"),
