@@ -40,11 +40,8 @@ async fn gs_archives_and_folders_import_and_missing_objects_fail_the_job() {
 
     let (mut backends, queue) = yds::inline::test_backends(dir.path()).await;
     backends.gcs_endpoint = Some(server.endpoint.clone());
-    let settings = ImportSettings {
-        url_policy: UrlPolicy::Local,
-        default_chunk_size: 5,
-        lease: yds::config::Pacing::default().chunk_lease,
-    };
+    let settings =
+        ImportSettings { url_policy: UrlPolicy::Local, default_chunk_size: 5, lease: backends.pacing.chunk_lease };
     let import = |url: &str| json!({"name": "gs", "archive_url": url}).to_string();
 
     let ok =

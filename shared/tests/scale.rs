@@ -230,6 +230,34 @@ async fn a_job_whose_planning_is_lost_every_time_fails_as_planning_lost() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn archives_from_a_server_that_ignores_ranges_are_downloaded_once_and_imported_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backends, queue) = yds::inline::test_backends(dir.path()).await;
+    let generated = testkit::generate(&dir.path().join("src"), &spec(40)).unwrap();
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    testkit::pack_zip(&dir.path().join("src"), &served.join("d.zip")).unwrap();
+    testkit::pack_tar_gz(&dir.path().join("src"), &served.join("d.tar.gz")).unwrap();
+    let server = FileServer::start_ignoring_ranges(served.clone()).await.unwrap();
+
+    for name in ["d.zip", "d.tar.gz"] {
+        let before = server.bytes_served();
+        let job_id = import(&backends, &queue, &server.url(name), 10).await;
+        yds::inline::drain(&backends, &queue).await.unwrap();
+        assert_exact(&backends, &job_id, &generated).await;
+        // One whole download (the size probe may read it once more): never one per chunk.
+        let size = std::fs::metadata(served.join(name)).unwrap().len();
+        let read = server.bytes_served() - before;
+        assert!(read <= 2 * size, "{name}: {read} bytes served for an archive of {size}");
+        // The scratch copy is gone once planning ended.
+        let leftovers: Vec<_> = std::fs::read_dir(&backends.scratch_dir)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(leftovers.iter().all(|n| !n.to_string_lossy().contains(&job_id)), "left in scratch: {leftovers:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_name_repeated_in_an_archive_keeps_the_first_copy_and_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let (backends, queue) = yds::inline::test_backends(dir.path()).await;

@@ -6,6 +6,8 @@
 //! the end. Several ranges in one header are answered with the whole file (200), which RFC 9110
 //! allows. Bodies stream from disk in 64 KiB frames, so benchmark archives of any size are fine.
 //! Paths with a `..` segment are refused with 403; missing files and folders get 404.
+//! [`FileServer::start_ignoring_ranges`] plays the servers that ignore `Range` (every GET is a
+//! 200 with the whole file, no `Accept-Ranges`), which an import must still handle.
 //!
 //! It must never listen anywhere but loopback. Dropping the [`FileServer`] stops accepting and
 //! closes open connections.
@@ -42,6 +44,8 @@ pub struct FileServer {
 
 struct State {
     root: PathBuf,
+    /// Whether `Range` is honoured.
+    ranges: bool,
     requests: Arc<AtomicU64>,
     bytes: Arc<AtomicU64>,
 }
@@ -49,12 +53,21 @@ struct State {
 impl FileServer {
     /// Binds `127.0.0.1:0` and serves the files under `root` on the current tokio runtime.
     pub async fn start(root: PathBuf) -> anyhow::Result<FileServer> {
+        Self::serve(root, true).await
+    }
+
+    /// Like [`FileServer::start`], but every `Range` header is ignored.
+    pub async fn start_ignoring_ranges(root: PathBuf) -> anyhow::Result<FileServer> {
+        Self::serve(root, false).await
+    }
+
+    async fn serve(root: PathBuf, ranges: bool) -> anyhow::Result<FileServer> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let addr = listener.local_addr()?;
         let requests = Arc::new(AtomicU64::new(0));
         let (shutdown, stop) = watch::channel(false);
         let bytes = Arc::new(AtomicU64::new(0));
-        let state = Arc::new(State { root, requests: requests.clone(), bytes: bytes.clone() });
+        let state = Arc::new(State { root, ranges, requests: requests.clone(), bytes: bytes.clone() });
         tokio::spawn(accept_loop(listener, state, stop));
         Ok(FileServer { base_url: format!("http://{addr}"), requests, bytes, shutdown })
     }
@@ -139,6 +152,7 @@ async fn respond(state: &State, req: Request<Incoming>) -> Response<FileBody> {
         .headers()
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
+        .filter(|_| state.ranges)
         .map_or(ByteRange::Whole, |v| parse_range(v, len));
     let (status, start, count) = match range {
         ByteRange::Whole => (StatusCode::OK, 0, len),
@@ -165,7 +179,9 @@ async fn respond(state: &State, req: Request<Incoming>) -> Response<FileBody> {
     let mut res = Response::new(body);
     *res.status_mut() = status;
     insert(&mut res, header::CONTENT_LENGTH, count.to_string());
-    insert(&mut res, header::ACCEPT_RANGES, "bytes".into());
+    if state.ranges {
+        insert(&mut res, header::ACCEPT_RANGES, "bytes".into());
+    }
     insert(&mut res, header::CONTENT_TYPE, content_type(&path).into());
     if status == StatusCode::PARTIAL_CONTENT {
         let last = start + count - 1;
@@ -445,6 +461,18 @@ mod tests {
         assert!(empty.body.is_empty());
 
         assert_eq!(server.requests(), 3);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_server_ignoring_ranges_answers_the_whole_file() {
+        let (root, data) = fixture("noranges");
+        let server = FileServer::start_ignoring_ranges(root.clone()).await.unwrap();
+        let got = ask(&server, "GET", "/sub%20dir/big.bin", &[("Range", "bytes=10-19")]).await;
+        assert_eq!(got.status, 200);
+        assert_eq!(got.header("accept-ranges"), None);
+        assert_eq!(got.header("content-range"), None);
+        assert!(got.body == data);
         std::fs::remove_dir_all(&root).unwrap();
     }
 

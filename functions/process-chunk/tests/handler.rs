@@ -30,11 +30,8 @@ async fn setup(
     let archive = dir.join("d.zip");
     testkit::pack_zip(&dir.join("src"), &archive).unwrap();
     let body = json!({"name": "d", "archive_url": format!("file://{}", archive.display()), "chunk_size": chunk_size});
-    let settings = ImportSettings {
-        url_policy: UrlPolicy::Local,
-        default_chunk_size: 10,
-        lease: yds::config::Pacing::default().chunk_lease,
-    };
+    let settings =
+        ImportSettings { url_policy: UrlPolicy::Local, default_chunk_size: 10, lease: backends.pacing.chunk_lease };
     let accepted =
         start_import(&backends.db, &queue, &settings, "default", None, body.to_string().as_bytes()).await.unwrap();
     let service = Service::new(
@@ -128,11 +125,8 @@ async fn a_source_that_cannot_be_read_fails_the_job_once() {
     let (backends, queue) = yds::inline::test_backends(dir.path()).await;
     let not_archive = dir.path().join("notes.zip");
     std::fs::write(&not_archive, b"this is not an archive").unwrap();
-    let settings = ImportSettings {
-        url_policy: UrlPolicy::Local,
-        default_chunk_size: 10,
-        lease: yds::config::Pacing::default().chunk_lease,
-    };
+    let settings =
+        ImportSettings { url_policy: UrlPolicy::Local, default_chunk_size: 10, lease: backends.pacing.chunk_lease };
     let body = json!({"name": "bad", "archive_url": format!("file://{}", not_archive.display())});
     let accepted =
         start_import(&backends.db, &queue, &settings, "default", None, body.to_string().as_bytes()).await.unwrap();

@@ -203,11 +203,8 @@ async fn a_tar_gz_on_gcs_imports_exactly_through_cloud_tasks_deliveries() {
         });
     }
 
-    let settings = ImportSettings {
-        url_policy: UrlPolicy::Strict,
-        default_chunk_size: 2,
-        lease: yds::config::Pacing::default().chunk_lease,
-    };
+    let settings =
+        ImportSettings { url_policy: UrlPolicy::Strict, default_chunk_size: 2, lease: backends.pacing.chunk_lease };
     let body = json!({"name": "on-gcp", "archive_url": "gs://yds-sources/exports/d.tar.gz"}).to_string();
     let accepted = start_import(&backends.db, &queue, &settings, "default", None, body.as_bytes()).await.unwrap();
     let scratch = format!("temp/{}/", accepted.job_id);
