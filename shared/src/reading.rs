@@ -208,23 +208,24 @@ impl TreeSource {
     }
 }
 
-/// Walks a local folder depth-first in name order, never following links, sending pages.
+/// Walks a local folder depth-first, never following links, sending pages. Entries are taken
+/// as the directory yields them, not collected and sorted: a flat folder of a million images
+/// must cost a page of memory, not a million entries (the member index sorts by path anyway).
 fn walk_local(
     root: &std::path::Path,
     page_size: usize,
     tx: &tokio::sync::mpsc::Sender<Result<Vec<(String, u64)>, String>>,
 ) -> io::Result<()> {
     let mut page = Vec::with_capacity(page_size);
-    let mut stack = vec![(root.to_path_buf(), String::new())];
-    while let Some((dir, rel)) = stack.pop() {
-        let mut entries: Vec<_> = std::fs::read_dir(&dir)?.collect::<Result<_, _>>()?;
-        entries.sort_by_key(|e| std::cmp::Reverse(e.file_name()));
-        for entry in entries {
+    let mut folders = vec![(root.to_path_buf(), String::new())];
+    while let Some((dir, rel)) = folders.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
             let Ok(name) = entry.file_name().into_string() else { continue };
             let file_type = entry.file_type()?;
             let path = if rel.is_empty() { name } else { format!("{rel}/{name}") };
             if file_type.is_dir() {
-                stack.push((entry.path(), path));
+                folders.push((entry.path(), path));
             } else if file_type.is_file() {
                 page.push((path, entry.metadata()?.len()));
                 if page.len() == page_size && tx.blocking_send(Ok(std::mem::take(&mut page))).is_err() {
