@@ -250,6 +250,60 @@ pub async fn progress(db: &Db, job_id: &str) -> DbResult<Progress> {
     Ok(progress)
 }
 
+/// The totals a status poll shows, summed by MongoDB (one small answer however many chunks a
+/// job has): files and chunks finished, the scalar counts, and a sample of the chunks' errors.
+/// Per-class and per-split figures are left out; [`progress`] sums those once, at the end.
+pub async fn running_totals(db: &Db, job_id: &str) -> DbResult<Progress> {
+    let finished = doc! {"job_id": job_id, "state": {"$in": ["done", "failed"]}};
+    let count_state = |state: &str| doc! {"$sum": {"$cond": [{"$eq": ["$state", state]}, 1, 0]}};
+    let pipeline = [
+        doc! {"$match": finished.clone()},
+        doc! {"$group": {
+            "_id": null,
+            "files_done": {"$sum": "$file_count"},
+            "chunks_done": count_state("done"),
+            "chunks_failed": count_state("failed"),
+            "images": {"$sum": "$stats.images"},
+            "labels": {"$sum": "$stats.labels"},
+            "annotations": {"$sum": "$stats.annotations"},
+            "background_images": {"$sum": "$stats.background_images"},
+            "invalid_images": {"$sum": "$stats.invalid_images"},
+            "invalid_labels": {"$sum": "$stats.invalid_labels"},
+            "duplicate_rows_removed": {"$sum": "$stats.duplicate_rows_removed"},
+        }},
+    ];
+    let mut progress = Progress::default();
+    if let Some(sums) = db.chunks.aggregate(pipeline).await?.try_next().await? {
+        // `$sum` answers an int32 or an int64 depending on the size of the total.
+        let number = |name: &str| sums.get(name).and_then(|v| v.as_i64().or(v.as_i32().map(i64::from))).unwrap_or(0);
+        let count = |name: &str| number(name).max(0) as u64;
+        progress.files_done = count("files_done");
+        progress.chunks_done = count("chunks_done");
+        progress.chunks_failed = count("chunks_failed");
+        progress.stats = ChunkStats {
+            images: count("images"),
+            labels: count("labels"),
+            annotations: count("annotations"),
+            background_images: count("background_images"),
+            invalid_images: count("invalid_images"),
+            invalid_labels: count("invalid_labels"),
+            duplicate_rows_removed: count("duplicate_rows_removed"),
+            ..ChunkStats::default()
+        };
+    }
+    let mut with_errors = db
+        .chunks
+        .find(doc! {"$and": [finished, {"errors.0": {"$exists": true}}]})
+        .projection(doc! {"files": 0, "stats": 0})
+        .limit(ERROR_SAMPLE as i64)
+        .await?;
+    while let Some(chunk) = with_errors.try_next().await? {
+        let room = ERROR_SAMPLE.saturating_sub(progress.errors.len());
+        progress.errors.extend(chunk.errors.into_iter().take(room));
+    }
+    Ok(progress)
+}
+
 /// Ends the job if it is planned and no chunk is pending. Safe to call any number of times,
 /// concurrently: the dataset write is idempotent and only one caller moves the job.
 pub async fn try_finalize(db: &Db, job_id: &str) -> DbResult<()> {

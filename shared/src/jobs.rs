@@ -175,12 +175,12 @@ pub async fn fail(db: &Db, job: &JobDoc, error: FileError) -> DbResult<bool> {
 }
 
 /// The API's job status object. A finished job answers from its frozen result; a running one
-/// sums its finished chunks.
+/// has MongoDB sum its finished chunks.
 pub async fn status_view(db: &Db, job: &JobDoc) -> DbResult<serde_json::Value> {
     let (files_done, stats, chunks_done, chunks_failed, chunk_errors) = match &job.result {
         Some(r) => (r.files_done, r.stats.clone(), r.chunks_done, r.chunks_failed, r.errors.clone()),
         None => {
-            let p = crate::coordinator::progress(db, &job.id).await?;
+            let p = crate::coordinator::running_totals(db, &job.id).await?;
             (p.files_done, p.stats, p.chunks_done, p.chunks_failed, p.errors)
         }
     };

@@ -289,3 +289,48 @@ async fn a_name_repeated_in_an_archive_keeps_the_first_copy_and_is_reported() {
     assert_eq!(stats.invalid_images, 0, "the first (valid) copy was imported");
     assert_eq!(stats.annotations, generated.annotation_count() as u64);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_totals_summed_by_mongodb_equal_the_full_sum_over_chunks() {
+    use yds::coordinator::{self, ChunkState, ChunkStats};
+    use yds::jobs::FileError;
+    let dir = tempfile::tempdir().unwrap();
+    let (backends, _queue) = yds::inline::test_backends(dir.path()).await;
+    let db = &backends.db;
+    let job_id = "totals-job";
+    // Counts past i32 in one chunk: `$sum` then answers an int64.
+    let big = ChunkStats { images: 3_000_000_000, annotations: 7, ..ChunkStats::default() };
+    let small =
+        ChunkStats { images: 5, labels: 4, annotations: 11, invalid_images: 1, invalid_labels: 2, ..big.clone() };
+    let error = |n: usize| FileError { file: format!("f{n}"), code: "image_corrupt".into(), message: "bad".into() };
+    for index in 0..4 {
+        coordinator::create_chunk(db, job_id, index, &[]).await.unwrap();
+    }
+    let errors: Vec<FileError> = (0..40).map(error).collect();
+    assert!(coordinator::finish_chunk(db, job_id, 0, ChunkState::Done, &big, &errors, None).await.unwrap());
+    assert!(coordinator::finish_chunk(db, job_id, 1, ChunkState::Done, &small, &errors, None).await.unwrap());
+    assert!(coordinator::finish_chunk(db, job_id, 2, ChunkState::Failed, &small, &[], None).await.unwrap());
+    // A duplicate outcome is not recorded; chunk 3 stays pending and is not counted.
+    assert!(!coordinator::finish_chunk(db, job_id, 1, ChunkState::Done, &big, &[], None).await.unwrap());
+
+    let totals = coordinator::running_totals(db, job_id).await.unwrap();
+    let full = coordinator::progress(db, job_id).await.unwrap();
+    assert_eq!((totals.chunks_done, totals.chunks_failed), (2, 1));
+    assert_eq!(
+        (totals.chunks_done, totals.chunks_failed, totals.files_done),
+        (full.chunks_done, full.chunks_failed, full.files_done)
+    );
+    assert_eq!(totals.stats.images, 3_000_000_010);
+    assert_eq!(
+        totals.stats,
+        ChunkStats {
+            splits: Default::default(),
+            classes: Default::default(),
+            issues: Default::default(),
+            ..full.stats
+        }
+    );
+    assert_eq!(totals.errors.len(), yds::jobs::ERROR_SAMPLE, "a bounded sample");
+    assert_eq!(totals.errors, full.errors);
+    assert!(coordinator::running_totals(db, "no-such-job").await.unwrap() == Default::default());
+}
