@@ -148,18 +148,18 @@ async fn the_watchdog_re_enqueues_a_lost_chunk_then_gives_up_on_one_lost_every_t
     // Chunk 1's task is lost once; chunk 3's is lost every time.
     let mut lost_once = false;
     let mut lost_chunk_3 = 0;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !job(&backends, &job_id).await.status.is_terminal() {
-        assert!(std::time::Instant::now() < deadline, "the job never ended");
-        for task in queue.drain() {
-            match &task {
-                TaskBody::Chunk { index: 1, .. } if !lost_once => lost_once = true,
-                TaskBody::Chunk { index: 3, .. } => lost_chunk_3 += 1,
-                _ => yds::inline::deliver(&backends, &task, Delivery::default()).await.unwrap(),
-            }
+    run_losing(&backends, &queue, &job_id, |task| match task {
+        TaskBody::Chunk { index: 1, .. } if !lost_once => {
+            lost_once = true;
+            true
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        TaskBody::Chunk { index: 3, .. } => {
+            lost_chunk_3 += 1;
+            true
+        }
+        _ => false,
+    })
+    .await;
     let job = job(&backends, &job_id).await;
     assert_eq!(job.status, JobStatus::CompletedWithErrors);
     assert_eq!(lost_chunk_3 as u32, 1 + yds::watchdog::MAX_REDELIVERIES);
@@ -173,23 +173,30 @@ async fn the_watchdog_re_enqueues_a_lost_chunk_then_gives_up_on_one_lost_every_t
     assert_eq!(images, generated.image_count() as u64 - 10);
 }
 
-/// Delivers the queue's tasks until the job ends, dropping the planning tasks `lose` picks.
-/// Returns how many planning tasks were dropped.
-async fn run_losing_planning(backends: &Backends, queue: &LocalQueue, job_id: &str, lose: impl Fn(u32) -> bool) -> u32 {
-    let mut lost = 0;
+/// Delivers the queue's tasks until the job ends; the tasks `lose` picks are dropped (lost).
+async fn run_losing(backends: &Backends, queue: &LocalQueue, job_id: &str, mut lose: impl FnMut(&TaskBody) -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !job(backends, job_id).await.status.is_terminal() {
         assert!(std::time::Instant::now() < deadline, "the job never ended");
         for task in queue.drain() {
-            let planning = matches!(task, TaskBody::Plan { .. } | TaskBody::ContinuePlan { .. });
-            if planning && lose(lost) {
-                lost += 1;
-                continue;
+            if !lose(&task) {
+                yds::inline::deliver(backends, &task, Delivery::default()).await.unwrap();
             }
-            yds::inline::deliver(backends, &task, Delivery::default()).await.unwrap();
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Delivers the queue's tasks until the job ends, dropping the planning tasks `lose` picks
+/// (given how many were dropped before). Returns how many were dropped.
+async fn run_losing_planning(backends: &Backends, queue: &LocalQueue, job_id: &str, lose: impl Fn(u32) -> bool) -> u32 {
+    let mut lost = 0;
+    run_losing(backends, queue, job_id, |task| {
+        let dropped = matches!(task, TaskBody::Plan { .. } | TaskBody::ContinuePlan { .. }) && lose(lost);
+        lost += u32::from(dropped);
+        dropped
+    })
+    .await;
     lost
 }
 
