@@ -27,6 +27,8 @@ const API_KEY: &str = "bench-key";
 /// `YDS_API_KEYS` entry: the key, then its tenant.
 const API_KEYS: &str = "bench-key:bench";
 const POLL_EVERY: Duration = Duration::from_millis(500);
+/// Consecutive failed status polls tolerated before the run is abandoned.
+const MAX_FAILED_POLLS: u32 = 10;
 const TERMINAL: [&str; 3] = ["completed", "completed_with_errors", "failed"];
 /// Decimal megabyte, for archive sizes, throughput and memory alike.
 const MB: f64 = 1_000_000.0;
@@ -400,8 +402,21 @@ async fn drive_import(args: &BenchArgs, stack: &Stack, work: &Path, format: Form
     let mut memory = MemoryPeaks::default();
     let bar = progress_bar();
     let started = Instant::now();
+    let mut failed_polls = 0;
     let (status, timed_out) = loop {
-        let status = fetch_status(&client, stack, &job_id).await?;
+        // A poll may fail while the machine is saturated; only a status that stays unreadable
+        // ends the run.
+        let status = match fetch_status(&client, stack, &job_id).await {
+            Ok(status) => status,
+            Err(err) if failed_polls < MAX_FAILED_POLLS => {
+                failed_polls += 1;
+                bar.println(format!("      status poll failed ({failed_polls}/{MAX_FAILED_POLLS}): {err:#}"));
+                tokio::time::sleep(POLL_EVERY).await;
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
+        failed_polls = 0;
         memory.sample(&stack.pids());
         show_progress(&bar, &status);
         if TERMINAL.contains(&status["status"].as_str().unwrap_or_default()) {

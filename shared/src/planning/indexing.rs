@@ -31,8 +31,8 @@ use crate::storage::keys;
 
 /// Bytes fetched per range request while reading a zip's central directory.
 const DIRECTORY_BLOCK: u64 = 256 << 10;
-/// Bytes fetched per range request while streaming a tar.
-const STREAM_BLOCK: u64 = 8 << 20;
+/// Bytes fetched per range request while streaming a tar (two in memory: one read ahead).
+const STREAM_BLOCK: u64 = 4 << 20;
 /// Largest YAML accepted as a dataset config.
 pub(super) const MAX_CONFIG_BYTES: u64 = 1 << 20;
 

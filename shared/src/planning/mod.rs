@@ -98,6 +98,12 @@ pub async fn plan(backends: &Backends, job_id: &str) -> Result<(), PlanError> {
         return Ok(());
     }
     jobs::mark_running(&backends.db, job_id).await?;
+    if !job.indexed && job.index_cursor.is_none() {
+        // The import started the job's watchdog; the first pass makes sure of it (for a job
+        // accepted by an older import-trigger). Same task name, so usually a no-op.
+        let (queue, lease) = (backends.queue.as_ref(), backends.pacing.chunk_lease);
+        crate::watchdog::schedule(queue, lease, job_id, 0).await?;
+    }
     // The watchdog's lease on planning: a pass that started longer than a lease ago and left no
     // outcome was lost (see `crate::watchdog`).
     backends.db.jobs.update_one(doc! {"_id": job_id}, doc! {"$set": {"planning_at": DateTime::now()}}).await?;
