@@ -29,6 +29,8 @@ const API_KEYS: &str = "bench-key:bench";
 const POLL_EVERY: Duration = Duration::from_millis(500);
 /// Consecutive failed status polls tolerated before the run is abandoned.
 const MAX_FAILED_POLLS: u32 = 10;
+/// Marker beside the unpacked folder source: written once `tar` finished.
+const TREE_UNPACKED: &str = "bench-tree.complete";
 const TERMINAL: [&str; 3] = ["completed", "completed_with_errors", "failed"];
 /// Decimal megabyte, for archive sizes, throughput and memory alike.
 const MB: f64 = 1_000_000.0;
@@ -249,7 +251,7 @@ async fn generate(args: &BenchArgs, work: &Path) -> anyhow::Result<(BulkSummary,
         }
     }
     // New archives: a folder unpacked from the old ones is stale.
-    let _ = std::fs::remove_file(work.join("bench-tree.complete"));
+    let _ = std::fs::remove_file(work.join(TREE_UNPACKED));
     let _ = std::fs::remove_dir_all(work.join(Format::Dir.file_name()));
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.enable_steady_tick(Duration::from_millis(200));
@@ -285,7 +287,7 @@ fn summary_from_json(v: &Value) -> anyhow::Result<BulkSummary> {
 /// beside the archives while they are reused.
 async fn unpacked_tree(work: &Path) -> anyhow::Result<PathBuf> {
     let tree = work.join(Format::Dir.file_name());
-    let done = work.join("bench-tree.complete");
+    let done = work.join(TREE_UNPACKED);
     if done.is_file() {
         return Ok(tree);
     }
