@@ -63,7 +63,7 @@ pub(super) async fn plan_chunks(backends: &Backends, job: &JobDoc) -> Result<(),
         .await?;
 
     let cutter = Cutter::new(backends, job);
-    let (cutter, split_issues) = {
+    let (mut cutter, split_issues) = {
         let backends = backends.clone();
         let job_id = job_id.clone();
         let source = job.source.clone();
@@ -76,7 +76,7 @@ pub(super) async fn plan_chunks(backends: &Backends, job: &JobDoc) -> Result<(),
     };
 
     let mut findings = split_issues.clone();
-    let orphans = orphan_labels(backends, job_id, &cutter).await?;
+    let orphans = orphan_labels(backends, job_id, &mut cutter).await?;
     let mut finding_counts: BTreeMap<String, u64> = BTreeMap::new();
     for finding in &findings {
         *finding_counts.entry(finding.code.clone()).or_default() += 1;
@@ -259,8 +259,9 @@ struct Cutter {
     pending: Vec<Pending>,
     next_index: u32,
     files_total: u64,
-    /// Hashes of the label files some image uses, to find the unused ones at the end.
-    used_labels: HashSet<u64>,
+    /// Hashes of the label files some image uses, to find the unused ones at the end. A vector
+    /// sorted once at the end: 8 bytes per label, where a hash set takes two to three times that.
+    used_labels: Vec<u64>,
     hasher: RandomState,
     /// Chunk records and tasks being written.
     writes: tokio::task::JoinSet<Result<(), PlanError>>,
@@ -279,7 +280,7 @@ impl Cutter {
             pending: Vec::new(),
             next_index: 0,
             files_total: 0,
-            used_labels: HashSet::new(),
+            used_labels: Vec::new(),
             hasher: RandomState::new(),
             writes: tokio::task::JoinSet::new(),
         }
@@ -313,7 +314,7 @@ impl Cutter {
             let label_path = layout::label_path_for(&image.path);
             let label = found.get(&label_path).map(|m| m.location.clone());
             if label.is_some() {
-                self.used_labels.insert(self.hasher.hash_one(&label_path));
+                self.used_labels.push(self.hasher.hash_one(&label_path));
             }
             if !chunk.is_empty() && chunk_bytes + member.size > self.chunk_max_bytes {
                 self.write_chunk(std::mem::take(&mut chunk)).await?;
@@ -373,7 +374,9 @@ struct Orphans {
     sample: Vec<FileError>,
 }
 
-async fn orphan_labels(backends: &Backends, job_id: &str, cutter: &Cutter) -> Result<Orphans, PlanError> {
+async fn orphan_labels(backends: &Backends, job_id: &str, cutter: &mut Cutter) -> Result<Orphans, PlanError> {
+    cutter.used_labels.sort_unstable();
+    cutter.used_labels.dedup();
     let filter = doc! {"$and": [members::under(job_id, ""), {"_id": {"$regex": LABEL_ID_PATTERN}}]};
     let ids = backends.db.members.clone_with_type::<mongodb::bson::Document>();
     let mut cursor = ids.find(filter).projection(doc! {"_id": 1}).await?;
@@ -382,7 +385,7 @@ async fn orphan_labels(backends: &Backends, job_id: &str, cutter: &Cutter) -> Re
     while let Some(member) = cursor.try_next().await? {
         let Ok(id) = member.get_str("_id") else { continue };
         let path = &id[prefix_len..];
-        if !cutter.used_labels.contains(&cutter.hasher.hash_one(path)) {
+        if cutter.used_labels.binary_search(&cutter.hasher.hash_one(path)).is_err() {
             orphans.count += 1;
             if orphans.sample.len() < ERROR_SAMPLE {
                 orphans.sample.push(FileError {
