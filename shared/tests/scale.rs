@@ -135,15 +135,30 @@ async fn a_folder_source_is_listed_and_read_in_place() {
     assert!(staged.objects.is_empty(), "{:?}", staged.objects);
 }
 
+/// An import of `images` generated images packed as `archive` (`.zip` or `.tar.gz`), in chunks
+/// of 10, on backends whose 600 ms lease has the watchdog act within seconds.
+async fn import_with_short_lease(
+    dir: &std::path::Path,
+    images: usize,
+    archive: &str,
+) -> (Backends, LocalQueue, GeneratedDataset, String) {
+    let (mut backends, queue) = yds::inline::test_backends(dir).await;
+    backends.pacing.chunk_lease = Duration::from_millis(600);
+    let generated = testkit::generate(&dir.join("src"), &spec(images)).unwrap();
+    let path = dir.join(archive);
+    if archive.ends_with(".zip") {
+        testkit::pack_zip(&dir.join("src"), &path).unwrap();
+    } else {
+        testkit::pack_tar_gz(&dir.join("src"), &path).unwrap();
+    }
+    let job_id = import(&backends, &queue, &format!("file://{}", path.display()), 10).await;
+    (backends, queue, generated, job_id)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_watchdog_re_enqueues_a_lost_chunk_then_gives_up_on_one_lost_every_time() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut backends, queue) = yds::inline::test_backends(dir.path()).await;
-    backends.pacing.chunk_lease = Duration::from_millis(600);
-    let generated = testkit::generate(&dir.path().join("src"), &spec(40)).unwrap();
-    let archive = dir.path().join("d.zip");
-    testkit::pack_zip(&dir.path().join("src"), &archive).unwrap();
-    let job_id = import(&backends, &queue, &format!("file://{}", archive.display()), 10).await;
+    let (backends, queue, generated, job_id) = import_with_short_lease(dir.path(), 40, "d.zip").await;
 
     // Chunk 1's task is lost once; chunk 3's is lost every time.
     let mut lost_once = false;
@@ -203,12 +218,7 @@ async fn run_losing_planning(backends: &Backends, queue: &LocalQueue, job_id: &s
 #[tokio::test(flavor = "multi_thread")]
 async fn the_watchdog_sends_a_lost_planning_task_again_and_the_import_is_exact() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut backends, queue) = yds::inline::test_backends(dir.path()).await;
-    backends.pacing.chunk_lease = Duration::from_millis(600);
-    let generated = testkit::generate(&dir.path().join("src"), &spec(30)).unwrap();
-    let archive = dir.path().join("d.tar.gz");
-    testkit::pack_tar_gz(&dir.path().join("src"), &archive).unwrap();
-    let job_id = import(&backends, &queue, &format!("file://{}", archive.display()), 10).await;
+    let (backends, queue, generated, job_id) = import_with_short_lease(dir.path(), 30, "d.tar.gz").await;
 
     // The first planning task vanishes before any delivery: only the watchdog can notice.
     let lost = run_losing_planning(&backends, &queue, &job_id, |lost| lost == 0).await;
@@ -220,12 +230,7 @@ async fn the_watchdog_sends_a_lost_planning_task_again_and_the_import_is_exact()
 #[tokio::test(flavor = "multi_thread")]
 async fn a_job_whose_planning_is_lost_every_time_fails_as_planning_lost() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut backends, queue) = yds::inline::test_backends(dir.path()).await;
-    backends.pacing.chunk_lease = Duration::from_millis(600);
-    testkit::generate(&dir.path().join("src"), &spec(8)).unwrap();
-    let archive = dir.path().join("d.zip");
-    testkit::pack_zip(&dir.path().join("src"), &archive).unwrap();
-    let job_id = import(&backends, &queue, &format!("file://{}", archive.display()), 10).await;
+    let (backends, queue, _, job_id) = import_with_short_lease(dir.path(), 8, "d.zip").await;
 
     let lost = run_losing_planning(&backends, &queue, &job_id, |_| true).await;
     assert_eq!(lost, 1 + yds::watchdog::MAX_REDELIVERIES, "the first task and every redelivery were lost");
