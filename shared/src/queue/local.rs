@@ -92,7 +92,8 @@ fn write_new(dir: &Path, task: &StoredTask) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join(format!("{}.json", task.name));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    serde_json::to_writer(&mut tmp, task)?;
+    // Serialized in memory first: `to_writer` on a file is one write call per JSON token.
+    std::io::Write::write_all(&mut tmp, &serde_json::to_vec(task)?)?;
     tmp.as_file().sync_all()?;
     match tmp.persist_noclobber(&path) {
         Ok(_) => Ok(()),
@@ -105,7 +106,7 @@ fn write_new(dir: &Path, task: &StoredTask) -> std::io::Result<()> {
 fn write_over(dir: &Path, task: &StoredTask) -> std::io::Result<()> {
     let path = dir.join(format!("{}.json", task.name));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    serde_json::to_writer(&mut tmp, task)?;
+    std::io::Write::write_all(&mut tmp, &serde_json::to_vec(task)?)?;
     tmp.persist(&path).map_err(|e| e.error)?;
     Ok(())
 }
