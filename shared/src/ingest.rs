@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use mongodb::bson::doc;
 
 use crate::backends::Backends;
@@ -125,15 +125,13 @@ pub async fn process_chunk(
         let images = read_all(&reader, &image_locations).await?;
         let inputs: Vec<(usize, FileRead, FileRead)> =
             group.zip(images).map(|(i, image)| (i, image, labels[i].take())).collect();
-        let batch: Vec<FileOutcome> = futures::stream::iter(inputs)
-            .map(|(i, image, label)| {
-                let image = image.unwrap_or_else(|| Err("no image".into()));
-                import_file(backends, &dataset.id, &rules, &files[i], image, label)
-            })
-            .buffered(FILE_CONCURRENCY)
-            .try_collect()
-            .await?;
-        outcomes.extend(batch);
+        let mut copies = Vec::with_capacity(inputs.len() * 2);
+        for (i, image, label) in inputs {
+            let image = image.unwrap_or_else(|| Err("no image".into()));
+            outcomes.push(judge_file(&dataset.id, &rules, &files[i], image, label, &mut copies));
+        }
+        // Copy before writing the documents, so a document never points at a missing file.
+        backends.store.put_many(copies).await?;
     }
 
     let docs: Vec<&ImageDoc> = outcomes.iter().map(|o| &o.doc).collect();
@@ -259,14 +257,15 @@ struct FileOutcome {
     error: Option<FileError>,
 }
 
-async fn import_file(
-    backends: &Backends,
+/// Judges one file and adds the copies it needs (image, label) to `copies`.
+fn judge_file(
     dataset_id: &str,
     rules: &LabelRules,
     file: &ChunkFile,
     image: Result<Bytes, String>,
     label: Option<Result<Bytes, String>>,
-) -> Result<FileOutcome, ChunkError> {
+    copies: &mut Vec<(String, Bytes)>,
+) -> FileOutcome {
     let path = format!("{}/{}", file.split, file.file_name);
     let (image, unreadable) = match image {
         Ok(bytes) => (bytes, None),
@@ -308,12 +307,11 @@ async fn import_file(
     let has_label = label_text.is_some() || parsed.corrupt;
     issues.extend(parsed.issues.iter().cloned());
 
-    // Copy before writing the document, so a document never points at a missing file.
     if !image.is_empty() {
-        backends.store.put(&keys::dataset_image(dataset_id, &file.split, &file.file_name), image.clone()).await?;
+        copies.push((keys::dataset_image(dataset_id, &file.split, &file.file_name), image.clone()));
     }
-    if let Some(bytes) = &label_text {
-        backends.store.put(&keys::dataset_label(dataset_id, &file.split, &file.file_name), Bytes::clone(bytes)).await?;
+    if let Some(bytes) = label_text {
+        copies.push((keys::dataset_label(dataset_id, &file.split, &file.file_name), bytes));
     }
 
     let valid = valid_image && !parsed.corrupt;
@@ -343,13 +341,7 @@ async fn import_file(
         issue_codes: issue_codes.into_iter().collect(),
         class_ids: class_ids.into_iter().collect(),
     };
-    Ok(FileOutcome {
-        doc,
-        has_label,
-        label_corrupt: parsed.corrupt,
-        duplicates_removed: parsed.duplicates_removed,
-        error,
-    })
+    FileOutcome { doc, has_label, label_corrupt: parsed.corrupt, duplicates_removed: parsed.duplicates_removed, error }
 }
 
 async fn insert_images(backends: &Backends, docs: &[&ImageDoc]) -> Result<(), ChunkError> {

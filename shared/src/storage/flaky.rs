@@ -22,10 +22,14 @@ impl FlakyStore {
 
     fn maybe_fail(&self, call: &str, key: &str) -> Result<(), StorageError> {
         if rand::random::<f64>() < self.failure {
-            let error = std::io::Error::other(format!("injected failure of {call} {key} (YDS_CHAOS_STORAGE_FAIL)"));
-            return Err(StorageError::Io(error));
+            return Self::injected(call, key);
         }
         Ok(())
+    }
+
+    fn injected(call: &str, key: &str) -> Result<(), StorageError> {
+        let error = std::io::Error::other(format!("injected failure of {call} {key} (YDS_CHAOS_STORAGE_FAIL)"));
+        Err(StorageError::Io(error))
     }
 }
 
@@ -34,6 +38,15 @@ impl ObjectStore for FlakyStore {
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
         self.maybe_fail("put", key)?;
         self.inner.put(key, data).await
+    }
+
+    async fn put_many(&self, objects: Vec<(String, Bytes)>) -> Result<(), StorageError> {
+        // Each object may fail, as separate uploads would: the ones before it are written.
+        let failing = objects.iter().position(|(key, _)| self.maybe_fail("put", key).is_err());
+        let Some(at) = failing else { return self.inner.put_many(objects).await };
+        let key = objects[at].0.clone();
+        self.inner.put_many(objects.into_iter().take(at).collect()).await?;
+        Self::injected("put", &key)
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
@@ -64,5 +77,45 @@ impl ObjectStore for FlakyStore {
     async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
         self.maybe_fail("copy", from)?;
         self.inner.copy(from, to).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::LocalStore;
+
+    #[tokio::test]
+    async fn a_failing_batch_writes_a_prefix_of_its_objects_then_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()));
+        let keys: Vec<String> = (0..20).map(|i| format!("o/{i:02}")).collect();
+        let objects = || keys.iter().map(|k| (k.clone(), Bytes::from(k.clone()))).collect::<Vec<_>>();
+        let (mut failed, mut succeeded) = (0, 0);
+        for _ in 0..40 {
+            inner.delete_prefix("o/").await.unwrap();
+            let result = FlakyStore::new(inner.clone(), 0.05).put_many(objects()).await;
+            let written: Vec<bool> = futures::future::join_all(keys.iter().map(|k| inner.size(k)))
+                .await
+                .into_iter()
+                .map(|size| size.unwrap().is_some())
+                .collect();
+            let prefix = written.iter().take_while(|w| **w).count();
+            assert!(written[prefix..].iter().all(|w| !w), "only a prefix is written: {written:?}");
+            match result {
+                Ok(()) => {
+                    succeeded += 1;
+                    assert_eq!(prefix, keys.len());
+                }
+                Err(err) => {
+                    failed += 1;
+                    assert!(err.to_string().contains("injected"), "{err}");
+                }
+            }
+        }
+        // 20 objects at 5 % each: a batch fails ~64 % of the time.
+        assert!(failed > 0 && succeeded > 0, "failed {failed}, succeeded {succeeded}");
+        let all = FlakyStore::new(inner.clone(), 1.0).put_many(vec![("p/x".into(), Bytes::new())]).await;
+        assert!(all.is_err() && inner.size("p/x").await.unwrap().is_none());
     }
 }

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::{validate_key, ListPage, ObjectStore, StorageError};
 
@@ -32,6 +31,44 @@ impl LocalStore {
     }
 }
 
+/// Runs filesystem work on the blocking pool: one thread hop for the whole closure (tokio's
+/// own `fs` functions take one per call, which costs more than a small file's write).
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| StorageError::Io(std::io::Error::other(e)))?
+}
+
+/// Writes a temporary file beside `path` and renames it into place. The directory is created
+/// only when the first attempt finds it missing (most writes go to a directory that exists).
+fn write_atomically(path: &Path, data: &[u8]) -> Result<(), StorageError> {
+    let dir = path.parent().expect("a validated key has a parent under root");
+    let mut tmp = match tempfile::NamedTempFile::new_in(dir) {
+        Ok(tmp) => tmp,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)?;
+            tempfile::NamedTempFile::new_in(dir)?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    std::io::Write::write_all(&mut tmp, data)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Bytes `range` of the file, clamped to its end.
+fn read_range(path: &Path, range: Range<u64>) -> std::io::Result<Bytes> {
+    use std::io::{Read, Seek};
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let start = range.start.min(len);
+    let end = range.end.clamp(start, len);
+    file.seek(std::io::SeekFrom::Start(start))?;
+    let mut buf = vec![0; (end - start) as usize];
+    file.read_exact(&mut buf)?;
+    Ok(Bytes::from(buf))
+}
+
 fn not_found(key: &str, err: std::io::Error) -> StorageError {
     if err.kind() == std::io::ErrorKind::NotFound {
         StorageError::NotFound(key.to_owned())
@@ -43,35 +80,27 @@ fn not_found(key: &str, err: std::io::Error) -> StorageError {
 #[async_trait]
 impl ObjectStore for LocalStore {
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
-        let path = self.path_of(key)?;
-        let dir = path.parent().expect("a validated key has a parent under root").to_owned();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::create_dir_all(&dir)?;
-            let mut tmp = tempfile::NamedTempFile::new_in(&dir)?;
-            std::io::Write::write_all(&mut tmp, &data)?;
-            tmp.persist(&path).map_err(|e| e.error)?;
-            Ok(())
-        })
-        .await
-        .map_err(|e| StorageError::Io(std::io::Error::other(e)))??;
-        Ok(())
+        self.put_many(vec![(key.to_owned(), data)]).await
+    }
+
+    async fn put_many(&self, objects: Vec<(String, Bytes)>) -> Result<(), StorageError> {
+        let files = objects
+            .into_iter()
+            .map(|(key, data)| Ok((self.path_of(&key)?, data)))
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        blocking(move || files.iter().try_for_each(|(path, data)| write_atomically(path, data))).await
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
         let path = self.path_of(key)?;
-        tokio::fs::read(&path).await.map(Bytes::from).map_err(|e| not_found(key, e))
+        let key = key.to_owned();
+        blocking(move || std::fs::read(&path).map(Bytes::from).map_err(|e| not_found(&key, e))).await
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StorageError> {
         let path = self.path_of(key)?;
-        let mut file = tokio::fs::File::open(&path).await.map_err(|e| not_found(key, e))?;
-        let len = file.metadata().await?.len();
-        let start = range.start.min(len);
-        let end = range.end.clamp(start, len);
-        file.seek(std::io::SeekFrom::Start(start)).await?;
-        let mut buf = vec![0; (end - start) as usize];
-        file.read_exact(&mut buf).await?;
-        Ok(Bytes::from(buf))
+        let key = key.to_owned();
+        blocking(move || read_range(&path, range).map_err(|e| not_found(&key, e))).await
     }
 
     async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
@@ -210,5 +239,26 @@ mod tests {
         let err = store.put("../outside", Bytes::from_static(b"x")).await.unwrap_err();
         assert!(matches!(err, StorageError::InvalidKey(_)));
         assert!(!dir.path().join("outside").exists());
+    }
+
+    #[tokio::test]
+    async fn put_many_writes_every_object_or_none_when_a_key_is_bad() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let objects = |keys: &[&str]| keys.iter().map(|k| (k.to_string(), Bytes::from(k.to_string()))).collect();
+        store.put_many(objects(&["d/images/a.jpg", "d/labels/a.txt", "d/images/deep/b.jpg"])).await.unwrap();
+        for key in ["d/images/a.jpg", "d/labels/a.txt", "d/images/deep/b.jpg"] {
+            assert_eq!(store.get(key).await.unwrap(), key);
+        }
+        // Rewriting replaces whole objects; no temporary file is left beside them.
+        store.put_many(vec![("d/images/a.jpg".into(), Bytes::from_static(b"new"))]).await.unwrap();
+        assert_eq!(store.get("d/images/a.jpg").await.unwrap(), "new");
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path().join("d/images")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+
+        let err = store.put_many(objects(&["e/first", "../escape", "e/last"])).await.unwrap_err();
+        assert!(matches!(err, StorageError::InvalidKey(_)));
+        assert!(!dir.path().join("e").exists(), "a batch with a bad key writes nothing");
     }
 }

@@ -38,6 +38,9 @@ pub struct ListPage {
     pub next_page: Option<String>,
 }
 
+/// Uploads in flight at once in the default [`ObjectStore::put_many`].
+const PUTS_IN_FLIGHT: usize = 8;
+
 #[async_trait]
 pub trait ObjectStore: Send + Sync + 'static {
     /// Writes the whole object; readers never see a partial one.
@@ -51,6 +54,18 @@ pub trait ObjectStore: Send + Sync + 'static {
     async fn list(&self, prefix: &str, page: Option<String>, page_size: usize) -> Result<ListPage, StorageError>;
     /// Deletes the object; deleting a missing object succeeds.
     async fn delete(&self, key: &str) -> Result<(), StorageError>;
+
+    /// Writes several objects, each as [`ObjectStore::put`] does; on error some may be written.
+    /// Backends whose calls cost a thread hop (the local filesystem) override this to pay it
+    /// once per batch instead of once per object.
+    async fn put_many(&self, objects: Vec<(String, Bytes)>) -> Result<(), StorageError> {
+        use futures::{StreamExt, TryStreamExt};
+        futures::stream::iter(objects)
+            .map(|(key, data)| async move { self.put(&key, data).await })
+            .buffer_unordered(PUTS_IN_FLIGHT)
+            .try_collect::<()>()
+            .await
+    }
 
     /// Copies an object; backends with a server-side copy override this.
     async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
