@@ -214,7 +214,10 @@ async fn start_once(install: &MongodInstall, data_dir: &Path, port: u16) -> anyh
         .args(["--bind_ip", "127.0.0.1"])
         .arg("--quiet")
         .arg("--nounixsocket")
-        .args(["--wiredTigerCacheSizeGB", "0.25"])
+        // WiredTiger's cache takes memory only as data fills it, so a small test database stays
+        // small; a 1 M-image import needs about a gigabyte of documents and indexes in cache, and
+        // with less mongod spends most of its CPU evicting and re-reading pages.
+        .args(["--wiredTigerCacheSizeGB", "1"])
         // Journal files of 16 MB made on demand instead of three preallocated 100 MB ones: a
         // local data directory starts at 17 MB, not 300 MB (tests start several).
         .args(["--wiredTigerEngineConfigString", "log=(file_max=16MB,prealloc=false)"])
