@@ -408,3 +408,16 @@ impl From<SourceError> for ReadError {
         ReadError::Source(SourceErrorText { permanent: err.is_permanent(), message: err.to_string() })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_member_marked_used_by_planning_still_reads_back() {
+        let member = MemberDoc::new("job", "labels/a.txt", 3, 18, Location::Tree { source: 0, path: "a.txt".into() });
+        let mut stored = mongodb::bson::to_document(&member).unwrap();
+        stored.insert("used", true);
+        assert_eq!(mongodb::bson::from_document::<MemberDoc>(stored).unwrap(), member);
+    }
+}

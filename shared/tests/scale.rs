@@ -135,6 +135,41 @@ async fn a_folder_source_is_listed_and_read_in_place() {
     assert!(staged.objects.is_empty(), "{:?}", staged.objects);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn orphan_labels_are_counted_exactly_across_chunks_and_duplicate_deliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backends, queue) = yds::inline::test_backends(dir.path()).await;
+    let src = dir.path().join("src");
+    let generated = testkit::generate(&src, &spec(40)).unwrap();
+    let orphans = [("train", 7), ("val", 2)];
+    for (split, n) in orphans {
+        let image = generated.images.iter().find(|i| i.split == split).unwrap();
+        let labels_dir = generated.label_path(image).parent().unwrap().to_owned();
+        std::fs::create_dir_all(&labels_dir).unwrap();
+        for i in 0..n {
+            std::fs::write(labels_dir.join(format!("ghost_{i}.txt")), "0 0.5 0.5 0.1 0.1\n").unwrap();
+        }
+    }
+    let job_id = import(&backends, &queue, &format!("file://{}/", src.display()), 8).await;
+    // Every task twice, as Cloud Tasks may: planning marks the same labels used again.
+    loop {
+        let tasks = queue.drain();
+        if tasks.is_empty() {
+            break;
+        }
+        for task in tasks.iter().chain(&tasks) {
+            yds::inline::deliver(&backends, task, Delivery::default()).await.unwrap();
+        }
+    }
+    assert_exact(&backends, &job_id, &generated).await;
+    let dataset_id = job(&backends, &job_id).await.dataset_id;
+    let dataset = backends.db.datasets.find_one(doc! {"_id": &dataset_id}).await.unwrap().unwrap();
+    assert_eq!(dataset.finding_counts.get("orphan_label"), Some(&9), "{:?}", dataset.finding_counts);
+    let stats = job(&backends, &job_id).await.result.unwrap().stats;
+    let label_files = generated.images.iter().filter(|i| i.label_text.is_some()).count();
+    assert_eq!(stats.labels, label_files as u64, "the ghosts are not any image's labels");
+}
+
 /// An import of `images` generated images packed as `archive` (`.zip` or `.tar.gz`), in chunks
 /// of 10, on backends whose 600 ms lease has the watchdog act within seconds.
 async fn import_with_short_lease(

@@ -2,9 +2,10 @@
 //! records, and chunks written and enqueued one by one as the splits are walked.
 //!
 //! Split resolution walks the member records in path order through [`MemberTree`] on a
-//! blocking thread; each full chunk is completed (labels looked up, files marked used), recorded
-//! and enqueued before the walk goes on. Memory holds one chunk and a 16-byte hash per image
-//! name, whatever the dataset size.
+//! blocking thread; each full chunk is completed (labels looked up and marked used in the member
+//! index), recorded and enqueued before the walk goes on; the unused labels are found by a query
+//! at the end. Memory holds a few chunks, whatever the dataset size — plus, only for a split with
+//! several sources or a list file, a 16-byte hash per image name of that split.
 
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
@@ -63,7 +64,7 @@ pub(super) async fn plan_chunks(backends: &Backends, job: &JobDoc) -> Result<(),
         .await?;
 
     let cutter = Cutter::new(backends, job);
-    let (mut cutter, split_issues) = {
+    let (cutter, split_issues) = {
         let backends = backends.clone();
         let job_id = job_id.clone();
         let source = job.source.clone();
@@ -76,7 +77,7 @@ pub(super) async fn plan_chunks(backends: &Backends, job: &JobDoc) -> Result<(),
     };
 
     let mut findings = split_issues.clone();
-    let orphans = orphan_labels(backends, job_id, &mut cutter).await?;
+    let orphans = orphan_labels(backends, job_id).await?;
     let mut finding_counts: BTreeMap<String, u64> = BTreeMap::new();
     for finding in &findings {
         *finding_counts.entry(finding.code.clone()).or_default() += 1;
@@ -259,12 +260,16 @@ struct Cutter {
     pending: Vec<Pending>,
     next_index: u32,
     files_total: u64,
-    /// Hashes of the label files some image uses, to find the unused ones at the end. A vector
-    /// sorted once at the end: 8 bytes per label, where a hash set takes two to three times that.
-    used_labels: Vec<u64>,
-    hasher: RandomState,
     /// Chunk records and tasks being written.
     writes: tokio::task::JoinSet<Result<(), PlanError>>,
+}
+
+/// A chunk being cut: its files, their image bytes, and the member ids of their label files.
+#[derive(Default)]
+struct CutChunk {
+    files: Vec<ChunkFile>,
+    bytes: u64,
+    label_ids: Vec<String>,
 }
 
 /// Chunks written and enqueued at once (enqueueing is a network call on Cloud Tasks).
@@ -280,8 +285,6 @@ impl Cutter {
             pending: Vec::new(),
             next_index: 0,
             files_total: 0,
-            used_labels: Vec::new(),
-            hasher: RandomState::new(),
             writes: tokio::task::JoinSet::new(),
         }
     }
@@ -307,21 +310,18 @@ impl Cutter {
             wanted.push(layout::label_path_for(&image.path));
         }
         let found = members::find_many(&self.backends.db, &self.job_id, &wanted).await?;
-        let mut chunk: Vec<ChunkFile> = Vec::new();
-        let mut chunk_bytes = 0u64;
+        let mut chunk = CutChunk::default();
         for image in pending {
             let Some(member) = found.get(&image.path) else { continue };
             let label_path = layout::label_path_for(&image.path);
-            let label = found.get(&label_path).map(|m| m.location.clone());
-            if label.is_some() {
-                self.used_labels.push(self.hasher.hash_one(&label_path));
-            }
-            if !chunk.is_empty() && chunk_bytes + member.size > self.chunk_max_bytes {
+            let label = found.get(&label_path).map(|m| (m.location.clone(), m.id.clone()));
+            if !chunk.files.is_empty() && chunk.bytes + member.size > self.chunk_max_bytes {
                 self.write_chunk(std::mem::take(&mut chunk)).await?;
-                chunk_bytes = 0;
             }
-            chunk_bytes += member.size;
-            chunk.push(ChunkFile {
+            chunk.bytes += member.size;
+            let (label, label_id) = label.unzip();
+            chunk.label_ids.extend(label_id);
+            chunk.files.push(ChunkFile {
                 split: image.split,
                 file_name: image.file_name,
                 image: member.location.clone(),
@@ -333,7 +333,8 @@ impl Cutter {
     }
 
     /// Numbers the chunk, then records and enqueues it in the background (a few at once).
-    async fn write_chunk(&mut self, files: Vec<ChunkFile>) -> Result<(), PlanError> {
+    async fn write_chunk(&mut self, chunk: CutChunk) -> Result<(), PlanError> {
+        let CutChunk { files, label_ids, .. } = chunk;
         if files.is_empty() {
             return Ok(());
         }
@@ -349,6 +350,12 @@ impl Cutter {
         let (files_total, chunks_total) = (self.files_total as i64, self.next_index as i64);
         self.writes.spawn(async move {
             coordinator::create_chunk(&backends.db, &job_id, index, &files).await?;
+            // The label files this chunk uses are marked in the member index, so the orphan check
+            // at the end is a query, not a set that grows with the dataset in planning's memory.
+            if !label_ids.is_empty() {
+                let used = doc! {"$set": {"used": true}};
+                backends.db.members.update_many(doc! {"_id": {"$in": label_ids}}, used).await?;
+            }
             // A task carries its file list while it stays far below Cloud Tasks' 1 MB limit; a
             // larger chunk's task carries none and process-chunk reads the list from the record.
             let files = if files.len() <= FILES_IN_TASK_MAX { files } else { Vec::new() };
@@ -374,26 +381,23 @@ struct Orphans {
     sample: Vec<FileError>,
 }
 
-async fn orphan_labels(backends: &Backends, job_id: &str, cutter: &mut Cutter) -> Result<Orphans, PlanError> {
-    cutter.used_labels.sort_unstable();
-    cutter.used_labels.dedup();
-    let filter = doc! {"$and": [members::under(job_id, ""), {"_id": {"$regex": LABEL_ID_PATTERN}}]};
+async fn orphan_labels(backends: &Backends, job_id: &str) -> Result<Orphans, PlanError> {
+    let filter = doc! {
+        "$and": [members::under(job_id, ""), {"_id": {"$regex": LABEL_ID_PATTERN}}, {"used": {"$ne": true}}]
+    };
     let ids = backends.db.members.clone_with_type::<mongodb::bson::Document>();
     let mut cursor = ids.find(filter).projection(doc! {"_id": 1}).await?;
     let mut orphans = Orphans { count: 0, sample: Vec::new() };
     let prefix_len = job_id.len() + 1;
     while let Some(member) = cursor.try_next().await? {
         let Ok(id) = member.get_str("_id") else { continue };
-        let path = &id[prefix_len..];
-        if cutter.used_labels.binary_search(&cutter.hasher.hash_one(path)).is_err() {
-            orphans.count += 1;
-            if orphans.sample.len() < ERROR_SAMPLE {
-                orphans.sample.push(FileError {
-                    file: path.to_owned(),
-                    code: "orphan_label".into(),
-                    message: "label file with no matching image; it is not imported".into(),
-                });
-            }
+        orphans.count += 1;
+        if orphans.sample.len() < ERROR_SAMPLE {
+            orphans.sample.push(FileError {
+                file: id[prefix_len..].to_owned(),
+                code: "orphan_label".into(),
+                message: "label file with no matching image; it is not imported".into(),
+            });
         }
     }
     Ok(orphans)
