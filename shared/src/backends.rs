@@ -13,6 +13,7 @@ use crate::queue::cloud_tasks::{CloudTasksConfig, CloudTasksQueue};
 use crate::queue::{LocalQueue, QueueError, TaskQueue};
 use crate::source::Fetcher;
 use crate::storage::flaky::FlakyStore;
+use crate::storage::retry::RetryingStore;
 use crate::storage::{GcsStore, LocalStore, ObjectStore, StorageError};
 
 /// Largest source file downloaded (an archive of a 100 GB dataset, with room).
@@ -79,7 +80,8 @@ impl Backends {
             }
         };
         let store: Arc<dyn ObjectStore> = match config.chaos.storage_failure {
-            p if p > 0.0 => Arc::new(FlakyStore::new(store, p)),
+            // Injected failures are retried as the Cloud Storage client retries real ones.
+            p if p > 0.0 => Arc::new(RetryingStore::new(Arc::new(FlakyStore::new(store, p)))),
             _ => store,
         };
         let queue: Arc<dyn TaskQueue> = match &config.queue {

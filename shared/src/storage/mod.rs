@@ -10,6 +10,7 @@ pub mod flaky;
 pub mod gcs;
 pub mod keys;
 pub mod local;
+pub mod retry;
 
 use std::ops::Range;
 
