@@ -71,10 +71,10 @@ impl From<mongodb::error::Error> for ChunkError {
     }
 }
 
-/// Files of one chunk judged and copied at once.
+/// Files of a folder source read at once (zip and packed members come by coalesced ranges).
 const FILE_CONCURRENCY: usize = 8;
-/// Files read from a source per request group (non-zip files are read one by one, this many at
-/// once).
+/// Files read, judged and copied per group (folder files are read one by one,
+/// `FILE_CONCURRENCY` at once).
 const READ_GROUP_FILES: usize = 64;
 /// Image bytes read per request group: memory per chunk stays near this, whatever the chunk.
 const READ_GROUP_BYTES: u64 = 16 << 20;
