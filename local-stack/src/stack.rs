@@ -41,6 +41,10 @@ pub struct StackOptions {
     pub chaos_storage: f64,
     /// Files per chunk when a request names none.
     pub chunk_size: Option<u32>,
+    /// Deliveries of one task before the queue gives up (process-chunk records a dead letter on
+    /// the last). 20 by default, more than the production queue's 8: the local stack is where
+    /// fault injection (`YDS_CHAOS_CRASH`) fails attempts on purpose, and 20 attempts of the
+    /// local queue (0.1 s backoff doubling to 10 s) still end within ~2.5 minutes.
     pub task_max_attempts: u32,
     /// Concurrent deliveries of the local queue.
     pub queue_concurrency: usize,
@@ -64,7 +68,7 @@ impl StackOptions {
             chaos_crash: 0.0,
             chaos_storage: 0.0,
             chunk_size: None,
-            task_max_attempts: 8,
+            task_max_attempts: 20,
             queue_concurrency: 4,
             extra_env: Vec::new(),
         }

@@ -52,6 +52,12 @@ pub async fn start_stack(args: &StackArgs) -> anyhow::Result<(Stack, String)> {
     options.chaos_duplicate = env_probability("YDS_CHAOS_DUPLICATE")?;
     options.chaos_crash = env_probability("YDS_CHAOS_CRASH")?;
     options.chaos_storage = env_probability("YDS_CHAOS_STORAGE_FAIL")?;
+    if let Ok(attempts) = std::env::var("YDS_TASK_MAX_ATTEMPTS") {
+        options.task_max_attempts = match attempts.trim().parse() {
+            Ok(n) if n >= 2 => n,
+            _ => bail!("YDS_TASK_MAX_ATTEMPTS must be a whole number >= 2, got {attempts:?}"),
+        };
+    }
     let key = match std::env::var("YDS_API_KEYS").ok().filter(|v| !v.trim().is_empty()) {
         Some(keys) => {
             options.api_keys = keys.clone();
