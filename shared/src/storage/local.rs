@@ -116,9 +116,7 @@ impl ObjectStore for LocalStore {
     async fn list(&self, prefix: &str, page: Option<String>, page_size: usize) -> Result<ListPage, StorageError> {
         let root = self.root.clone();
         let prefix = prefix.to_owned();
-        tokio::task::spawn_blocking(move || list_sorted(&root, &prefix, page.as_deref(), page_size.max(1)))
-            .await
-            .map_err(|e| StorageError::Io(std::io::Error::other(e)))?
+        blocking(move || list_sorted(&root, &prefix, page.as_deref(), page_size.max(1))).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
