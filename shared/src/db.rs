@@ -107,11 +107,9 @@ impl Db {
             .create_indexes([
                 unique_path,
                 index(doc! {"dataset_id": 1, "split": 1, "path": 1}),
-                index(doc! {"dataset_id": 1, "class_ids": 1, "path": 1}),
+                // Without a split filter these serve too: one range per split, merged by path.
                 index(doc! {"dataset_id": 1, "split": 1, "class_ids": 1, "path": 1}),
-                index(doc! {"dataset_id": 1, "issue_codes": 1, "path": 1}),
                 index(doc! {"dataset_id": 1, "split": 1, "issue_codes": 1, "path": 1}),
-                index(doc! {"dataset_id": 1, "valid": 1, "path": 1}),
                 index(doc! {"dataset_id": 1, "split": 1, "valid": 1, "path": 1}),
                 // Exact duplicates, grouped when a job ends.
                 index(doc! {"dataset_id": 1, "content_hash": 1}),

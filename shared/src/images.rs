@@ -81,21 +81,55 @@ pub struct ImageQuery {
     pub valid: Option<bool>,
     /// Images carrying this issue code.
     pub issue: Option<String>,
+    /// Every split of the dataset: without a `split` filter, the other filters are served by
+    /// their per-split indexes merged in `path` order.
+    pub all_splits: Vec<String>,
     /// The `path` of the previous page's last image.
     pub after: Option<String>,
     pub limit: i64,
 }
 
-/// Images in `path` order after the cursor; each filter combination is served by its own
-/// index (hinted, so the planner never falls back to scanning `_id`).
+/// Images in `path` order after the cursor, each query served by a hinted index so the
+/// planner never falls back to scanning `_id` or sorting in memory.
+///
+/// The class, issue and validity indexes all lead with `split`: a query without a split filter
+/// names every split (`$in`), and MongoDB merges the per-split index ranges in `path` order.
+/// Three indexes fewer to maintain on every imported image than one set with and one without
+/// `split`.
 pub async fn page(db: &crate::db::Db, query: &ImageQuery) -> crate::db::DbResult<(Vec<ImageDoc>, Option<String>)> {
     use futures::TryStreamExt;
+
+    let (filter, hint) = filter_and_hint(query);
+    let mut items: Vec<ImageDoc> = db
+        .images
+        .find(filter)
+        .sort(mongodb::bson::doc! {"path": 1})
+        .hint(mongodb::options::Hint::Keys(hint))
+        .limit(query.limit + 1)
+        .await?
+        .try_collect()
+        .await?;
+    let next = if items.len() as i64 > query.limit {
+        items.truncate(query.limit as usize);
+        items.last().map(|i| i.path.clone())
+    } else {
+        None
+    };
+    Ok((items, next))
+}
+
+/// The filter of a page's query and the index that serves it (sorted by `path`).
+pub fn filter_and_hint(query: &ImageQuery) -> (mongodb::bson::Document, mongodb::bson::Document) {
     use mongodb::bson::doc;
 
     let mut filter = doc! {"dataset_id": &query.dataset_id};
     let mut hint = doc! {"dataset_id": 1};
+    let filtered = query.class_id.is_some() || query.issue.is_some() || query.valid.is_some();
     if let Some(split) = &query.split {
         filter.insert("split", split);
+        hint.insert("split", 1);
+    } else if filtered {
+        filter.insert("split", doc! {"$in": &query.all_splits});
         hint.insert("split", 1);
     }
     // Every filter narrows the query; the most selective one present also picks the index
@@ -120,22 +154,7 @@ pub async fn page(db: &crate::db::Db, query: &ImageQuery) -> crate::db::DbResult
     if let Some(after) = &query.after {
         filter.insert("path", doc! {"$gt": after});
     }
-    let mut items: Vec<ImageDoc> = db
-        .images
-        .find(filter)
-        .sort(doc! {"path": 1})
-        .hint(mongodb::options::Hint::Keys(hint))
-        .limit(query.limit + 1)
-        .await?
-        .try_collect()
-        .await?;
-    let next = if items.len() as i64 > query.limit {
-        items.truncate(query.limit as usize);
-        items.last().map(|i| i.path.clone())
-    } else {
-        None
-    };
-    Ok((items, next))
+    (filter, hint)
 }
 
 /// Exact duplicates found among a dataset's images.

@@ -52,14 +52,15 @@ impl Handler for ListImages {
         if issue.as_deref().is_some_and(|c| c.is_empty() || c.len() > 64) {
             return Err(ApiError::BadRequest("`issue` must be an issue code".into()));
         }
-        if datasets::find_for_tenant(&self.db, caller.tenant(), &dataset_id).await?.is_none() {
+        let Some(dataset) = datasets::find_for_tenant(&self.db, caller.tenant(), &dataset_id).await? else {
             return Err(ApiError::NotFound(format!("dataset `{dataset_id}` not found")));
-        }
+        };
         // A cursor is valid only for the tenant, dataset and filters it was issued for.
         let scope =
             format!("images\n{:?}\n{dataset_id:?}\n{split:?}\n{class_id:?}\n{valid:?}\n{issue:?}", caller.tenant());
         let after: Option<String> = params.get("cursor").map(|c| self.cursors.decode(&scope, c)).transpose()?;
-        let query = ImageQuery { dataset_id, split, class_id, valid, issue, after, limit };
+        let query =
+            ImageQuery { dataset_id, split, class_id, valid, issue, all_splits: dataset.split_names, after, limit };
         let (items, next) = images::page(&self.db, &query).await?;
         let items: Vec<_> = items.iter().map(|i| i.to_view()).collect();
         let next_cursor = next.map(|c| self.cursors.encode(&scope, &c));
