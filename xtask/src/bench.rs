@@ -357,6 +357,8 @@ struct ImportRun {
     memory: MemoryPeaks,
     /// Duplicate images the import reported: (within a split, across splits).
     duplicates: Option<(u64, u64)>,
+    /// Time mongod spent on each collection (its `top` command), largest first.
+    mongod_time: Vec<(String, Duration)>,
 }
 
 impl ImportRun {
@@ -445,7 +447,28 @@ async fn drive_import(args: &BenchArgs, stack: &Stack, work: &Path, format: Form
     let dataset_id = status["dataset_id"].as_str().unwrap_or_default();
     let dataset = db.collection::<Document>("datasets").find_one(doc! {"_id": dataset_id}).await?;
     let duplicates = dataset.as_ref().and_then(duplicate_counts);
-    Ok(ImportRun { format, wall, status, timed_out, chunks, memory, duplicates })
+    let mongod_time = mongod_time_by_collection(&db).await?;
+    Ok(ImportRun { format, wall, status, timed_out, chunks, memory, duplicates, mongod_time })
+}
+
+/// Where mongod's time went: the `top` command's total per collection of the `yds` database
+/// (time holding the collection's locks, reads and writes together), largest first.
+async fn mongod_time_by_collection(db: &mongodb::Database) -> anyhow::Result<Vec<(String, Duration)>> {
+    let admin = db.client().database("admin");
+    let top = admin.run_command(doc! {"top": 1}).await.context("mongod's top command")?;
+    let mut times: Vec<(String, Duration)> = top
+        .get_document("totals")
+        .context("top's totals")?
+        .iter()
+        .filter_map(|(namespace, value)| {
+            let collection = namespace.strip_prefix(&format!("{}.", db.name()))?;
+            let micros = value.as_document()?.get_document("total").ok()?.get("time")?;
+            let micros = micros.as_i64().or_else(|| micros.as_i32().map(i64::from))?;
+            Some((collection.to_owned(), Duration::from_micros(micros.max(0) as u64)))
+        })
+        .collect();
+    times.sort_by_key(|(_, time)| std::cmp::Reverse(*time));
+    Ok(times)
 }
 
 async fn post_import(
@@ -710,6 +733,11 @@ impl Report<'_> {
         for name in ["process-chunk", "mongod"] {
             row(&format!("CPU s {name}"), &|r| r.memory.cpu_seconds(name).map_or("n/a".into(), |s| format!("{s:.1}")));
         }
+        row("mongod time s by collection", &|r| {
+            let top: Vec<String> =
+                r.mongod_time.iter().take(4).map(|(name, time)| format!("{name} {:.1}", time.as_secs_f64())).collect();
+            top.join(", ")
+        });
         row("status", &|r| r.final_status().to_owned());
         let count = |r: &ImportRun, name: &str| r.count(name).map_or("?".into(), |n| n.to_string());
         row("images / annotations / invalid", &|r| {
