@@ -1,6 +1,8 @@
 //! The coordinator: exact progress and exactly-once completion under at-least-once delivery.
 //!
-//! Planning writes one [`ChunkDoc`] per chunk (deterministic `_id`), state `pending`. A chunk's
+//! Planning writes one [`ChunkDoc`] per chunk (deterministic `_id`), state `pending`, and its
+//! file list apart, as a [`ChunkFilesDoc`] of the same `_id`: progress sums and status polls
+//! scan the small records only, never a million file entries. A chunk's
 //! outcome is recorded by one conditional update `pending → done|failed` that carries the
 //! chunk's statistics, so a duplicate or concurrent delivery can never count twice: the loser's
 //! update matches nothing. Progress is the sum over finished chunks, which only grows.
@@ -52,8 +54,6 @@ pub struct ChunkDoc {
     pub job_id: String,
     pub index: u32,
     pub file_count: u64,
-    #[serde(default)]
-    pub files: Vec<ChunkFile>,
     pub state: ChunkState,
     #[serde(default)]
     pub stats: Option<ChunkStats>,
@@ -78,6 +78,21 @@ pub struct ChunkDoc {
 
 pub fn chunk_id(job_id: &str, index: u32) -> String {
     format!("{job_id}:{index:07}")
+}
+
+/// A chunk's files, in `import_chunk_files` under the chunk's `_id`; deleted with the job's
+/// other scratch once it has ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChunkFilesDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub files: Vec<ChunkFile>,
+}
+
+/// The files of chunk `index` (empty if it has no record).
+pub async fn chunk_files(db: &Db, job_id: &str, index: u32) -> DbResult<Vec<ChunkFile>> {
+    let found = db.chunk_files.find_one(doc! {"_id": chunk_id(job_id, index)}).await?;
+    Ok(found.map(|doc| doc.files).unwrap_or_default())
 }
 
 /// Counts over a set of images: one chunk's, or (summed) a whole dataset's.
@@ -151,14 +166,20 @@ fn merge_classes(mine: &mut BTreeMap<String, ClassStats>, other: &BTreeMap<Strin
     }
 }
 
-/// Creates one chunk record; a record that already exists (a retried plan) is kept.
+/// Creates one chunk record, its file list first (a chunk record never lacks its files); what
+/// already exists (a retried plan) is kept.
 pub async fn create_chunk(db: &Db, job_id: &str, index: u32, files: &[ChunkFile]) -> DbResult<()> {
+    let list = ChunkFilesDoc { id: chunk_id(job_id, index), files: files.to_vec() };
+    match db.chunk_files.insert_one(list).await {
+        Ok(_) => {}
+        Err(err) if is_duplicate_key(&err) => {}
+        Err(err) => return Err(err.into()),
+    }
     let chunk = ChunkDoc {
         id: chunk_id(job_id, index),
         job_id: job_id.to_owned(),
         index,
         file_count: files.len() as u64,
-        files: files.to_vec(),
         state: ChunkState::Pending,
         stats: None,
         errors: Vec::new(),
@@ -228,11 +249,7 @@ pub struct Progress {
 
 /// Sums every finished chunk of `job_id`, streaming (memory bounded by classes and splits).
 pub async fn progress(db: &Db, job_id: &str) -> DbResult<Progress> {
-    let mut cursor = db
-        .chunks
-        .find(doc! {"job_id": job_id, "state": {"$in": ["done", "failed"]}})
-        .projection(doc! {"files": 0})
-        .await?;
+    let mut cursor = db.chunks.find(doc! {"job_id": job_id, "state": {"$in": ["done", "failed"]}}).await?;
     let mut progress = Progress::default();
     while let Some(chunk) = cursor.try_next().await? {
         progress.files_done += chunk.file_count;
@@ -294,7 +311,7 @@ pub async fn running_totals(db: &Db, job_id: &str) -> DbResult<Progress> {
     let mut with_errors = db
         .chunks
         .find(doc! {"$and": [finished, {"errors.0": {"$exists": true}}]})
-        .projection(doc! {"files": 0, "stats": 0})
+        .projection(doc! {"stats": 0})
         .limit(ERROR_SAMPLE as i64)
         .await?;
     while let Some(chunk) = with_errors.try_next().await? {

@@ -5,6 +5,7 @@
 //! - `datasets`: one document per dataset, with its statistics once imported;
 //! - `import_jobs`: one per import request (the coordinator's job record);
 //! - `import_chunks`: one per chunk of files, the coordinator's unit of exactly-once accounting;
+//! - `import_chunk_files`: each chunk's file list, apart so that summing chunks stays cheap;
 //! - `images`: one per image, annotations embedded;
 //! - `import_members`: one per file of a job's source while it imports (see [`crate::members`]).
 //!
@@ -15,7 +16,7 @@ use mongodb::options::IndexOptions;
 use mongodb::{Client, Collection, Database, IndexModel};
 
 use crate::api_keys::ApiKeyDoc;
-use crate::coordinator::ChunkDoc;
+use crate::coordinator::{ChunkDoc, ChunkFilesDoc};
 use crate::datasets::DatasetDoc;
 use crate::images::ImageDoc;
 use crate::jobs::JobDoc;
@@ -34,6 +35,7 @@ pub struct Db {
     pub datasets: Collection<DatasetDoc>,
     pub jobs: Collection<JobDoc>,
     pub chunks: Collection<ChunkDoc>,
+    pub chunk_files: Collection<ChunkFilesDoc>,
     pub images: Collection<ImageDoc>,
     pub members: Collection<MemberDoc>,
     pub api_keys: Collection<ApiKeyDoc>,
@@ -56,6 +58,7 @@ impl Db {
             datasets: database.collection("datasets"),
             jobs: database.collection("import_jobs"),
             chunks: database.collection("import_chunks"),
+            chunk_files: database.collection("import_chunk_files"),
             images: database.collection("images"),
             members: database.collection("import_members"),
             api_keys: database.collection("api_keys"),

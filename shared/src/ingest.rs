@@ -101,13 +101,19 @@ pub async fn process_chunk(
         return Ok(());
     };
     let chunk = db.chunks.find_one(doc! {"_id": coordinator::chunk_id(job_id, index)}).await?;
-    let Some(chunk) = chunk.filter(|c| c.state == ChunkState::Pending && !job.status.is_terminal()) else {
+    if !chunk.is_some_and(|c| c.state == ChunkState::Pending && !job.status.is_terminal()) {
         coordinator::try_finalize(db, job_id).await?;
         return Ok(());
-    };
+    }
     // Large chunks travel without their list (Cloud Tasks caps a task at 1 MB): the chunk's
-    // record always has it.
-    let files = if files.is_empty() { &chunk.files[..] } else { files };
+    // file record always has it.
+    let stored;
+    let files = if files.is_empty() {
+        stored = coordinator::chunk_files(db, job_id, index).await?;
+        &stored[..]
+    } else {
+        files
+    };
     let Some(dataset) = db.datasets.find_one(doc! {"_id": &job.dataset_id}).await? else {
         return Ok(());
     };
@@ -225,6 +231,14 @@ pub async fn give_up_chunk(
     files: &[ChunkFile],
     cause: &str,
 ) -> Result<(), ChunkError> {
+    // A task without its list (a large chunk, or the watchdog's redelivery): the record has it.
+    let stored;
+    let files = if files.is_empty() {
+        stored = coordinator::chunk_files(&backends.db, job_id, index).await?;
+        &stored[..]
+    } else {
+        files
+    };
     let errors: Vec<FileError> = files
         .iter()
         .take(ERROR_SAMPLE)

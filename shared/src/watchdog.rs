@@ -125,9 +125,12 @@ async fn recover_planning(backends: &Backends, job: &JobDoc) -> Result<(), Watch
     Ok(())
 }
 
-/// Deletes what only the import needed: staged files and the member records.
+/// Deletes what only the import needed: staged files, the member records and the chunks' file
+/// lists (the chunk records stay, with their outcomes).
 async fn clean_up(backends: &Backends, job_id: &str) -> Result<(), WatchError> {
     let members = backends.db.members.delete_many(crate::members::under(job_id, "")).await?;
+    // Chunk ids are `{job_id}:{index}`, the same shape as member ids.
+    backends.db.chunk_files.delete_many(crate::members::under(job_id, "")).await?;
     let staged = backends.store.delete_prefix(&crate::storage::keys::job_temp_prefix(job_id)).await?;
     tracing::info!(job_id, members = members.deleted_count, staged, "import scratch cleared");
     Ok(())
@@ -138,12 +141,10 @@ async fn lost_chunks(backends: &Backends, job_id: &str) -> DbResult<Vec<ChunkDoc
     let db = &backends.db;
     let lease = backends.pacing.chunk_lease;
     let expired = DateTime::from_millis(DateTime::now().timestamp_millis() - lease.as_millis() as i64);
-    let no_files = doc! {"files": 0};
     // Started, and no outcome within the lease.
     let mut lost: Vec<ChunkDoc> = db
         .chunks
         .find(doc! {"job_id": job_id, "state": "pending", "started_at": {"$lt": expired}})
-        .projection(no_files.clone())
         .await?
         .try_collect()
         .await?;
@@ -158,7 +159,6 @@ async fn lost_chunks(backends: &Backends, job_id: &str) -> DbResult<Vec<ChunkDoc
         let never_started: Vec<ChunkDoc> = db
             .chunks
             .find(doc! {"job_id": job_id, "state": "pending", "started_at": null})
-            .projection(no_files)
             .await?
             .try_collect()
             .await?;
@@ -171,9 +171,8 @@ async fn lost_chunks(backends: &Backends, job_id: &str) -> DbResult<Vec<ChunkDoc
 async fn recover(backends: &Backends, chunk: &ChunkDoc) -> Result<(), WatchError> {
     if chunk.redeliveries >= MAX_REDELIVERIES {
         tracing::error!(job_id = %chunk.job_id, index = chunk.index, "chunk lost too often; recorded as failed");
-        let files = backends.db.chunks.find_one(doc! {"_id": &chunk.id}).await?.map(|c| c.files).unwrap_or_default();
         let cause = format!("its task was lost {} times", chunk.redeliveries + 1);
-        ingest::give_up_chunk(backends, &chunk.job_id, chunk.index, &files, &cause).await?;
+        ingest::give_up_chunk(backends, &chunk.job_id, chunk.index, &[], &cause).await?;
         return Ok(());
     }
     let redelivery = chunk.redeliveries + 1;

@@ -109,8 +109,14 @@ async fn a_chunk_failing_on_its_last_attempt_is_recorded_and_the_job_ends() {
     assert_eq!(service.call(task_request(&chunks[0], 0)).await.status(), 503);
     let job = yds::jobs::find(&backends.db, &job_id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::Running);
-    // Last attempt (5 max): recorded as failed, answered 200, the job ends.
-    assert_eq!(service.call(task_request(&chunks[0], 4)).await.status(), 200);
+    // Last attempt (5 max): recorded as failed, answered 200, the job ends. The task comes
+    // without its file list, as a large chunk's does: the dead letter still lists the files.
+    let mut without_list = chunks[0].clone();
+    if let TaskBody::Chunk { files, .. } = &mut without_list {
+        assert_eq!(files.len(), generated.image_count());
+        files.clear();
+    }
+    assert_eq!(service.call(task_request(&without_list, 4)).await.status(), 200);
     let job = yds::jobs::find(&backends.db, &job_id).await.unwrap().unwrap();
     assert_eq!(job.status, JobStatus::CompletedWithErrors);
     let result = job.result.unwrap();
