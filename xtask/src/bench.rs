@@ -359,6 +359,9 @@ struct ImportRun {
     duplicates: Option<(u64, u64)>,
     /// Time mongod spent on each collection (its `top` command), largest first.
     mongod_time: Vec<(String, Duration)>,
+    /// CPU seconds of this process during the import: the HTTP file server, the local queue's
+    /// dispatcher, the stack's supervisor and the status polls share the machine too.
+    bench_cpu: Option<f64>,
 }
 
 impl ImportRun {
@@ -401,6 +404,7 @@ async fn drive_import(args: &BenchArgs, stack: &Stack, work: &Path, format: Form
         Format::Dir => format!("file://{}", unpacked_tree(work).await?.display()),
         _ => server.url(format.file_name()),
     };
+    let own_cpu_before = own_cpu_ticks();
     let job_id = post_import(&client, stack, &url, format, args.images).await?;
 
     let mut memory = MemoryPeaks::default();
@@ -432,6 +436,7 @@ async fn drive_import(args: &BenchArgs, stack: &Stack, work: &Path, format: Form
         tokio::time::sleep(POLL_EVERY).await;
     };
     let polled = started.elapsed();
+    let bench_cpu = own_cpu_before.zip(own_cpu_ticks()).map(|(before, after)| (after - before) as f64 / CLOCK_TICKS);
     bar.finish();
     memory.sample(&stack.pids());
 
@@ -448,7 +453,12 @@ async fn drive_import(args: &BenchArgs, stack: &Stack, work: &Path, format: Form
     let dataset = db.collection::<Document>("datasets").find_one(doc! {"_id": dataset_id}).await?;
     let duplicates = dataset.as_ref().and_then(duplicate_counts);
     let mongod_time = mongod_time_by_collection(&db).await?;
-    Ok(ImportRun { format, wall, status, timed_out, chunks, memory, duplicates, mongod_time })
+    Ok(ImportRun { format, wall, status, timed_out, chunks, memory, duplicates, mongod_time, bench_cpu })
+}
+
+/// CPU time this process has used so far, in clock ticks.
+fn own_cpu_ticks() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| cpu_ticks(&s))
 }
 
 /// Where mongod's time went: the `top` command's total per collection of the `yds` database
@@ -733,6 +743,9 @@ impl Report<'_> {
         for name in ["process-chunk", "mongod"] {
             row(&format!("CPU s {name}"), &|r| r.memory.cpu_seconds(name).map_or("n/a".into(), |s| format!("{s:.1}")));
         }
+        row("CPU s bench process (file server, queue dispatcher)", &|r| {
+            r.bench_cpu.map_or("n/a".into(), |s| format!("{s:.1}"))
+        });
         row("mongod time s by collection", &|r| {
             let top: Vec<String> =
                 r.mongod_time.iter().take(4).map(|(name, time)| format!("{name} {:.1}", time.as_secs_f64())).collect();
