@@ -17,11 +17,13 @@ use serde::{Deserialize, Serialize};
 use super::caller::LOCAL_TOKEN_HEADER;
 use super::{headers, QueueError, TaskBody, TaskQueue};
 
-/// A task as stored on disk.
+/// A task as stored on disk. The dispatcher reads the body as raw JSON ([`RawBody`]) and posts
+/// it as it is: a chunk task lists its files, and parsing and re-serializing that list cost
+/// more CPU than the delivery itself.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct StoredTask {
+struct StoredTask<Body = TaskBody> {
     name: String,
-    body: TaskBody,
+    body: Body,
     /// Deliveries that already failed.
     failures: u32,
     /// Not to be delivered before this time (ms since the epoch).
@@ -63,7 +65,7 @@ impl LocalQueue {
         let now = now_ms();
         for name in self.pending_names() {
             let path = self.pending_dir().join(format!("{name}.json"));
-            match read_task(&path) {
+            match read_task::<TaskBody>(&path) {
                 Some(task) if task.not_before_ms > now => continue,
                 Some(task) => bodies.push(task.body),
                 None => {}
@@ -103,7 +105,7 @@ fn write_new(dir: &Path, task: &StoredTask) -> std::io::Result<()> {
 }
 
 /// Replaces a task's file (to record a failure).
-fn write_over(dir: &Path, task: &StoredTask) -> std::io::Result<()> {
+fn write_over(dir: &Path, task: &StoredTask<RawBody>) -> std::io::Result<()> {
     let path = dir.join(format!("{}.json", task.name));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     std::io::Write::write_all(&mut tmp, &serde_json::to_vec(task)?)?;
@@ -111,7 +113,10 @@ fn write_over(dir: &Path, task: &StoredTask) -> std::io::Result<()> {
     Ok(())
 }
 
-fn read_task(path: &Path) -> Option<StoredTask> {
+/// A task body as the enqueuer wrote it.
+type RawBody = Box<serde_json::value::RawValue>;
+
+fn read_task<Body: serde::de::DeserializeOwned>(path: &Path) -> Option<StoredTask<Body>> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
@@ -201,7 +206,7 @@ impl Dispatcher {
     /// Up to `want` due tasks, in name order (a job's chunks front to back). Only the files of
     /// tasks about to be delivered are read, so a queue of thousands of large chunk tasks costs
     /// one directory listing per poll.
-    fn due_tasks(&self, want: usize) -> Vec<StoredTask> {
+    fn due_tasks(&self, want: usize) -> Vec<StoredTask<RawBody>> {
         let now = now_ms();
         let in_flight = self.in_flight.lock().expect("not poisoned").clone();
         let mut delayed = self.delayed.lock().expect("not poisoned");
@@ -213,7 +218,9 @@ impl Dispatcher {
             if in_flight.contains(&name) || delayed.get(&name).is_some_and(|&at| at > now) {
                 continue;
             }
-            let Some(task) = read_task(&self.queue.pending_dir().join(format!("{name}.json"))) else { continue };
+            let Some(task) = read_task::<RawBody>(&self.queue.pending_dir().join(format!("{name}.json"))) else {
+                continue;
+            };
             if task.not_before_ms > now {
                 delayed.insert(name, task.not_before_ms);
                 continue;
@@ -224,7 +231,7 @@ impl Dispatcher {
         due
     }
 
-    async fn deliver(&self, mut task: StoredTask) {
+    async fn deliver(&self, mut task: StoredTask<RawBody>) {
         let duplicate = self.options.chaos_duplicate > 0.0 && rand::random::<f64>() < self.options.chaos_duplicate;
         let ok = if duplicate {
             let (a, b) = tokio::join!(self.post(&task), self.post(&task));
@@ -256,7 +263,7 @@ impl Dispatcher {
     }
 
     /// One delivery; true on a 2xx answer.
-    async fn post(&self, task: &StoredTask) -> bool {
+    async fn post(&self, task: &StoredTask<RawBody>) -> bool {
         let mut request = self.client.post(&self.options.target);
         if let Some(token) = &self.options.token {
             request = request.header(LOCAL_TOKEN_HEADER, token);
@@ -266,7 +273,8 @@ impl Dispatcher {
             .header(headers::RETRY_COUNT, task.failures.to_string())
             .header(headers::EXECUTION_COUNT, task.failures.to_string())
             .header(headers::QUEUE_NAME, &self.options.queue_name)
-            .json(&task.body)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(task.body.get().to_owned())
             .send()
             .await;
         match result {
