@@ -89,10 +89,19 @@ pub struct ChunkFilesDoc {
     pub files: Vec<ChunkFile>,
 }
 
-/// The files of chunk `index` (empty if it has no record).
-pub async fn chunk_files(db: &Db, job_id: &str, index: u32) -> DbResult<Vec<ChunkFile>> {
+/// The files of chunk `index`: the task's list when it carried one, else the stored list (large
+/// chunks travel without theirs, as do the watchdog's redeliveries; empty if there is none).
+pub async fn chunk_files<'a>(
+    db: &Db,
+    job_id: &str,
+    index: u32,
+    from_task: &'a [ChunkFile],
+) -> DbResult<std::borrow::Cow<'a, [ChunkFile]>> {
+    if !from_task.is_empty() {
+        return Ok(from_task.into());
+    }
     let found = db.chunk_files.find_one(doc! {"_id": chunk_id(job_id, index)}).await?;
-    Ok(found.map(|doc| doc.files).unwrap_or_default())
+    Ok(found.map(|doc| doc.files).unwrap_or_default().into())
 }
 
 /// Counts over a set of images: one chunk's, or (summed) a whole dataset's.

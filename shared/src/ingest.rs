@@ -105,15 +105,8 @@ pub async fn process_chunk(
         coordinator::try_finalize(db, job_id).await?;
         return Ok(());
     }
-    // Large chunks travel without their list (Cloud Tasks caps a task at 1 MB): the chunk's
-    // file record always has it.
-    let stored;
-    let files = if files.is_empty() {
-        stored = coordinator::chunk_files(db, job_id, index).await?;
-        &stored[..]
-    } else {
-        files
-    };
+    // Large chunks travel without their list (Cloud Tasks caps a task at 1 MB).
+    let files = &coordinator::chunk_files(db, job_id, index, files).await?[..];
     let Some(dataset) = db.datasets.find_one(doc! {"_id": &job.dataset_id}).await? else {
         return Ok(());
     };
@@ -231,14 +224,7 @@ pub async fn give_up_chunk(
     files: &[ChunkFile],
     cause: &str,
 ) -> Result<(), ChunkError> {
-    // A task without its list (a large chunk, or the watchdog's redelivery): the record has it.
-    let stored;
-    let files = if files.is_empty() {
-        stored = coordinator::chunk_files(&backends.db, job_id, index).await?;
-        &stored[..]
-    } else {
-        files
-    };
+    let files = &coordinator::chunk_files(&backends.db, job_id, index, files).await?[..];
     let errors: Vec<FileError> = files
         .iter()
         .take(ERROR_SAMPLE)
