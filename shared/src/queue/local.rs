@@ -312,11 +312,11 @@ mod tests {
     }
 
     /// A loopback task target that fails the first `failures` deliveries of each task and
-    /// records every delivery's task name and retry count.
-    async fn target(failures: u32) -> (String, Arc<Mutex<Vec<(String, u32)>>>) {
-        use http_body_util::Full;
+    /// records every delivery's task name, retry count and body.
+    async fn target(failures: u32) -> (String, Arc<Mutex<Vec<(String, u32, TaskBody)>>>) {
+        use http_body_util::{BodyExt, Full};
         use hyper::body::Incoming;
-        let seen: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
+        let seen: Arc<Mutex<Vec<(String, u32, TaskBody)>>> = Arc::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/tasks", listener.local_addr().unwrap());
         let log = seen.clone();
@@ -331,7 +331,10 @@ mod tests {
                             let header = |n: &str| req.headers()[n].to_str().unwrap().to_owned();
                             let (name, retries) =
                                 (header(headers::TASK_NAME), header(headers::RETRY_COUNT).parse().unwrap());
-                            log.lock().unwrap().push((name, retries));
+                            assert_eq!(header("content-type"), "application/json");
+                            let bytes = req.into_body().collect().await.unwrap().to_bytes();
+                            let body: TaskBody = serde_json::from_slice(&bytes).unwrap();
+                            log.lock().unwrap().push((name, retries, body));
                             let status = if retries < failures { 500 } else { 200 };
                             Ok::<_, std::convert::Infallible>(
                                 http::Response::builder().status(status).body(Full::new(bytes::Bytes::new())).unwrap(),
@@ -370,15 +373,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn failed_deliveries_are_retried_with_growing_retry_counts() {
+    async fn failed_deliveries_are_retried_with_growing_retry_counts_and_the_same_body() {
         let dir = tempfile::tempdir().unwrap();
         let queue = LocalQueue::new(dir.path());
-        queue.enqueue(&TaskBody::Plan { job_id: "j".into() }).await.unwrap();
+        let files = vec![crate::coordinator::ChunkFile {
+            split: "train".into(),
+            file_name: "a \"quoted\" é.jpg".into(),
+            image: crate::members::Location::Staged { key: "temp/j/a.jpg".into() },
+            size: 12,
+            label: None,
+        }];
+        let chunk = TaskBody::Chunk { job_id: "j".into(), index: 7, files, redelivery: 0 };
+        queue.enqueue(&chunk).await.unwrap();
         let (url, seen) = target(2).await;
         run_until_empty(&queue, fast(url)).await;
         let seen = seen.lock().unwrap().clone();
-        assert_eq!(seen, [("j-plan".to_string(), 0), ("j-plan".to_string(), 1), ("j-plan".to_string(), 2)]);
-        assert!(!dir.path().join("dead/j-plan.json").exists());
+        let name = chunk.task_name();
+        let expected: Vec<_> = (0..3).map(|retries| (name.clone(), retries, chunk.clone())).collect();
+        // The body is posted as stored, also after each failure rewrote the task's file.
+        assert_eq!(seen, expected);
+        assert!(!dir.path().join(format!("dead/{name}.json")).exists());
     }
 
     #[tokio::test]
