@@ -7,7 +7,8 @@
 //! - `import_chunks`: one per chunk of files, the coordinator's unit of exactly-once accounting;
 //! - `import_chunk_files`: each chunk's file list, apart so that summing chunks stays cheap;
 //! - `images`: one per image, annotations embedded;
-//! - `import_members`: one per file of a job's source while it imports (see [`crate::members`]).
+//! - `import_members`: one per file of a job's source while it imports (see [`crate::members`]);
+//! - `import_plan_states`: where a paused tar staging pass left its early chunks.
 //!
 //! [`Db::ensure_indexes`] is idempotent and runs at every start.
 
@@ -38,6 +39,8 @@ pub struct Db {
     pub chunk_files: Collection<ChunkFilesDoc>,
     pub images: Collection<ImageDoc>,
     pub members: Collection<MemberDoc>,
+    /// Where early chunk cutting stood when a tar staging pass paused (`planning::early`).
+    pub plan_states: Collection<Document>,
     pub api_keys: Collection<ApiKeyDoc>,
     /// Per-key request counters of the current window (see [`crate::rate_limit`]).
     pub rate_limits: Collection<Document>,
@@ -61,6 +64,7 @@ impl Db {
             chunk_files: database.collection("import_chunk_files"),
             images: database.collection("images"),
             members: database.collection("import_members"),
+            plan_states: database.collection("import_plan_states"),
             api_keys: database.collection("api_keys"),
             rate_limits: database.collection("rate_limits"),
             database,

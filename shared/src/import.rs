@@ -187,6 +187,7 @@ pub async fn start_import(
         request_fingerprint: fingerprint.clone(),
         index_cursor: None,
         indexed: false,
+        early: None,
         planned: false,
         planning_at: None,
         plan_redeliveries: 0,

@@ -69,6 +69,33 @@ pub struct IndexCursor {
     pub pass: u32,
 }
 
+/// What planning cut into chunks while a tar was still being staged (`planning::early`); the
+/// rest of the plan leaves those images out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarlyChunks {
+    pub chunks: u32,
+    pub files: u64,
+    /// The task inferred from the first early chunk's labels, when neither the request nor the
+    /// YAML names one.
+    pub task: Option<Task>,
+    /// `(split, entry)`: the archive entry from which that split's images were cut early.
+    pub splits: Vec<(String, u64)>,
+    /// The entry at which early cutting stopped, if it did before the archive's end.
+    pub stopped_at: Option<u64>,
+}
+
+impl EarlyChunks {
+    /// Whether the image of `split` recorded at archive entry `image`, with its label file at
+    /// entry `label`, went into an early chunk: it did when the later of the two was staged
+    /// while that split was being cut early.
+    pub fn has(&self, split: &str, image: u64, label: Option<u64>) -> bool {
+        let Some(label) = label else { return false };
+        let later = image.max(label);
+        self.splits.iter().any(|(name, from)| name == split && *from <= later)
+            && self.stopped_at.is_none_or(|stop| later < stop)
+    }
+}
+
 /// A problem with one file (or the whole source, `file` empty), as the status endpoint lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileError {
@@ -102,6 +129,9 @@ pub struct JobDoc {
     /// True once every source file is recorded in `import_members`.
     #[serde(default)]
     pub indexed: bool,
+    /// The chunks cut while a tar was being staged, set with `indexed`.
+    #[serde(default)]
+    pub early: Option<EarlyChunks>,
     /// True once planning has created every chunk.
     #[serde(default)]
     pub planned: bool,

@@ -107,6 +107,8 @@ pub struct MemberWriter {
     batch: Vec<MemberDoc>,
     /// Paths of refused repeats, for the job's errors.
     pub duplicates: Vec<String>,
+    /// Archive entry numbers of the refused repeats (drained by whoever needs them).
+    pub repeated_entries: Vec<u64>,
 }
 
 /// Members written per `insert_many`.
@@ -114,7 +116,12 @@ const WRITE_BATCH: usize = 1000;
 
 impl MemberWriter {
     pub fn new(db: &Db) -> Self {
-        Self { db: db.clone(), batch: Vec::with_capacity(WRITE_BATCH), duplicates: Vec::new() }
+        Self {
+            db: db.clone(),
+            batch: Vec::with_capacity(WRITE_BATCH),
+            duplicates: Vec::new(),
+            repeated_entries: Vec::new(),
+        }
     }
 
     pub async fn add(&mut self, member: MemberDoc) -> DbResult<()> {
@@ -143,6 +150,7 @@ impl MemberWriter {
             let existing = self.db.members.find_one(doc! {"_id": &member.id}).await?;
             if existing.is_some_and(|e| e.entry != member.entry) {
                 self.duplicates.push(member.path().to_owned());
+                self.repeated_entries.push(member.entry);
             }
         }
         Ok(())

@@ -193,6 +193,64 @@ pub fn visit_split(
     out.issues
 }
 
+/// The folder `resolve_base` would return for a YAML at `yaml_path` once that folder exists,
+/// when it is not the YAML's own folder (a relative `path:` naming a subfolder); `None` when
+/// the base is the YAML's folder whatever the archive holds.
+pub fn base_awaited(config: &DatasetConfig, yaml_path: &str) -> Option<String> {
+    let path = config.path.as_deref().filter(|p| !is_absolute(p))?;
+    let yaml_dir = parent(yaml_path);
+    join(yaml_dir, path).filter(|joined| joined != yaml_dir)
+}
+
+/// The folder a split with one source resolves to once that folder exists, following
+/// [`locate_source`]: the source joined to `base`, or, when that climbs above the root, the
+/// source without its leading `../`. `None` for several sources or an absolute one. Once the
+/// folder exists, nothing added to the archive changes the split's images: every image below
+/// it (hidden paths skipped), named relative to it.
+pub fn sole_source_dir(spec: &SplitSpec, base: &str) -> Option<String> {
+    let [source] = spec.sources.as_slice() else { return None };
+    let source = source.trim();
+    if is_absolute(source) {
+        return None;
+    }
+    join(base, source).or_else(|| join(base, source.strip_prefix("../")?))
+}
+
+/// The name of `path` inside split folder `root` when it is one of the split's images: an
+/// image below `root` with no hidden component below it.
+pub fn image_in_dir<'a>(root: &str, path: &'a str) -> Option<&'a str> {
+    let relative = if root.is_empty() { path } else { path.strip_prefix(root)?.strip_prefix('/')? };
+    (is_image_path(relative) && !has_hidden_component(relative)).then_some(relative)
+}
+
+/// Image paths whose label file ([`label_path_for`]) is `label_path`, for the given image
+/// extensions (as written) of each candidate folder: the label's own folder and each folder
+/// with one `labels` component turned into `images`.
+pub fn images_for_label(label_path: &str, extensions_in: &dyn Fn(&str) -> Vec<String>) -> Vec<String> {
+    let Some(stem_path) = label_path.strip_suffix(".txt") else { return Vec::new() };
+    let dir = parent(label_path);
+    let stem = &stem_path[dir.len()..].trim_start_matches('/');
+    let mut dirs = vec![dir.to_owned()];
+    let parts: Vec<&str> = if dir.is_empty() { Vec::new() } else { dir.split('/').collect() };
+    for (i, part) in parts.iter().enumerate() {
+        if *part == "labels" {
+            let mut swapped = parts.clone();
+            swapped[i] = "images";
+            dirs.push(swapped.join("/"));
+        }
+    }
+    let mut images = Vec::new();
+    for dir in dirs {
+        for ext in extensions_in(&dir) {
+            let image = if dir.is_empty() { format!("{stem}.{ext}") } else { format!("{dir}/{stem}.{ext}") };
+            if label_path_for(&image) == label_path && !images.contains(&image) {
+                images.push(image);
+            }
+        }
+    }
+    images
+}
+
 /// The dataset YAML of an archive: `data.yaml` (or `data.yml`) at the shallowest depth it
 /// occurs; otherwise any `*.yaml`/`*.yml` at the shallowest depth. Ties go to the smallest path.
 /// Hidden files and folders (`.x`, macOS `__MACOSX/`) are never chosen.
@@ -203,7 +261,10 @@ pub fn find_config(tree_paths: &[String]) -> Option<String> {
             && !has_hidden_component(p)
             && !p.split('/').any(|c| c == "__MACOSX")
     });
-    let key = |p: &&String| (p.matches('/').count(), p.to_string());
+    // At one depth, `data.yaml` itself wins over its case variants and `data.yml`: a root
+    // `data.yaml` is then the dataset's YAML whatever else the archive holds, which lets a tar
+    // be planned while it is still being staged (`planning::early`).
+    let key = |p: &&String| (p.matches('/').count(), file_name(p) != "data.yaml", p.to_string());
     let is_data = |p: &&String| {
         let name = file_name(p).to_ascii_lowercase();
         name == "data.yaml" || name == "data.yml"

@@ -23,7 +23,7 @@ use crate::format::data_yaml::{parse_data_yaml, DatasetConfig};
 use crate::format::labels::infer_task;
 use crate::format::layout::{self, FileTree};
 use crate::format::Task;
-use crate::jobs::{FileError, JobDoc, ERROR_SAMPLE};
+use crate::jobs::{EarlyChunks, FileError, JobDoc, ERROR_SAMPLE};
 use crate::members::{self, MemberReader, MemberTree};
 use crate::queue::TaskBody;
 use crate::storage::keys;
@@ -41,27 +41,12 @@ pub(super) async fn plan_chunks(backends: &Backends, job: &JobDoc) -> Result<(),
     let (yaml_path, yaml_text) = read_config(backends, job, &reader).await?;
     let config =
         parse_data_yaml(&yaml_text).map_err(|e| PlanError::permanent(&yaml_path, "config_invalid", e.to_string()))?;
-    let task = match job.task.or(config.task) {
+    let early_task = job.early.as_ref().and_then(|early| early.task);
+    let task = match job.task.or(config.task).or(early_task) {
         Some(task) => task,
         None => sniff_task(backends, job, &config, &reader).await?,
     };
-    let yaml_name = yaml_path.rsplit('/').next().unwrap_or("data.yaml");
-    backends.store.put(&keys::dataset_config(&job.dataset_id, yaml_name), Bytes::from(yaml_text.clone())).await?;
-    let kpt_shape = config.kpt_shape.map(|(n, d)| vec![n as i64, d as i64]);
-    let split_names: Vec<String> = config.splits.iter().map(|s| s.name.clone()).collect();
-    backends
-        .db
-        .datasets
-        .update_one(
-            doc! {"_id": &job.dataset_id},
-            doc! {"$set": {
-                "classes": &config.names,
-                "task": task.as_str(),
-                "split_names": &split_names,
-                "kpt_shape": kpt_shape,
-            }},
-        )
-        .await?;
+    record_config(backends, job, &yaml_path, &yaml_text, &config, task).await?;
 
     let cutter = Cutter::new(backends, job);
     let (cutter, split_issues) = {
@@ -121,6 +106,37 @@ pub(super) async fn plan_chunks(backends: &Backends, job: &JobDoc) -> Result<(),
         )
         .await?;
     tracing::info!(job_id, files = cutter.files_total, chunks = cutter.next_index, task = task.as_str(), "planned");
+    Ok(())
+}
+
+/// Keeps the YAML in the dataset's `config/` folder and records what chunks read from the
+/// dataset (classes, task, splits); the same values whenever planning repeats it.
+pub(super) async fn record_config(
+    backends: &Backends,
+    job: &JobDoc,
+    yaml_path: &str,
+    yaml_text: &str,
+    config: &DatasetConfig,
+    task: Task,
+) -> Result<(), PlanError> {
+    let yaml_name = yaml_path.rsplit('/').next().unwrap_or("data.yaml");
+    let text = Bytes::from(yaml_text.to_owned());
+    backends.store.put(&keys::dataset_config(&job.dataset_id, yaml_name), text).await?;
+    let kpt_shape = config.kpt_shape.map(|(n, d)| vec![n as i64, d as i64]);
+    let split_names: Vec<String> = config.splits.iter().map(|s| s.name.clone()).collect();
+    backends
+        .db
+        .datasets
+        .update_one(
+            doc! {"_id": &job.dataset_id},
+            doc! {"$set": {
+                "classes": &config.names,
+                "task": task.as_str(),
+                "split_names": &split_names,
+                "kpt_shape": kpt_shape,
+            }},
+        )
+        .await?;
     Ok(())
 }
 
@@ -252,45 +268,56 @@ struct Pending {
 
 /// Cuts images into chunks of at most `chunk_size` files and `chunk_max_bytes` image bytes,
 /// numbering them in walk order (deterministic, so a retried plan rewrites the same chunks).
-struct Cutter {
+pub(super) struct Cutter {
     backends: Backends,
     job_id: String,
-    chunk_size: usize,
-    chunk_max_bytes: u64,
+    pub(super) chunk_size: usize,
+    pub(super) chunk_max_bytes: u64,
     pending: Vec<Pending>,
-    next_index: u32,
-    files_total: u64,
+    /// Images cut while the source was staged; left out here.
+    early: Option<EarlyChunks>,
+    pub(super) next_index: u32,
+    pub(super) files_total: u64,
     /// Chunk records and tasks being written.
     writes: tokio::task::JoinSet<Result<(), PlanError>>,
 }
 
 /// A chunk being cut: its files, their image bytes, and the member ids of their label files.
 #[derive(Default)]
-struct CutChunk {
-    files: Vec<ChunkFile>,
-    bytes: u64,
-    label_ids: Vec<String>,
+pub(super) struct CutChunk {
+    pub(super) files: Vec<ChunkFile>,
+    pub(super) bytes: u64,
+    pub(super) label_ids: Vec<String>,
 }
 
 /// Chunks written and enqueued at once (enqueueing is a network call on Cloud Tasks).
 const CHUNK_WRITES_IN_FLIGHT: usize = 8;
 
 impl Cutter {
-    fn new(backends: &Backends, job: &JobDoc) -> Self {
+    /// Numbers chunks after the early ones, if any.
+    pub(super) fn new(backends: &Backends, job: &JobDoc) -> Self {
+        let early = job.early.clone().filter(|early| early.chunks > 0);
         Self {
             backends: backends.clone(),
             job_id: job.id.clone(),
             chunk_size: job.chunk_size.max(1) as usize,
             chunk_max_bytes: backends.pacing.chunk_max_bytes.max(1),
             pending: Vec::new(),
-            next_index: 0,
-            files_total: 0,
+            next_index: early.as_ref().map_or(0, |e| e.chunks),
+            files_total: early.as_ref().map_or(0, |e| e.files),
+            early,
             writes: tokio::task::JoinSet::new(),
         }
     }
 
+    /// Numbers chunks from `next_index` on, `files_total` files already cut (early cutting
+    /// resumed by a later pass).
+    pub(super) fn resume(backends: &Backends, job: &JobDoc, next_index: u32, files_total: u64) -> Self {
+        Self { next_index, files_total, early: None, ..Self::new(backends, job) }
+    }
+
     /// Waits for every chunk write in flight.
-    async fn finish(&mut self) -> Result<(), PlanError> {
+    pub(super) async fn finish(&mut self) -> Result<(), PlanError> {
         while let Some(joined) = self.writes.join_next().await {
             joined.map_err(|e| PlanError::Transient(format!("writing a chunk failed: {e}")))??;
         }
@@ -314,7 +341,13 @@ impl Cutter {
         for image in pending {
             let Some(member) = found.get(&image.path) else { continue };
             let label_path = layout::label_path_for(&image.path);
-            let label = found.get(&label_path).map(|m| (m.location.clone(), m.id.clone()));
+            let label_member = found.get(&label_path);
+            if let Some(early) = &self.early {
+                if early.has(&image.split, member.entry, label_member.map(|m| m.entry)) {
+                    continue;
+                }
+            }
+            let label = label_member.map(|m| (m.location.clone(), m.id.clone()));
             if !chunk.files.is_empty() && chunk.bytes + member.size > self.chunk_max_bytes {
                 self.write_chunk(std::mem::take(&mut chunk)).await?;
             }
@@ -333,7 +366,7 @@ impl Cutter {
     }
 
     /// Numbers the chunk, then records and enqueues it in the background (a few at once).
-    async fn write_chunk(&mut self, chunk: CutChunk) -> Result<(), PlanError> {
+    pub(super) async fn write_chunk(&mut self, chunk: CutChunk) -> Result<(), PlanError> {
         let CutChunk { files, label_ids, .. } = chunk;
         if files.is_empty() {
             return Ok(());

@@ -19,11 +19,12 @@ use bytes::Bytes;
 use mongodb::bson::{doc, DateTime};
 use tokio::sync::mpsc;
 
+use super::early::EarlyCutter;
 use super::PlanError;
 use crate::archive::{self, ArchiveError, ArchiveKind, Walk};
 use crate::backends::Backends;
 use crate::format::layout;
-use crate::jobs::{FileError, IndexCursor, JobDoc, ERROR_SAMPLE};
+use crate::jobs::{EarlyChunks, FileError, IndexCursor, JobDoc, ERROR_SAMPLE};
 use crate::members::{Location, MemberDoc, MemberWriter};
 use crate::reading::{self, BlockReader, Opened, RangeSource, TreeSource};
 use crate::source::SourceError;
@@ -38,7 +39,8 @@ pub(super) const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// Whether indexing finished or stopped at its time budget.
 pub(super) enum Indexing {
-    Done,
+    /// Every source indexed; what was cut into chunks while staging, if anything.
+    Done(Option<EarlyChunks>),
     Paused(IndexCursor),
 }
 
@@ -64,11 +66,14 @@ pub(super) async fn index_sources(backends: &Backends, job: &JobDoc) -> Result<I
             (true, _) => pass.index("labels").await?,
             (false, _) => pass.index("").await?,
         };
-        if let Indexing::Paused(next) = outcome {
-            return Ok(Indexing::Paused(IndexCursor { pass: cursor.pass + 1, ..next }));
+        match outcome {
+            Indexing::Paused(next) => return Ok(Indexing::Paused(IndexCursor { pass: cursor.pass + 1, ..next })),
+            // Early chunks need the whole dataset in one archive: only a single source has them.
+            Indexing::Done(early) if !parts => return Ok(Indexing::Done(early)),
+            Indexing::Done(_) => {}
         }
     }
-    Ok(Indexing::Done)
+    Ok(Indexing::Done(None))
 }
 
 /// One source of one planning pass.
@@ -110,7 +115,7 @@ impl Pass<'_> {
         let mut writer = MemberWriter::new(&self.backends.db);
         writer.add(MemberDoc::new(&self.job.id, "data.yaml", 0, size, Location::Staged { key })).await?;
         writer.flush().await?;
-        Ok(Indexing::Done)
+        Ok(Indexing::Done(None))
     }
 
     /// An archive or folder; every member under `prefix` (unless it already starts with it, as
@@ -174,7 +179,7 @@ impl Pass<'_> {
         writer.flush().await?;
         record_refusals(self.backends, &self.job.id, &refused).await?;
         record_duplicates(self.backends, &self.job.id, &writer).await?;
-        Ok(Indexing::Done)
+        Ok(Indexing::Done(None))
     }
 
     /// Reads the central directory by range; members are read by range by their chunks.
@@ -212,7 +217,7 @@ impl Pass<'_> {
         let walk = walk.map_err(|e| self.walk_error(e))?;
         record_refusals(self.backends, &self.job.id, &walk.rejected).await?;
         record_duplicates(self.backends, &self.job.id, &writer).await?;
-        Ok(Indexing::Done)
+        Ok(Indexing::Done(None))
     }
 
     /// Downloads a source whose server cannot serve ranges, then stages it as an archive.
@@ -305,25 +310,43 @@ impl Pass<'_> {
                 other => other.map(|walk| (walk, end)),
             }
         });
-        let uploaded = self.upload(rx).await;
+        // One archive holding the whole dataset can be cut into chunks while it is staged.
+        let mut early = match self.job.source {
+            crate::jobs::ImportSource::Archive { .. } => {
+                Some(EarlyCutter::load(self.backends, self.job, resume.members_done).await?)
+            }
+            crate::jobs::ImportSource::Parts { .. } => None,
+        };
+        let uploaded = self.upload(rx, early.as_mut()).await;
         let walked = walker.await.map_err(|e| PlanError::Transient(format!("staging task failed: {e}")))?;
         uploaded?;
         let (walk, end) = walked.map_err(|e| self.walk_error(e))?;
         record_refusals(self.backends, &self.job.id, &walk.rejected).await?;
         if end.paused {
             tracing::info!(job_id = %self.job.id, members = end.members_done, "planning pass reached its budget");
+            if let Some(early) = early {
+                early.pause(end.members_done).await?;
+            }
             let cursor =
                 IndexCursor { source: self.source, members_done: end.members_done, offset: end.next_offset, pass: 0 };
             return Ok(Indexing::Paused(cursor));
         }
-        Ok(Indexing::Done)
+        match early {
+            Some(early) => Ok(Indexing::Done(Some(early.finish().await?))),
+            None => Ok(Indexing::Done(None)),
+        }
     }
 
     /// Packs staged members into pack objects, uploads each full pack (two in flight) and
-    /// then records its members.
-    async fn upload(&self, mut rx: mpsc::Receiver<Staged>) -> Result<(), PlanError> {
+    /// then records its members, pack after pack in archive order (the first of two members
+    /// with one name is the one kept), and hands them to the early cutter.
+    async fn upload(
+        &self,
+        mut rx: mpsc::Receiver<Staged>,
+        mut early: Option<&mut EarlyCutter>,
+    ) -> Result<(), PlanError> {
         let mut pack = Pack::new();
-        let mut uploads = tokio::task::JoinSet::new();
+        let mut uploads = std::collections::VecDeque::new();
         let mut writer = MemberWriter::new(&self.backends.db);
         loop {
             let next = rx.recv().await;
@@ -338,19 +361,24 @@ impl Pass<'_> {
             };
             if close {
                 if uploads.len() >= PACKS_IN_FLIGHT {
-                    self.record_pack(uploads.join_next().await, &mut writer).await?;
+                    self.record_pack(uploads.pop_front(), &mut writer, early.as_deref_mut()).await?;
                 }
                 let full = std::mem::replace(&mut pack, Pack::new());
                 let (store, job_id, source) = (self.backends.store.clone(), self.job.id.clone(), self.source);
-                uploads.spawn(async move { full.upload(store.as_ref(), &job_id, source).await });
+                uploads.push_back(tokio::spawn(async move { full.upload(store.as_ref(), &job_id, source).await }));
             }
             match next {
-                Some(staged) => pack.add(staged),
+                Some(staged) => {
+                    if let Some(early) = early.as_deref_mut() {
+                        early.saw(staged.number, &staged.path, &staged.data);
+                    }
+                    pack.add(staged)
+                }
                 None => break,
             }
         }
         while !uploads.is_empty() {
-            self.record_pack(uploads.join_next().await, &mut writer).await?;
+            self.record_pack(uploads.pop_front(), &mut writer, early.as_deref_mut()).await?;
         }
         writer.flush().await?;
         record_duplicates(self.backends, &self.job.id, &writer).await
@@ -358,15 +386,25 @@ impl Pass<'_> {
 
     async fn record_pack(
         &self,
-        joined: Option<Result<Result<Vec<MemberDoc>, crate::storage::StorageError>, tokio::task::JoinError>>,
+        upload: Option<tokio::task::JoinHandle<Result<Vec<MemberDoc>, crate::storage::StorageError>>>,
         writer: &mut MemberWriter,
+        early: Option<&mut EarlyCutter>,
     ) -> Result<(), PlanError> {
-        let Some(joined) = joined else { return Ok(()) };
-        let members = joined.map_err(|e| PlanError::Transient(format!("pack upload failed: {e}")))??;
-        for member in members {
-            writer.add(member).await?;
+        let Some(upload) = upload else { return Ok(()) };
+        let members = upload.await.map_err(|e| PlanError::Transient(format!("pack upload failed: {e}")))??;
+        let Some(early) = early else {
+            for member in members {
+                writer.add(member).await?;
+            }
+            return Ok(());
+        };
+        for member in &members {
+            writer.add(member.clone()).await?;
         }
-        Ok(())
+        // The cutter looks up earlier members: all of them must be recorded first.
+        writer.flush().await?;
+        let repeated: std::collections::HashSet<u64> = writer.repeated_entries.drain(..).collect();
+        early.recorded(&members, &repeated).await
     }
 
     fn walk_error(&self, err: ArchiveError) -> PlanError {

@@ -8,6 +8,7 @@
 //! (after a crash or a duplicate delivery) redoes the same work and creates nothing twice.
 
 mod chunking;
+mod early;
 mod indexing;
 
 use mongodb::bson::{doc, DateTime};
@@ -86,7 +87,7 @@ pub async fn plan_or_fail(backends: &Backends, job_id: &str, last_attempt: bool)
 /// Runs the next planning step of `job_id`. A job that is already planned or finished is only
 /// checked for completion.
 pub async fn plan(backends: &Backends, job_id: &str) -> Result<(), PlanError> {
-    let Some(job) = jobs::find(&backends.db, job_id).await? else {
+    let Some(mut job) = jobs::find(&backends.db, job_id).await? else {
         tracing::warn!(job_id, "planning task for an unknown job; dropped");
         return Ok(());
     };
@@ -128,13 +129,18 @@ pub async fn plan(backends: &Backends, job_id: &str) -> Result<(), PlanError> {
                     .await?;
                 return Ok(());
             }
-            Indexing::Done => {
+            Indexing::Done(early) => {
                 tracing::info!(job_id, elapsed_ms = started.elapsed().as_millis() as u64, "sources indexed");
+                let early_bson = mongodb::bson::to_bson(&early).expect("early chunks serialize");
                 backends
                     .db
                     .jobs
-                    .update_one(doc! {"_id": job_id}, doc! {"$set": {"indexed": true, "updated_at": DateTime::now()}})
+                    .update_one(
+                        doc! {"_id": job_id},
+                        doc! {"$set": {"indexed": true, "early": early_bson, "updated_at": DateTime::now()}},
+                    )
                     .await?;
+                job.early = early;
             }
         }
     }
