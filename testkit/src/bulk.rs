@@ -10,7 +10,7 @@
 //! gives the same members.
 //!
 //! Members come in the order `tar` gives for the sorted tree: `data.yaml`, then `images/`, then
-//! `labels/`. One thread renders them in batches; two writer threads (tar.gz, zip) consume the
+//! `labels/` (or `labels/` first, with [`BulkSpec::labels_first`]). One thread renders them in batches; two writer threads (tar.gz, zip) consume the
 //! same batches, so the two compressors use both cores.
 
 use std::fmt::Write as _;
@@ -86,12 +86,15 @@ pub struct BulkSpec {
     pub val_fraction: f64,
     pub seed: u64,
     pub size_mix: SizeMix,
+    /// Write `labels/` before `images/` (as `tar` may when it does not sort): an importer can
+    /// then cut chunks while it is still reading the archive.
+    pub labels_first: bool,
 }
 
 impl BulkSpec {
     /// `images` small images, 20% of them in `val`.
     pub fn new(images: usize, seed: u64) -> Self {
-        BulkSpec { images, val_fraction: 0.2, seed, size_mix: SizeMix::Small }
+        BulkSpec { images, val_fraction: 0.2, seed, size_mix: SizeMix::Small, labels_first: false }
     }
 
     fn val_images(&self) -> usize {
@@ -185,23 +188,49 @@ fn produce(spec: &BulkSpec, pool: &Pool, writers: &[SyncSender<Batch>]) -> anyho
     let mut out = Fanout { writers, batch: Vec::with_capacity(BATCH), open: true };
     let mut summary = BulkSummary::default();
     out.push(Member { name: "data.yaml".into(), data: data_yaml().into_bytes(), stored: false });
+    if spec.labels_first {
+        push_labels(spec, &mut out, &mut summary);
+        push_images(spec, pool, &mut out, &mut summary);
+    } else {
+        push_images(spec, pool, &mut out, &mut summary);
+        push_labels(spec, &mut out, &mut summary);
+    }
+    if out.open {
+        out.flush();
+    }
+    Ok(summary)
+}
+
+/// `(split, image numbers)` in archive order.
+fn splits(spec: &BulkSpec) -> [(&'static str, std::ops::Range<usize>); 2] {
     let train = spec.images - spec.val_images();
-    let splits = [("train", 0..train), ("val", train..spec.images)];
-    for (split, range) in splits.clone() {
+    [("train", 0..train), ("val", train..spec.images)]
+}
+
+/// Every image; stops early when a writer has gone.
+fn push_images(spec: &BulkSpec, pool: &Pool, out: &mut Fanout, summary: &mut BulkSummary) {
+    for (split, range) in splits(spec) {
         for n in range {
+            if !out.open {
+                return;
+            }
             let plan = ImagePlan::draw(spec.seed, n);
             let data = pool.unique_copy(plan.png, plan.pool_index, n);
             summary.images += 1;
             summary.image_bytes += data.len() as u64;
             let ext = if plan.png { "png" } else { "jpg" };
             out.push(Member { name: format!("images/{split}/img_{n:07}.{ext}"), data, stored: true });
-            if !out.open {
-                return Ok(summary);
-            }
         }
     }
-    for (split, range) in splits {
+}
+
+/// Every label file; stops early when a writer has gone.
+fn push_labels(spec: &BulkSpec, out: &mut Fanout, summary: &mut BulkSummary) {
+    for (split, range) in splits(spec) {
         for n in range {
+            if !out.open {
+                return;
+            }
             let plan = ImagePlan::draw(spec.seed, n);
             if plan.boxes.is_empty() {
                 summary.backgrounds += 1;
@@ -211,13 +240,8 @@ fn produce(spec: &BulkSpec, pool: &Pool, writers: &[SyncSender<Batch>]) -> anyho
             summary.boxes += plan.boxes.len() as u64;
             let data = label_text(&plan.boxes).into_bytes();
             out.push(Member { name: format!("labels/{split}/img_{n:07}.txt"), data, stored: false });
-            if !out.open {
-                return Ok(summary);
-            }
         }
     }
-    out.flush();
-    Ok(summary)
 }
 
 fn data_yaml() -> String {
@@ -488,7 +512,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let (tgz, zip) = (dir.join("bulk.tar.gz"), dir.join("bulk.zip"));
-        let spec = BulkSpec { images: 300, val_fraction: 0.25, seed: 5, size_mix: SizeMix::Small };
+        let spec = BulkSpec { images: 300, val_fraction: 0.25, seed: 5, size_mix: SizeMix::Small, labels_first: false };
         let summary = write_bulk_archives(&spec, &tgz, &zip).unwrap();
 
         let from_zip = read_zip(&zip);
@@ -537,6 +561,18 @@ mod tests {
         let (tgz2, zip2) = (dir.join("again.tar.gz"), dir.join("again.zip"));
         assert_eq!(write_bulk_archives(&spec, &tgz2, &zip2).unwrap(), summary);
         assert_eq!(std::fs::read(&tgz).unwrap(), std::fs::read(&tgz2).unwrap());
+
+        // Labels first: the same members, the label files before every image.
+        let labels_first = BulkSpec { labels_first: true, ..spec };
+        let (tgz3, zip3) = (dir.join("labels-first.tar.gz"), dir.join("labels-first.zip"));
+        assert_eq!(write_bulk_archives(&labels_first, &tgz3, &zip3).unwrap().boxes, summary.boxes);
+        let reordered = read_tar_gz(&tgz3);
+        let names3: Vec<&str> = reordered.iter().map(|(n, _)| n.as_str()).collect();
+        let first_image = names3.iter().position(|n| n.starts_with("images/")).unwrap();
+        assert_eq!(first_image, 1 + labels.len(), "data.yaml, then every label file");
+        let mut sorted = reordered.clone();
+        sorted.sort();
+        assert_eq!(sorted, from_tar, "the same members");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -79,6 +79,8 @@ struct BenchArgs {
     timeout: Duration,
     keep: Option<PathBuf>,
     seed: u64,
+    /// Archive members: `labels/` before `images/` instead of the sorted order.
+    labels_first: bool,
 }
 
 fn parse_args(args: &[String]) -> anyhow::Result<BenchArgs> {
@@ -91,6 +93,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<BenchArgs> {
         timeout: Duration::from_secs(30 * 60),
         keep: None,
         seed: 1,
+        labels_first: false,
     };
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
@@ -120,6 +123,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<BenchArgs> {
             }
             "--keep" => parsed.keep = Some(PathBuf::from(value("--keep")?)),
             "--seed" => parsed.seed = value("--seed")?.parse().context("--seed must be a number")?,
+            "--labels-first" => parsed.labels_first = true,
             other => bail!("unknown option `{other}`\n\n{}", crate::USAGE),
         }
     }
@@ -234,12 +238,21 @@ impl Drop for WorkDir {
 }
 
 async fn generate(args: &BenchArgs, work: &Path) -> anyhow::Result<(BulkSummary, Duration)> {
-    let spec = BulkSpec { images: args.images, val_fraction: 0.2, seed: args.seed, size_mix: args.size_mix };
+    let spec = BulkSpec {
+        images: args.images,
+        val_fraction: 0.2,
+        seed: args.seed,
+        size_mix: args.size_mix,
+        labels_first: args.labels_first,
+    };
     let (tar_gz, zip) = (work.join(Format::TarGz.file_name()), work.join(Format::Zip.file_name()));
     // A kept work dir with the archives of the same spec is reused: generating a million images
     // takes minutes and measures nothing about the import.
     let stamp = work.join("bench-spec.json");
-    let spec_text = format!("{} {} {} {}", spec.images, spec.val_fraction, spec.seed, spec.size_mix);
+    let mut spec_text = format!("{} {} {} {}", spec.images, spec.val_fraction, spec.seed, spec.size_mix);
+    if spec.labels_first {
+        spec_text.push_str(" labels-first");
+    }
     if let Ok(saved) = std::fs::read_to_string(&stamp) {
         if let Some((text, summary)) = saved.split_once('\n') {
             if text == spec_text && tar_gz.is_file() && zip.is_file() {
@@ -699,6 +712,8 @@ impl Report<'_> {
             s.image_bytes as f64 / MB,
             self.args.seed
         );
+        let order = if self.args.labels_first { "data.yaml, labels/, images/" } else { "sorted" };
+        println!("- archive member order: {order}");
         println!(
             "- stack: release binaries, queue concurrency {}, chunk size {}",
             self.args.concurrency,

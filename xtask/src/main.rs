@@ -45,7 +45,7 @@ const USAGE: &str = "usage:
   cargo xtask image [--debug] [--out DIR] [FUNCTION...]
                                                 an OCI image layout per function (default: all, release)
   cargo xtask bench import [--images N] [--size-mix small|realistic] [--format tar.gz|zip|both]
-        [--chunk-size C] [--concurrency Q] [--timeout-mins M] [--seed S] [--keep DIR]
+        [--chunk-size C] [--concurrency Q] [--timeout-mins M] [--seed S] [--keep DIR] [--labels-first]
                                                 time an import of a synthetic dataset against `tar -xzf`
   cargo xtask bench startup                     release binaries: size, exec to first 200, RSS
   cargo xtask conformance                       compare YDS' image verdicts with real Ultralytics (installs it)

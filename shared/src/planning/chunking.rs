@@ -274,6 +274,8 @@ pub(super) struct Cutter {
     pub(super) chunk_size: usize,
     pub(super) chunk_max_bytes: u64,
     pending: Vec<Pending>,
+    /// The chunk being filled from the pending images.
+    filling: CutChunk,
     /// Images cut while the source was staged; left out here.
     early: Option<EarlyChunks>,
     pub(super) next_index: u32,
@@ -303,6 +305,7 @@ impl Cutter {
             chunk_size: job.chunk_size.max(1) as usize,
             chunk_max_bytes: backends.pacing.chunk_max_bytes.max(1),
             pending: Vec::new(),
+            filling: CutChunk::default(),
             next_index: early.as_ref().map_or(0, |e| e.chunks),
             files_total: early.as_ref().map_or(0, |e| e.files),
             early,
@@ -316,8 +319,10 @@ impl Cutter {
         Self { next_index, files_total, early: None, ..Self::new(backends, job) }
     }
 
-    /// Waits for every chunk write in flight.
+    /// Writes the last chunk, then waits for every chunk write in flight.
     pub(super) async fn finish(&mut self) -> Result<(), PlanError> {
+        let last = std::mem::take(&mut self.filling);
+        self.write_chunk(last).await?;
         while let Some(joined) = self.writes.join_next().await {
             joined.map_err(|e| PlanError::Transient(format!("writing a chunk failed: {e}")))??;
         }
@@ -337,7 +342,9 @@ impl Cutter {
             wanted.push(layout::label_path_for(&image.path));
         }
         let found = members::find_many(&self.backends.db, &self.job_id, &wanted).await?;
-        let mut chunk = CutChunk::default();
+        // The chunk being filled carries over to the next batch: images left out because they
+        // went early do not leave small chunks behind.
+        let mut chunk = std::mem::take(&mut self.filling);
         for image in pending {
             let Some(member) = found.get(&image.path) else { continue };
             let label_path = layout::label_path_for(&image.path);
@@ -361,8 +368,12 @@ impl Cutter {
                 size: member.size,
                 label,
             });
+            if chunk.files.len() >= self.chunk_size {
+                self.write_chunk(std::mem::take(&mut chunk)).await?;
+            }
         }
-        self.write_chunk(chunk).await
+        self.filling = chunk;
+        Ok(())
     }
 
     /// Numbers the chunk, then records and enqueues it in the background (a few at once).

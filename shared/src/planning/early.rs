@@ -44,8 +44,8 @@ const MAX_IMAGE_DIRS: usize = 4096;
 const MAX_EXTENSIONS: usize = 16;
 /// Label files read to infer the task when neither the request nor the YAML names it.
 const TASK_SNIFF_FILES: usize = 32;
-/// Member paths looked up per query.
-const LOOKUP_BATCH: usize = 10_000;
+/// Recorded members whose other halves are looked up together.
+const TRIGGER_WINDOW: usize = 2_000;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -185,23 +185,29 @@ impl EarlyCutter {
     /// Takes in the members of one pack, in archive order, once they are recorded; `repeated`
     /// are the entries refused as repeated names. Cuts and sends every chunk that fills.
     pub(super) async fn recorded(&mut self, members: &[MemberDoc], repeated: &HashSet<u64>) -> Result<(), PlanError> {
-        let mut triggers = Vec::new();
-        for (at, member) in members.iter().enumerate() {
-            if repeated.contains(&member.entry) {
-                continue;
-            }
-            match self.state.phase {
-                Phase::Stopped => break,
-                Phase::AwaitingConfig => self.before_config(member),
-                Phase::Cutting => {
-                    if let Some(trigger) = self.observe(at, member) {
-                        triggers.push(trigger);
+        // A window at a time: the lookups' answers stay small whatever the pack holds.
+        for window in members.chunks(TRIGGER_WINDOW) {
+            let mut triggers = Vec::new();
+            for (at, member) in window.iter().enumerate() {
+                if repeated.contains(&member.entry) {
+                    continue;
+                }
+                match self.state.phase {
+                    Phase::Stopped => break,
+                    Phase::AwaitingConfig => self.before_config(member),
+                    Phase::Cutting => {
+                        if let Some(trigger) = self.observe(at, member) {
+                            triggers.push(trigger);
+                        }
                     }
                 }
             }
-        }
-        if !triggers.is_empty() {
-            self.match_pairs(members, triggers).await?;
+            if !triggers.is_empty() {
+                self.match_pairs(window, triggers).await?;
+            }
+            if self.state.phase == Phase::Stopped {
+                break;
+            }
         }
         if self.state.phase == Phase::Stopped && !self.state.ready.is_empty() {
             // What was ready before the stop goes out now: the later plan counts it as early.
@@ -290,10 +296,13 @@ impl EarlyCutter {
     fn note_extension(&mut self, path: &str) -> bool {
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
         let Some((_, ext)) = name.rsplit_once('.') else { return true };
-        if !self.extensions.contains_key(dir) && self.extensions.len() >= MAX_IMAGE_DIRS {
-            return false;
+        if !self.extensions.contains_key(dir) {
+            if self.extensions.len() >= MAX_IMAGE_DIRS {
+                return false;
+            }
+            self.extensions.insert(dir.to_owned(), Vec::new());
         }
-        let known = self.extensions.entry(dir.to_owned()).or_default();
+        let known = self.extensions.get_mut(dir).expect("inserted above");
         if !known.iter().any(|e| e == ext) {
             if known.len() >= MAX_EXTENSIONS {
                 return false;
@@ -365,10 +374,7 @@ impl EarlyCutter {
                 Trigger::Label { images, .. } => wanted.extend(images.iter().map(|(image, _)| image.clone())),
             }
         }
-        let mut found = HashMap::new();
-        for batch in wanted.chunks(LOOKUP_BATCH) {
-            found.extend(members::find_many(&self.backends.db, &self.job.id, batch).await?);
-        }
+        let found = members::find_many(&self.backends.db, &self.job.id, &wanted).await?;
         // Records of later entries come from another delivery running ahead: not staged yet here.
         let staged_before = |path: &str, entry: u64| found.get(path).filter(|m: &&MemberDoc| m.entry < entry);
         let mut pairs: Vec<(usize, MemberDoc, MemberDoc)> = Vec::new();
