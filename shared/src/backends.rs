@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::archive::Limits;
 use crate::config::{Config, Pacing, QueueConfig, StorageConfig, UrlPolicy};
 use crate::db::Db;
+use crate::memory::MemoryBudget;
 use crate::queue::cloud_tasks::{CloudTasksConfig, CloudTasksQueue};
 use crate::queue::{LocalQueue, QueueError, TaskQueue};
 use crate::source::Fetcher;
@@ -18,6 +19,11 @@ use crate::storage::{GcsStore, LocalStore, ObjectStore, StorageError};
 
 /// Largest source file downloaded (an archive of a 100 GB dataset, with room).
 pub const MAX_SOURCE_BYTES: u64 = 200 * 1024 * 1024 * 1024;
+
+/// Image bytes a process's chunk deliveries read at once, together: two read groups of 16 MiB.
+/// With what reading them costs on top (a coalesced range and the files cut from it), a process
+/// stays under 128 MB whatever the image sizes and however many deliveries it serves.
+pub const CHUNK_MEMORY_BYTES: u64 = 32 << 20;
 
 /// A backend that could not be set up at start-up.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +48,8 @@ pub struct Backends {
     pub pacing: Pacing,
     /// Cloud Storage endpoint override for `gs://` sources (emulators); `None`: Google's.
     pub gcs_endpoint: Option<String>,
+    /// Image bytes all of this process's chunk deliveries hold at once.
+    pub chunk_memory: MemoryBudget,
 }
 
 impl Backends {
@@ -58,6 +66,7 @@ impl Backends {
             archive_limits: Limits::default(),
             pacing: Pacing::default(),
             gcs_endpoint: None,
+            chunk_memory: MemoryBudget::new(CHUNK_MEMORY_BYTES),
         };
         (backends, queue)
     }
@@ -104,6 +113,7 @@ impl Backends {
                 StorageConfig::Gcs { endpoint, .. } => endpoint.clone(),
                 StorageConfig::Local { .. } => None,
             },
+            chunk_memory: MemoryBudget::new(CHUNK_MEMORY_BYTES),
         })
     }
 }

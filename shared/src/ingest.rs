@@ -119,6 +119,10 @@ pub async fn process_chunk(
     let mut labels = read_all(&reader, &label_locations).await?;
     let mut outcomes: Vec<FileOutcome> = Vec::with_capacity(files.len());
     for group in read_groups(files) {
+        let group_bytes = files[group.clone()].iter().map(|f| f.size).sum();
+        // Held until the group's copies are written: the process's deliveries together hold
+        // at most the budget's worth of images.
+        let _reserved = backends.chunk_memory.reserve(group_bytes).await;
         let image_locations: Vec<Option<Location>> =
             files[group.clone()].iter().map(|f| Some(f.image.clone())).collect();
         let images = read_all(&reader, &image_locations).await?;

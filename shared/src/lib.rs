@@ -46,6 +46,7 @@ pub mod ingest;
 pub mod inline;
 pub mod jobs;
 pub mod members;
+pub mod memory;
 pub mod pagination;
 pub mod planning;
 pub mod queue;

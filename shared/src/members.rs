@@ -304,9 +304,13 @@ impl MemberReader {
                         Err(_) => self.read_zip_exact(&ranged.object, entry).await?,
                         ok => ok,
                     },
+                    // A packed member is a slice of the range read, not a copy of it.
                     None => {
-                        let size = (ranged.end - ranged.start) as usize;
-                        bytes.get(..size).map(<[u8]>::to_vec).ok_or_else(|| "the staged copy is truncated".to_owned())
+                        let (from, to) = ((ranged.start - start) as usize, (ranged.end - start) as usize);
+                        let sliced = (to <= span.len()).then(|| span.slice(from..to));
+                        out[*index] =
+                            Some(sliced.ok_or_else(|| ReadError::Damaged("the staged copy is truncated".into())));
+                        continue;
                     }
                 };
                 out[*index] = Some(extracted.map(Bytes::from).map_err(ReadError::Damaged));

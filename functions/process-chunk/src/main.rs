@@ -5,8 +5,12 @@ use yds::http::{server, EdgeOptions, Service};
 /// Chunk tasks carry their file list: allow far more than a public request.
 const TASK_MAX_BODY: usize = 8 * 1024 * 1024;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    yds::memory::return_freed_memory_promptly();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve())
+}
+
+async fn serve() -> anyhow::Result<()> {
     server::init_logging();
     let config = Config::from_env()?;
     let callers = config.task_callers()?;

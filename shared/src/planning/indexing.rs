@@ -26,6 +26,7 @@ use crate::backends::Backends;
 use crate::format::layout;
 use crate::jobs::{EarlyChunks, FileError, IndexCursor, JobDoc, ERROR_SAMPLE};
 use crate::members::{Location, MemberDoc, MemberWriter};
+use crate::memory::MemoryBudget;
 use crate::reading::{self, BlockReader, Opened, RangeSource, TreeSource};
 use crate::source::SourceError;
 use crate::storage::keys;
@@ -269,6 +270,13 @@ impl Pass<'_> {
         };
         let (tx, rx) = mpsc::channel::<Staged>(256);
         let runtime = tokio::runtime::Handle::current();
+        // Members on their way to a pack hold a share of this: the queue between the walk and
+        // the packs is bounded in bytes, not only in members (photos may be megabytes each).
+        let queue_bytes = MemoryBudget::new(STAGING_QUEUE_BYTES);
+        let reserve = {
+            let (runtime, queue_bytes) = (runtime.clone(), queue_bytes.clone());
+            move |bytes: usize| runtime.block_on(queue_bytes.reserve(bytes as u64))
+        };
         let limits = self.limits();
         let prefix = prefix.to_owned();
         let walker = tokio::task::spawn_blocking(move || -> Result<(Walk, WalkEnd), ArchiveError> {
@@ -297,7 +305,8 @@ impl Pass<'_> {
                 }
                 let mut bytes = Vec::new();
                 data.read_to_end(&mut bytes).map_err(|e| format!("reading {name}: {e}"))?;
-                let staged = Staged { number, path: Self::member_path(&prefix, name), data: bytes };
+                let reserved = reserve(bytes.len());
+                let staged = Staged { number, path: Self::member_path(&prefix, name), data: bytes, reserved };
                 tx.blocking_send(staged).map_err(|_| "staging stopped".to_owned())
             };
             let walk = match kind {
@@ -423,7 +432,12 @@ struct Staged {
     number: u64,
     path: String,
     data: Vec<u8>,
+    /// Its share of the staging queue's bytes, given back once it is in a pack.
+    reserved: tokio::sync::OwnedSemaphorePermit,
 }
+
+/// Member bytes between the walk and the packs.
+const STAGING_QUEUE_BYTES: u64 = 8 << 20;
 
 /// Largest pack object, and most members in one: staging writes a few large objects instead of
 /// millions of small ones (object stores charge and throttle per object).
@@ -448,6 +462,7 @@ impl Pack {
         let offset = self.data.len() as u64;
         self.members.push((staged.number, staged.path, offset, staged.data.len() as u64));
         self.data.extend_from_slice(&staged.data);
+        drop(staged.reserved);
     }
 
     /// Uploads the pack under a name fixed by its first entry and its member count, so a

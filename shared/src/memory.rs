@@ -1,0 +1,80 @@
+//! A budget of file bytes a process holds in memory at once.
+//!
+//! A process serves several deliveries at once (the local queue sends four; a Cloud Run
+//! instance may be given more than one), and each holds up to a read group of images. Without a
+//! shared bound, peak memory grows with the number of deliveries times the image size; with it,
+//! a process stays near the budget whatever arrives. Reservations are taken whole (never piece
+//! by piece), so two holders can never wait on each other.
+
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The budget is counted in KiB so that a `u32` of permits covers it.
+const UNIT: u64 = 1024;
+
+#[derive(Clone, Debug)]
+pub struct MemoryBudget {
+    permits: Arc<Semaphore>,
+    units: u32,
+}
+
+impl MemoryBudget {
+    pub fn new(bytes: u64) -> Self {
+        let units = (bytes / UNIT).clamp(1, u64::from(u32::MAX >> 4)) as u32;
+        Self { permits: Arc::new(Semaphore::new(units as usize)), units }
+    }
+
+    /// Waits until `bytes` fit (a request larger than the whole budget waits for all of it),
+    /// and holds them until the returned permit is dropped.
+    pub async fn reserve(&self, bytes: u64) -> OwnedSemaphorePermit {
+        let units = bytes.div_ceil(UNIT).clamp(1, u64::from(self.units)) as u32;
+        self.permits.clone().acquire_many_owned(units).await.expect("the budget's semaphore is never closed")
+    }
+
+    /// Bytes free right now.
+    pub fn available(&self) -> u64 {
+        self.permits.available_permits() as u64 * UNIT
+    }
+}
+
+/// Sizes from which glibc's `malloc` maps memory of its own instead of carving it from an
+/// arena: above it, a freed buffer goes back to the system at once.
+const MMAP_THRESHOLD: i32 = 1 << 20;
+/// Allocation arenas, instead of eight per core.
+const ARENA_MAX: i32 = 2;
+
+/// Keeps glibc's allocator from holding on to freed image buffers. By default it raises its
+/// mmap threshold to the largest block freed so far (up to 32 MiB): after one 16 MiB read, every
+/// image buffer comes from arenas that rarely shrink, one per thread. Measured with 10 000
+/// realistic images, process-chunk peaked at 145–156 MB that way and at 67–109 MB with a fixed
+/// 1 MiB threshold. Called once, first thing, by the functions that handle file bytes.
+pub fn return_freed_memory_promptly() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only sets allocator parameters; it is called before any other thread
+    // exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        libc::mallopt(libc::M_ARENA_MAX, ARENA_MAX);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reservations_wait_for_room_and_oversized_ones_take_the_whole_budget() {
+        let budget = MemoryBudget::new(10 * UNIT);
+        let first = budget.reserve(6 * UNIT).await;
+        assert_eq!(budget.available(), 4 * UNIT);
+        // 6 KiB more do not fit while the first 6 are held.
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), budget.reserve(6 * UNIT)).await;
+        assert!(waiting.is_err(), "a reservation that does not fit waits");
+        drop(first);
+        let whole = budget.reserve(1 << 30).await;
+        assert_eq!(budget.available(), 0, "an oversized reservation holds the whole budget");
+        drop(whole);
+        assert_eq!(budget.available(), 10 * UNIT);
+    }
+}
