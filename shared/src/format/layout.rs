@@ -710,6 +710,40 @@ mod tests {
         assert_eq!(find_config(&paths(&["b/data.yaml", "a/data.yaml"])), Some("a/data.yaml".into()));
         assert_eq!(find_config(&paths(&["a.txt", "images/a.jpg"])), None);
         assert_eq!(find_config(&[]), None);
+        // At one depth `data.yaml` itself wins, whatever sorts before it.
+        assert_eq!(find_config(&paths(&["data.yaml", "DATA.YAML", "Data.yml"])), Some("data.yaml".into()));
+    }
+
+    #[test]
+    fn what_early_planning_may_rely_on_before_the_tree_is_complete() {
+        // The base: only a relative `path:` naming a subfolder is awaited.
+        assert_eq!(base_awaited(&config(None), "data.yaml"), None);
+        assert_eq!(base_awaited(&config(Some("/content/ds")), "data.yaml"), None);
+        assert_eq!(base_awaited(&config(Some(".")), "data.yaml"), None);
+        assert_eq!(base_awaited(&config(Some("../datasets/coco8")), "data.yaml"), None, "above the root");
+        assert_eq!(base_awaited(&config(Some("ds")), "data.yaml"), Some("ds".into()));
+        // A split's folder: joined to the base, or without `../` when that climbs above the root.
+        assert_eq!(sole_source_dir(&spec("train", &["images/train/"]), ""), Some("images/train".into()));
+        assert_eq!(sole_source_dir(&spec("train", &["../train/images"]), ""), Some("train/images".into()));
+        assert_eq!(sole_source_dir(&spec("train", &["../x"]), "d"), Some("x".into()));
+        assert_eq!(sole_source_dir(&spec("train", &["a", "b"]), ""), None, "several sources");
+        assert_eq!(sole_source_dir(&spec("train", &["/abs/train"]), ""), None);
+        // The images of a split folder, named relative to it, hidden paths skipped.
+        assert_eq!(image_in_dir("images/train", "images/train/sub/a.JPG"), Some("sub/a.JPG"));
+        assert_eq!(image_in_dir("images/train", "images/train2/a.jpg"), None);
+        assert_eq!(image_in_dir("images/train", "images/train/.cache/a.jpg"), None);
+        assert_eq!(image_in_dir("images/train", "images/train/a.txt"), None);
+        assert_eq!(image_in_dir("", "a.png"), Some("a.png"));
+        // From a label file back to the images it labels, for the extensions seen per folder.
+        let extensions = |dir: &str| match dir {
+            "images/train" => vec!["jpg".to_owned(), "PNG".to_owned()],
+            "labels/train" => vec!["jpg".to_owned()],
+            _ => Vec::new(),
+        };
+        let found = images_for_label("labels/train/a.b.txt", &extensions);
+        assert_eq!(found, ["labels/train/a.b.jpg", "images/train/a.b.jpg", "images/train/a.b.PNG"]);
+        assert!(found.iter().all(|image| label_path_for(image) == "labels/train/a.b.txt"));
+        assert!(images_for_label("labels/train/a.jpg", &extensions).is_empty(), "not a .txt");
     }
 
     // ---- Real files ----------------------------------------------------------------------

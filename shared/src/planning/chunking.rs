@@ -178,13 +178,23 @@ async fn sniff_task(
     let filter = doc! {"$and": [members::under(&job.id, ""), {"_id": {"$regex": LABEL_ID_PATTERN}}]};
     let labels: Vec<members::MemberDoc> =
         backends.db.members.find(filter).limit(TASK_SNIFF_FILES).await?.try_collect().await?;
+    let small = labels.iter().filter(|m| m.size < 1 << 20).map(|m| &m.location);
+    Ok(task_from_labels(reader, small, config).await)
+}
+
+/// The task the rows of these label files are written for (unreadable files are skipped).
+pub(super) async fn task_from_labels<'a>(
+    reader: &MemberReader,
+    labels: impl Iterator<Item = &'a crate::members::Location>,
+    config: &DatasetConfig,
+) -> Task {
     let mut counts = Vec::new();
-    for label in labels.iter().filter(|m| m.size < 1 << 20) {
-        let Ok(bytes) = reader.read(&label.location).await else { continue };
+    for label in labels {
+        let Ok(bytes) = reader.read(label).await else { continue };
         let text = String::from_utf8_lossy(&bytes);
         counts.extend(text.lines().map(|l| l.split_whitespace().count()).filter(|&n| n > 0));
     }
-    Ok(infer_task(counts, config.kpt_shape))
+    infer_task(counts, config.kpt_shape)
 }
 
 /// Walks every split on a blocking thread, feeding the cutter; returns it and the split issues.

@@ -23,13 +23,12 @@ use std::collections::{HashMap, HashSet};
 use mongodb::bson::doc;
 use serde::{Deserialize, Serialize};
 
-use super::chunking::{record_config, CutChunk, Cutter};
+use super::chunking::{record_config, task_from_labels, CutChunk, Cutter};
 use super::indexing::MAX_CONFIG_BYTES;
 use super::PlanError;
 use crate::backends::Backends;
 use crate::coordinator::ChunkFile;
 use crate::format::data_yaml::{parse_data_yaml, DatasetConfig};
-use crate::format::labels::infer_task;
 use crate::format::layout;
 use crate::format::Task;
 use crate::jobs::{EarlyChunks, JobDoc};
@@ -103,15 +102,6 @@ pub(super) struct EarlyCutter {
     cutter: Cutter,
 }
 
-impl Folders {
-    /// The splits cut early that hold `image`, by index.
-    fn splits_of(&self, image: &str) -> Vec<usize> {
-        let holds =
-            |root: &Option<String>| root.as_deref().is_some_and(|root| layout::image_in_dir(root, image).is_some());
-        self.roots.iter().enumerate().filter(|(_, root)| holds(root)).map(|(i, _)| i).collect()
-    }
-}
-
 /// Derived from the YAML and the folders known to exist.
 #[derive(Default)]
 struct Folders {
@@ -119,6 +109,15 @@ struct Folders {
     awaited: Vec<String>,
     /// Per split of the YAML: its folder, when it is cut early.
     roots: Vec<Option<String>>,
+}
+
+impl Folders {
+    /// The splits cut early that hold `image`, by index.
+    fn splits_of(&self, image: &str) -> Vec<usize> {
+        let holds =
+            |root: &Option<String>| root.as_deref().is_some_and(|root| layout::image_in_dir(root, image).is_some());
+        self.roots.iter().enumerate().filter(|(_, root)| holds(root)).map(|(i, _)| i).collect()
+    }
 }
 
 /// What one recorded member asks of the lookups.
@@ -451,15 +450,10 @@ impl EarlyCutter {
         let task = match self.job.task.or(config.task).or(self.state.task) {
             Some(task) => task,
             None => {
+                // From the labels of the first chunk: the plan at the end uses the same task.
                 let reader = MemberReader::new(&self.backends, &self.job.source);
-                let mut counts = Vec::new();
-                for ready in self.state.ready.iter().take(TASK_SNIFF_FILES) {
-                    let Some(label) = &ready.file.label else { continue };
-                    let Ok(bytes) = reader.read(label).await else { continue };
-                    let text = String::from_utf8_lossy(&bytes);
-                    counts.extend(text.lines().map(|l| l.split_whitespace().count()).filter(|&n| n > 0));
-                }
-                infer_task(counts, config.kpt_shape)
+                let labels = self.state.ready.iter().filter_map(|r| r.file.label.as_ref()).take(TASK_SNIFF_FILES);
+                task_from_labels(&reader, labels, config).await
             }
         };
         record_config(&self.backends, &self.job, ROOT_CONFIG, text, config, task).await?;
