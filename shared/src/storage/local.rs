@@ -162,10 +162,21 @@ impl ObjectStore for LocalStore {
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         let path = self.path_of(key)?;
         match tokio::fs::remove_file(&path).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e.into()),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
         }
+        // Folders are an artifact of this backend, not objects: the last key of a folder takes
+        // the folder with it (a job's scratch leaves nothing behind). Stops at the first folder
+        // that still holds something.
+        let mut dir = path.parent();
+        while let Some(current) = dir.filter(|d| *d != self.root) {
+            if tokio::fs::remove_dir(current).await.is_err() {
+                break;
+            }
+            dir = current.parent();
+        }
+        Ok(())
     }
 }
 
@@ -266,6 +277,8 @@ mod tests {
 
         assert_eq!(store.delete_prefix("p/").await.unwrap(), 4);
         assert!(store.list("p/", None, 10).await.unwrap().objects.is_empty());
+        assert!(!dir.path().join("p").exists(), "no empty folder is left behind");
+        assert!(dir.path().join("q").is_dir(), "a folder that holds objects stays");
         assert_eq!(store.get("q/x").await.unwrap(), "q/x");
         store.delete("q/missing").await.unwrap();
     }
