@@ -33,7 +33,8 @@ impl MemoryBudget {
     }
 
     /// Bytes free right now.
-    pub fn available(&self) -> u64 {
+    #[cfg(test)]
+    fn available(&self) -> u64 {
         self.permits.available_permits() as u64 * UNIT
     }
 }

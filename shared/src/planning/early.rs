@@ -74,7 +74,7 @@ struct CutState {
     extensions: Vec<(String, Vec<String>)>,
     /// Folders holding a staged `.txt` file: an image whose label folder has none yet needs
     /// no lookup.
-    text_dirs: Vec<String>,
+    text_dirs: HashSet<String>,
     /// `(split, entry)`: when each split began to be cut early.
     splits: Vec<(String, u64)>,
     stopped_at: Option<u64>,
@@ -95,7 +95,6 @@ pub(super) struct EarlyCutter {
     /// The parsed YAML while cutting.
     config: Option<DatasetConfig>,
     extensions: HashMap<String, Vec<String>>,
-    text_dirs: HashSet<String>,
     /// The root `data.yaml` staged in this pass: its entry and bytes.
     config_bytes: Option<(u64, Vec<u8>)>,
     folders: Folders,
@@ -151,7 +150,6 @@ impl EarlyCutter {
         };
         let cutter = Cutter::resume(backends, job, state.next_index, state.files);
         let extensions = state.extensions.iter().cloned().collect();
-        let text_dirs = state.text_dirs.iter().cloned().collect();
         let config = state.config.as_deref().and_then(|text| parse_data_yaml(text).ok());
         let mut early = Self {
             backends: backends.clone(),
@@ -159,14 +157,12 @@ impl EarlyCutter {
             state,
             config,
             extensions,
-            text_dirs,
             config_bytes: None,
             folders: Folders::default(),
             cutter,
         };
         early.refresh_folders(position);
         early.state.extensions.clear();
-        early.state.text_dirs.clear();
         if early.state.phase == Phase::Cutting && early.config.is_none() {
             early.state.phase = Phase::Stopped;
         }
@@ -313,13 +309,13 @@ impl EarlyCutter {
 
     fn note_text(&mut self, path: &str) -> bool {
         let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
-        if self.text_dirs.contains(dir) {
+        if self.state.text_dirs.contains(dir) {
             return true;
         }
-        if self.text_dirs.len() >= MAX_IMAGE_DIRS {
+        if self.state.text_dirs.len() >= MAX_IMAGE_DIRS {
             return false;
         }
-        self.text_dirs.insert(dir.to_owned());
+        self.state.text_dirs.insert(dir.to_owned());
         true
     }
 
@@ -338,10 +334,12 @@ impl EarlyCutter {
                 return None;
             }
             let splits = self.folders.splits_of(path);
+            if splits.is_empty() {
+                return None;
+            }
             let label = layout::label_path_for(path);
             let label_dir = label.rsplit_once('/').map_or("", |(dir, _)| dir);
-            let maybe_staged = self.text_dirs.contains(label_dir);
-            return (!splits.is_empty() && maybe_staged).then_some(Trigger::Image { at, splits, label });
+            return self.state.text_dirs.contains(label_dir).then_some(Trigger::Image { at, splits, label });
         }
         if !path.ends_with(".txt") {
             return None;
@@ -496,7 +494,5 @@ impl EarlyCutter {
         self.state.files = self.cutter.files_total;
         self.state.extensions = self.extensions.iter().map(|(dir, exts)| (dir.clone(), exts.clone())).collect();
         self.state.extensions.sort();
-        self.state.text_dirs = self.text_dirs.iter().cloned().collect();
-        self.state.text_dirs.sort();
     }
 }
