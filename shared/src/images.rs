@@ -3,6 +3,7 @@
 //! The `_id` is derived from the dataset and the image's path, so a retried chunk writes the
 //! same documents again instead of new ones.
 
+use mongodb::options::Hint;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -35,7 +36,9 @@ pub struct ImageDoc {
     pub valid: bool,
     pub annotations: Vec<Annotation>,
     pub issues: Vec<Issue>,
-    /// Distinct issue codes, for the `issue` filter.
+    /// Distinct issue codes, for the `issue` filter; absent when empty, so that only images
+    /// with an issue are in its (partial) index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub issue_codes: Vec<String>,
     /// Distinct class ids among the annotations, for the `class_id` filter.
     pub class_ids: Vec<u32>,
@@ -104,7 +107,7 @@ pub async fn page(db: &crate::db::Db, query: &ImageQuery) -> crate::db::DbResult
         .images
         .find(filter)
         .sort(mongodb::bson::doc! {"path": 1})
-        .hint(mongodb::options::Hint::Keys(hint))
+        .hint(hint)
         .limit(query.limit + 1)
         .await?
         .try_collect()
@@ -119,18 +122,15 @@ pub async fn page(db: &crate::db::Db, query: &ImageQuery) -> crate::db::DbResult
 }
 
 /// The filter of a page's query and the index that serves it (sorted by `path`).
-pub fn filter_and_hint(query: &ImageQuery) -> (mongodb::bson::Document, mongodb::bson::Document) {
+pub fn filter_and_hint(query: &ImageQuery) -> (mongodb::bson::Document, Hint) {
     use mongodb::bson::doc;
 
     let mut filter = doc! {"dataset_id": &query.dataset_id};
-    let mut hint = doc! {"dataset_id": 1};
     let filtered = query.class_id.is_some() || query.issue.is_some() || query.valid.is_some();
     if let Some(split) = &query.split {
         filter.insert("split", split);
-        hint.insert("split", 1);
     } else if filtered {
         filter.insert("split", doc! {"$in": &query.all_splits});
-        hint.insert("split", 1);
     }
     // Every filter narrows the query; the most selective one present also picks the index
     // (one multikey field per index), and the others are checked on its entries.
@@ -143,14 +143,19 @@ pub fn filter_and_hint(query: &ImageQuery) -> (mongodb::bson::Document, mongodb:
     if let Some(valid) = query.valid {
         filter.insert("valid", valid);
     }
-    if query.class_id.is_some() {
-        hint.insert("class_ids", 1);
+    let hint = if query.class_id.is_some() {
+        Hint::Keys(doc! {"dataset_id": 1, "split": 1, "class_ids": 1, "path": 1})
     } else if query.issue.is_some() {
-        hint.insert("issue_codes", 1);
-    } else if query.valid.is_some() {
-        hint.insert("valid", 1);
-    }
-    hint.insert("path", 1);
+        Hint::Name(crate::db::ISSUES_INDEX.to_owned())
+    } else if query.valid == Some(false) {
+        Hint::Name(crate::db::INVALID_INDEX.to_owned())
+    } else if filtered || query.split.is_some() {
+        // Also `valid=true`: nearly every image is valid, so the split index's entries are
+        // nearly all hits.
+        Hint::Keys(doc! {"dataset_id": 1, "split": 1, "path": 1})
+    } else {
+        Hint::Keys(doc! {"dataset_id": 1, "path": 1})
+    };
     if let Some(after) = &query.after {
         filter.insert("path", doc! {"$gt": after});
     }

@@ -3,6 +3,7 @@
 //! in-memory sort (the query must stay fast on a million-image dataset).
 
 use mongodb::bson::{doc, Bson, Document};
+use mongodb::options::Hint;
 use yds::images::{self, ImageDoc, ImageQuery};
 
 /// Split names chosen so that split order and path order differ: `train-extra/...` sorts before
@@ -107,6 +108,11 @@ async fn every_filter_combination_pages_in_path_order_from_an_index() {
 
                     query.after = None;
                     let (filter, hint) = images::filter_and_hint(&query);
+                    let hint = match hint {
+                        Hint::Keys(keys) => Bson::Document(keys),
+                        Hint::Name(name) => Bson::String(name),
+                        other => panic!("unexpected hint {other:?}"),
+                    };
                     let explain = db
                         .database
                         .run_command(doc! {
@@ -126,4 +132,53 @@ async fn every_filter_combination_pages_in_path_order_from_an_index() {
     }
     // The fixture exercises the filters: most combinations have images to page through.
     assert!(checked_nonempty > 40, "only {checked_nonempty} non-empty combinations");
+}
+
+/// Only images with an issue are in the issue index, and only invalid ones in the validity
+/// index: the keys not written are what the partial indexes save on every import. Counted by
+/// mongod's own `validate`, which reports the keys of each index.
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_and_validity_indexes_hold_only_the_images_they_find() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backends, _queue) = yds::inline::test_backends(dir.path()).await;
+    let db = &backends.db;
+    let dataset: Vec<ImageDoc> = (0..600).map(|n| image("ds1", n)).collect();
+    db.images.insert_many(&dataset).await.unwrap();
+    // Running again (every function start does) keeps the same indexes.
+    db.ensure_indexes().await.unwrap();
+
+    let validate = db.database.run_command(doc! {"validate": "images", "full": true}).await.unwrap();
+    let keys = validate.get_document("keysPerIndex").unwrap();
+    let count = |name: &str| keys.get(name).and_then(Bson::as_i64).or_else(|| keys.get_i32(name).ok().map(i64::from));
+    let with_issues = dataset.iter().map(|i| i.issue_codes.len() as i64).sum::<i64>();
+    let invalid = dataset.iter().filter(|i| !i.valid).count() as i64;
+    assert!(with_issues > 0 && with_issues < 600 && invalid > 0, "the fixture has both kinds");
+    assert_eq!(count(yds::db::ISSUES_INDEX), Some(with_issues), "{keys:?}");
+    assert_eq!(count(yds::db::INVALID_INDEX), Some(invalid), "{keys:?}");
+    assert_eq!(count("dataset_id_1_split_1_path_1"), Some(600), "{keys:?}");
+    assert!(dataset[1].issue_codes.is_empty());
+    let stored = db.images.clone_with_type::<Document>().find_one(doc! {"_id": &dataset[1].id}).await.unwrap().unwrap();
+    assert!(!stored.contains_key("issue_codes"), "an image without issues stores no codes: {stored:?}");
+}
+
+/// A database created before the partial indexes had full ones under the default names with
+/// the same keys; starting a function replaces them.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_full_indexes_the_partial_ones_replaced_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backends, _queue) = yds::inline::test_backends(dir.path()).await;
+    let db = &backends.db;
+    db.images.drop_index(yds::db::ISSUES_INDEX).await.unwrap();
+    db.images.drop_index(yds::db::INVALID_INDEX).await.unwrap();
+    let old = [
+        doc! {"dataset_id": 1, "split": 1, "issue_codes": 1, "path": 1},
+        doc! {"dataset_id": 1, "split": 1, "valid": 1, "path": 1},
+    ];
+    db.images.create_indexes(old.map(|keys| mongodb::IndexModel::builder().keys(keys).build())).await.unwrap();
+
+    db.ensure_indexes().await.unwrap();
+    let names = db.images.list_index_names().await.unwrap();
+    assert!(names.iter().any(|n| n == yds::db::ISSUES_INDEX), "{names:?}");
+    assert!(names.iter().any(|n| n == yds::db::INVALID_INDEX), "{names:?}");
+    assert!(!names.iter().any(|n| n.contains("issue_codes_1") || n.contains("valid_1")), "{names:?}");
 }

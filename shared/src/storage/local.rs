@@ -1,9 +1,9 @@
 //! The local-filesystem backend: objects are files under a root directory.
 //!
-//! Writes go to a temporary file in the same directory and are renamed into place, so a crash
-//! never leaves a half-written object under its final key. Both steps name the file relative to
-//! an open handle on its directory: the kernel then resolves one name per call instead of the
-//! whole path twice (those path walks were about a tenth of process-chunk's CPU).
+//! A new key is written in place; an existing one is replaced through a temporary file renamed
+//! over it, so an object that was once written whole is never seen partial. Files are named
+//! relative to an open handle on their directory: the kernel then resolves one name per call
+//! instead of the whole path (those path walks were about a tenth of process-chunk's CPU).
 
 use std::ffi::OsStr;
 use std::ops::Range;
@@ -77,9 +77,25 @@ fn open_dir(dir: &Path) -> std::io::Result<OwnedFd> {
     }
 }
 
-/// Writes `data` to a new `.tmp…` file in `dir`, then renames it to `name`; the temporary file
-/// is removed if either step fails.
+/// Writes `data` as `name` in `dir`. A new name is created and written in place; an existing
+/// one is replaced whole: `data` goes to a new `.tmp…` file renamed over it (removed if either
+/// step fails). Nearly every write of an import is of a new name, and creating a file in place
+/// costs a third less than a temporary file and a rename. A crash during a first write leaves a
+/// short file, but nobody reads a key before its put returned (keys are recorded after), and
+/// the retried put replaces it.
 fn write_in(dir: &OwnedFd, name: &OsStr, data: &[u8]) -> std::io::Result<()> {
+    let create = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
+    match rustix::fs::openat(dir, name, create, Mode::from_raw_mode(0o644)) {
+        // Not removed if the write fails: a concurrent put may have replaced it by then.
+        Ok(file) => std::io::Write::write_all(&mut &std::fs::File::from(file), data),
+        Err(rustix::io::Errno::EXIST) => replace_in(dir, name, data),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Writes `data` to a new `.tmp…` file in `dir`, then renames it over `name`; the temporary
+/// file is removed if either step fails.
+fn replace_in(dir: &OwnedFd, name: &OsStr, data: &[u8]) -> std::io::Result<()> {
     let create = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
     let (tmp, file) = loop {
         let tmp = format!(".tmp{:016x}", rand::random::<u64>());
@@ -311,6 +327,18 @@ mod tests {
         let err = store.put_many(objects(&["e/first", "../escape", "e/last"])).await.unwrap_err();
         assert!(matches!(err, StorageError::InvalidKey(_)));
         assert!(!dir.path().join("e").exists(), "a batch with a bad key writes nothing");
+    }
+
+    #[tokio::test]
+    async fn a_short_file_left_by_a_crashed_first_write_is_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        std::fs::create_dir_all(dir.path().join("d")).unwrap();
+        std::fs::write(dir.path().join("d/a.jpg"), b"\xff\xd8").unwrap();
+        store.put("d/a.jpg", Bytes::from_static(b"\xff\xd8 whole image")).await.unwrap();
+        assert_eq!(store.get("d/a.jpg").await.unwrap(), &b"\xff\xd8 whole image"[..]);
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("d")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["a.jpg"]);
     }
 
     #[tokio::test]

@@ -44,7 +44,9 @@ const PUTS_IN_FLIGHT: usize = 8;
 
 #[async_trait]
 pub trait ObjectStore: Send + Sync + 'static {
-    /// Writes the whole object; readers never see a partial one.
+    /// Writes the whole object. Once a put returned, readers see all of it, and a later put
+    /// replaces it whole. A key whose first put has not returned may read short on the local
+    /// store; nothing reads such a key, since keys are recorded only after their put.
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError>;
     async fn get(&self, key: &str) -> Result<Bytes, StorageError>;
     /// Bytes `range` of the object (clamped to its end).
