@@ -12,6 +12,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures::StreamExt;
 use mongodb::bson::doc;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::backends::Backends;
 use crate::coordinator::{self, ChunkFile, ChunkState, ChunkStats};
@@ -116,25 +117,28 @@ pub async fn process_chunk(
     let reader = MemberReader::new(backends, &job.source);
 
     let label_locations: Vec<Option<Location>> = files.iter().map(|f| f.label.clone()).collect();
-    let mut labels = read_all(&reader, &label_locations).await?;
+    let groups = read_groups(files);
+    let read = |at: usize, wait: bool| read_group(backends, &reader, files, groups.get(at).cloned(), wait);
+    let (labels, first) = tokio::join!(read_all(&reader, &label_locations), read(0, true));
+    let (mut labels, mut current) = (labels?, first?);
     let mut outcomes: Vec<FileOutcome> = Vec::with_capacity(files.len());
-    for group in read_groups(files) {
-        let group_bytes = files[group.clone()].iter().map(|f| f.size).sum();
-        // Held until the group's copies are written: the process's deliveries together hold
-        // at most the budget's worth of images.
-        let _reserved = backends.chunk_memory.reserve(group_bytes).await;
-        let image_locations: Vec<Option<Location>> =
-            files[group.clone()].iter().map(|f| Some(f.image.clone())).collect();
-        let images = read_all(&reader, &image_locations).await?;
-        let inputs: Vec<(usize, FileRead, FileRead)> =
-            group.zip(images).map(|(i, image)| (i, image, labels[i].take())).collect();
-        let mut copies = Vec::with_capacity(inputs.len() * 2);
-        for (i, image, label) in inputs {
+    for (at, group) in groups.iter().enumerate() {
+        let (reserved, images) = match current.take() {
+            Some(read) => read,
+            None => read(at, true).await?.expect("a waiting read always reads"),
+        };
+        let mut copies = Vec::with_capacity(group.len() * 2);
+        for (i, image) in group.clone().zip(images) {
             let image = image.unwrap_or_else(|| Err("no image".into()));
-            outcomes.push(judge_file(&dataset.id, &rules, &files[i], image, label, &mut copies));
+            outcomes.push(judge_file(&dataset.id, &rules, &files[i], image, labels[i].take(), &mut copies));
         }
         // Copy before writing the documents, so a document never points at a missing file.
-        backends.store.put_many(copies).await?;
+        // The next group is read meanwhile, if the memory budget has room for it right now:
+        // waiting for room while holding this group's could deadlock deliveries.
+        let (written, next) = tokio::join!(backends.store.put_many(copies), read(at + 1, false));
+        written?;
+        drop(reserved);
+        current = next?;
     }
 
     let docs: Vec<&ImageDoc> = outcomes.iter().map(|o| &o.doc).collect();
@@ -156,6 +160,33 @@ pub async fn process_chunk(
     coordinator::finish_chunk(db, job_id, index, ChunkState::Done, &stats, &errors, elapsed).await?;
     coordinator::try_finalize(db, job_id).await?;
     Ok(())
+}
+
+/// A read group's images, with the share of the memory budget they hold.
+type GroupRead = (OwnedSemaphorePermit, Vec<FileRead>);
+
+/// Reads the images of `group` (none: nothing to read). Waits for the memory budget when
+/// `wait`; otherwise reads only if the budget has room now, and returns `None` if not.
+async fn read_group(
+    backends: &Backends,
+    reader: &MemberReader,
+    files: &[ChunkFile],
+    group: Option<std::ops::Range<usize>>,
+    wait: bool,
+) -> Result<Option<GroupRead>, ChunkError> {
+    let Some(group) = group else { return Ok(None) };
+    let bytes = files[group.clone()].iter().map(|f| f.size).sum();
+    // Held until the group's copies are written: the process's deliveries together hold at
+    // most the budget's worth of images.
+    let reserved = match wait {
+        true => backends.chunk_memory.reserve(bytes).await,
+        false => match backends.chunk_memory.try_reserve(bytes) {
+            Some(reserved) => reserved,
+            None => return Ok(None),
+        },
+    };
+    let locations: Vec<Option<Location>> = files[group].iter().map(|f| Some(f.image.clone())).collect();
+    Ok(Some((reserved, read_all(reader, &locations).await?)))
 }
 
 /// One file's bytes once read: `None` when there is no such file, `Some(Err(reason))` when it
