@@ -109,6 +109,9 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>, mut stop: watch::
                 }
             },
         };
+        // A body streamed in pieces must not wait for the client's delayed ACK between them
+        // (Nagle's algorithm): that cost up to 40 ms per range request. Real servers set it.
+        let _ = stream.set_nodelay(true);
         let state = state.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {

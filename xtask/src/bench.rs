@@ -375,6 +375,9 @@ struct ImportRun {
     /// CPU seconds of this process during the import: the HTTP file server, the local queue's
     /// dispatcher, the stack's supervisor and the status polls share the machine too.
     bench_cpu: Option<f64>,
+    /// Requests the HTTP file server answered and the bytes it sent: a zip is read by ranges,
+    /// a tar.gz streamed once.
+    served: (u64, u64),
 }
 
 impl ImportRun {
@@ -466,7 +469,8 @@ async fn drive_import(args: &BenchArgs, stack: &Stack, work: &Path, format: Form
     let dataset = db.collection::<Document>("datasets").find_one(doc! {"_id": dataset_id}).await?;
     let duplicates = dataset.as_ref().and_then(duplicate_counts);
     let mongod_time = mongod_time_by_collection(&db).await?;
-    Ok(ImportRun { format, wall, status, timed_out, chunks, memory, duplicates, mongod_time, bench_cpu })
+    let served = (server.requests(), server.bytes_served());
+    Ok(ImportRun { format, wall, status, timed_out, chunks, memory, duplicates, mongod_time, bench_cpu, served })
 }
 
 /// CPU time this process has used so far, in clock ticks.
@@ -761,6 +765,7 @@ impl Report<'_> {
         row("CPU s bench process (file server, queue dispatcher)", &|r| {
             r.bench_cpu.map_or("n/a".into(), |s| format!("{s:.1}"))
         });
+        row("HTTP requests to the source / MB sent", &|r| format!("{} / {:.1}", r.served.0, r.served.1 as f64 / 1e6));
         row("mongod time s by collection", &|r| {
             let top: Vec<String> =
                 r.mongod_time.iter().take(4).map(|(name, time)| format!("{name} {:.1}", time.as_secs_f64())).collect();

@@ -52,6 +52,9 @@ pub async fn serve(
                         continue;
                     }
                 };
+                // Responses go out as they are written, not held back by Nagle's algorithm
+                // waiting for the client's delayed ACK (up to 40 ms per exchange).
+                let _ = stream.set_nodelay(true);
                 let service = service.clone();
                 let hyper_service = hyper::service::service_fn(move |req| {
                     let service = service.clone();
