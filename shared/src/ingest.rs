@@ -124,7 +124,7 @@ pub async fn process_chunk(
     let mut outcomes: Vec<FileOutcome> = Vec::with_capacity(files.len());
     for (at, group) in groups.iter().enumerate() {
         let (reserved, images) = match current.take() {
-            Some(read) => read,
+            Some(prefetched) => prefetched,
             None => read(at, true).await?.expect("a waiting read always reads"),
         };
         let mut copies = Vec::with_capacity(group.len() * 2);

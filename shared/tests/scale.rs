@@ -170,6 +170,41 @@ async fn orphan_labels_are_counted_exactly_across_chunks_and_duplicate_deliverie
     assert_eq!(stats.labels, label_files as u64, "the ghosts are not any image's labels");
 }
 
+/// A chunk reads its images in groups (64 files at most), the next group while the current
+/// one is written if the process's memory budget has room right now. With a budget smaller
+/// than one group every group waits for the one before; deliveries of the same chunk at once
+/// share the budget and still never wait on each other for good. Counts are exact either way.
+#[tokio::test(flavor = "multi_thread")]
+async fn chunks_of_several_read_groups_import_exactly_whatever_the_memory_budget() {
+    for budget in [1, 64 << 20] {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut backends, queue) = yds::inline::test_backends(dir.path()).await;
+        backends.chunk_memory = yds::memory::MemoryBudget::new(budget);
+        let src = dir.path().join("src");
+        let generated = testkit::generate(&src, &spec(200)).unwrap();
+        testkit::pack_tar_gz(&src, &dir.path().join("d.tar.gz")).unwrap();
+        let url = format!("file://{}", dir.path().join("d.tar.gz").display());
+        let job_id = import(&backends, &queue, &url, 200).await;
+        loop {
+            let tasks = queue.drain();
+            if tasks.is_empty() {
+                break;
+            }
+            for task in &tasks {
+                let deliver = || yds::inline::deliver(&backends, task, Delivery::default());
+                let twice = futures::future::try_join(deliver(), deliver());
+                let delivered = tokio::time::timeout(Duration::from_secs(60), twice).await;
+                delivered.expect("deliveries sharing the budget never wait forever").unwrap();
+            }
+        }
+        assert_exact(&backends, &job_id, &generated).await;
+        // Images with labels go in one chunk cut while staging, backgrounds in one at the end.
+        let largest = backends.db.chunks.find_one(doc! {"job_id": &job_id}).sort(doc! {"file_count": -1}).await;
+        let largest = largest.unwrap().unwrap().file_count;
+        assert!(largest > 2 * 64, "a chunk of several read groups: {largest} files");
+    }
+}
+
 /// An import of `images` generated images packed as `archive` (`.zip` or `.tar.gz`), in chunks
 /// of 10, on backends whose 600 ms lease has the watchdog act within seconds.
 async fn import_with_short_lease(
