@@ -178,12 +178,11 @@ async fn read_group(
     let bytes = files[group.clone()].iter().map(|f| f.size).sum();
     // Held until the group's copies are written: the process's deliveries together hold at
     // most the budget's worth of images.
-    let reserved = match wait {
-        true => backends.chunk_memory.reserve(bytes).await,
-        false => match backends.chunk_memory.try_reserve(bytes) {
-            Some(reserved) => reserved,
-            None => return Ok(None),
-        },
+    let reserved = if wait {
+        backends.chunk_memory.reserve(bytes).await
+    } else {
+        let Some(reserved) = backends.chunk_memory.try_reserve(bytes) else { return Ok(None) };
+        reserved
     };
     let locations: Vec<Option<Location>> = files[group].iter().map(|f| Some(f.image.clone())).collect();
     Ok(Some((reserved, read_all(reader, &locations).await?)))
