@@ -4,7 +4,8 @@
 //! instance may be given more than one), and each holds up to a read group of images. Without a
 //! shared bound, peak memory grows with the number of deliveries times the image size; with it,
 //! a process stays near the budget whatever arrives. Reservations are taken whole (never piece
-//! by piece), so two holders can never wait on each other.
+//! by piece), and a holder that wants more only tries (`try_reserve`, as a chunk's read-ahead
+//! does), so two holders can never wait on each other.
 
 use std::sync::Arc;
 
