@@ -283,10 +283,12 @@ async fn oversized_body_gets_413() {
 
 #[tokio::test]
 async fn dead_upstream_gets_502_problem() {
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    // A port bound but not listening refuses connections, and stays ours while the test runs:
+    // a listener dropped at once freed its port, which the gateway itself could then be given
+    // (it proxied to itself until the process ran out of file descriptors).
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let dead = format!("http://{}", reserved.local_addr().unwrap());
     let routes = vec![Route { method: Method::GET, pattern: "/datasets", upstream: dead.clone() }];
     let (base, _stop, _served) = gateway(routes).await;
     let (status, headers, body) = get(&format!("{base}/datasets")).await;
