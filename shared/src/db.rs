@@ -39,6 +39,8 @@ pub struct Db {
     pub chunk_files: Collection<ChunkFilesDoc>,
     pub images: Collection<ImageDoc>,
     pub members: Collection<MemberDoc>,
+    /// Label files some chunk uses (`_id` = their member id), for the orphan check.
+    pub used_labels: Collection<Document>,
     /// Where early chunk cutting stood when a tar staging pass paused (`planning::early`).
     pub plan_states: Collection<Document>,
     pub api_keys: Collection<ApiKeyDoc>,
@@ -64,6 +66,7 @@ impl Db {
             chunk_files: database.collection("import_chunk_files"),
             images: database.collection("images"),
             members: database.collection("import_members"),
+            used_labels: database.collection("import_used_labels"),
             plan_states: database.collection("import_plan_states"),
             api_keys: database.collection("api_keys"),
             rate_limits: database.collection("rate_limits"),
@@ -106,10 +109,6 @@ impl Db {
         self.chunks.create_indexes([index(doc! {"job_id": 1, "state": 1})]).await?;
         // Members need no index of their own: `_id` is `{job}:{path}`, queried by range.
         // GET /datasets/{id}/images: keyset on path, each filter served by its own index.
-        let unique_path = IndexModel::builder()
-            .keys(doc! {"dataset_id": 1, "path": 1})
-            .options(IndexOptions::builder().unique(true).build())
-            .build();
         // The issue and validity indexes hold only the images they find: most images have no
         // issue and are valid, and every key not written saves mongod work on each import
         // (a fifth of its time on `images`). `issue_codes` is absent when empty (see
@@ -121,7 +120,9 @@ impl Db {
         self.drop_replaced_indexes().await?;
         self.images
             .create_indexes([
-                unique_path,
+                // No index on `{dataset_id, path}`: `_id` is derived from both, so it already
+                // keeps a path unique in its dataset, and pages without a split filter merge
+                // this one's per-split ranges.
                 index(doc! {"dataset_id": 1, "split": 1, "path": 1}),
                 // Without a split filter these serve too: one range per split, merged by path.
                 index(doc! {"dataset_id": 1, "split": 1, "class_ids": 1, "path": 1}),
@@ -138,16 +139,19 @@ impl Db {
         Ok(())
     }
 
-    /// Drops the full-size issue and validity indexes that the partial ones replaced (data
-    /// dirs and clusters created before them), before the partial ones are created with the
-    /// same keys; nothing to do once they are gone.
+    /// Drops the indexes of `images` that earlier versions made (data dirs and clusters created
+    /// before): the full-size issue and validity indexes that the partial ones replaced (before
+    /// those are created with the same keys), and the unique `{dataset_id, path}` one that
+    /// `_id` made redundant. Nothing to do once they are gone.
     async fn drop_replaced_indexes(&self) -> DbResult<()> {
         let names = match self.images.list_index_names().await {
             Ok(names) => names,
             Err(err) if command_code(&err) == Some(NAMESPACE_NOT_FOUND) => return Ok(()),
             Err(err) => return Err(err.into()),
         };
-        for replaced in ["dataset_id_1_split_1_issue_codes_1_path_1", "dataset_id_1_split_1_valid_1_path_1"] {
+        const REPLACED: [&str; 3] =
+            ["dataset_id_1_split_1_issue_codes_1_path_1", "dataset_id_1_split_1_valid_1_path_1", "dataset_id_1_path_1"];
+        for replaced in REPLACED {
             if names.iter().any(|name| name == replaced) {
                 match self.images.drop_index(replaced).await {
                     // Another process may have dropped it first.

@@ -95,10 +95,9 @@ pub struct ImageQuery {
 /// Images in `path` order after the cursor, each query served by a hinted index so the
 /// planner never falls back to scanning `_id` or sorting in memory.
 ///
-/// The class, issue and validity indexes all lead with `split`: a query without a split filter
-/// names every split (`$in`), and MongoDB merges the per-split index ranges in `path` order.
-/// Three indexes fewer to maintain on every imported image than one set with and one without
-/// `split`.
+/// Every index leads with `split`: a query without a split filter names every split (`$in`),
+/// and MongoDB merges the per-split index ranges in `path` order. Four indexes fewer to
+/// maintain on every imported image than one set with and one without `split`.
 pub async fn page(db: &crate::db::Db, query: &ImageQuery) -> crate::db::DbResult<(Vec<ImageDoc>, Option<String>)> {
     use futures::TryStreamExt;
 
@@ -126,10 +125,9 @@ pub fn filter_and_hint(query: &ImageQuery) -> (mongodb::bson::Document, Hint) {
     use mongodb::bson::doc;
 
     let mut filter = doc! {"dataset_id": &query.dataset_id};
-    let filtered = query.class_id.is_some() || query.issue.is_some() || query.valid.is_some();
     if let Some(split) = &query.split {
         filter.insert("split", split);
-    } else if filtered {
+    } else {
         filter.insert("split", doc! {"$in": &query.all_splits});
     }
     // Every filter narrows the query; the most selective one present also picks the index
@@ -149,12 +147,10 @@ pub fn filter_and_hint(query: &ImageQuery) -> (mongodb::bson::Document, Hint) {
         Hint::Name(crate::db::ISSUES_INDEX.to_owned())
     } else if query.valid == Some(false) {
         Hint::Name(crate::db::INVALID_INDEX.to_owned())
-    } else if filtered || query.split.is_some() {
+    } else {
         // Also `valid=true`: nearly every image is valid, so the split index's entries are
         // nearly all hits.
         Hint::Keys(doc! {"dataset_id": 1, "split": 1, "path": 1})
-    } else {
-        Hint::Keys(doc! {"dataset_id": 1, "path": 1})
     };
     if let Some(after) = &query.after {
         filter.insert("path", doc! {"$gt": after});

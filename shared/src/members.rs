@@ -164,6 +164,19 @@ pub async fn find_many(db: &Db, job_id: &str, paths: &[String]) -> DbResult<Hash
     Ok(found.into_iter().map(|m| (m.path().to_owned(), m)).collect())
 }
 
+/// Records that a chunk uses these label files (member ids): one small document each in
+/// `import_used_labels`, so the orphan check at the end reads two sorted `_id` ranges instead
+/// of fetching every label's member record. Recording one again (a chunk written twice, two
+/// images sharing a label) is a no-op. Cheaper for mongod than marking the member records:
+/// an insert of an `_id` rewrites no document.
+pub async fn mark_labels_used(db: &Db, label_ids: Vec<String>) -> DbResult<()> {
+    let docs = label_ids.into_iter().map(|id| doc! {"_id": id});
+    match db.used_labels.insert_many(docs).ordered(false).await {
+        Err(err) if is_duplicate_key(&err) => Ok(()),
+        other => other.map(drop).map_err(Into::into),
+    }
+}
+
 /// A [`FileTree`] over the member records, for split resolution. Its methods block on the
 /// database through `runtime`, so it is used on a blocking thread (`spawn_blocking`).
 pub struct MemberTree {
@@ -418,18 +431,5 @@ impl std::fmt::Display for SourceErrorText {
 impl From<SourceError> for ReadError {
     fn from(err: SourceError) -> Self {
         ReadError::Source(SourceErrorText { permanent: err.is_permanent(), message: err.to_string() })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_member_marked_used_by_planning_still_reads_back() {
-        let member = MemberDoc::new("job", "labels/a.txt", 3, 18, Location::Tree { source: 0, path: "a.txt".into() });
-        let mut stored = mongodb::bson::to_document(&member).unwrap();
-        stored.insert("used", true);
-        assert_eq!(mongodb::bson::from_document::<MemberDoc>(stored).unwrap(), member);
     }
 }

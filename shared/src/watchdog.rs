@@ -125,13 +125,14 @@ async fn recover_planning(backends: &Backends, job: &JobDoc) -> Result<(), Watch
     Ok(())
 }
 
-/// Deletes what only the import needed: staged files, the member records and the chunks' file
-/// lists (the chunk records stay, with their outcomes).
+/// Deletes what only the import needed: staged files, the member records (and which labels
+/// are used) and the chunks' file lists (the chunk records stay, with their outcomes).
 async fn clean_up(backends: &Backends, job_id: &str) -> Result<(), WatchError> {
     let members = backends.db.members.delete_many(crate::members::under(job_id, "")).await?;
     // Chunk ids are `{job_id}:{index}`, the same shape as member ids.
     backends.db.chunk_files.delete_many(crate::members::under(job_id, "")).await?;
     backends.db.plan_states.delete_many(crate::members::under(job_id, "")).await?;
+    backends.db.used_labels.delete_many(crate::members::under(job_id, "")).await?;
     let staged = backends.store.delete_prefix(&crate::storage::keys::job_temp_prefix(job_id)).await?;
     tracing::info!(job_id, members = members.deleted_count, staged, "import scratch cleared");
     Ok(())

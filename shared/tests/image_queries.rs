@@ -162,7 +162,8 @@ async fn issue_and_validity_indexes_hold_only_the_images_they_find() {
 }
 
 /// A database created before the partial indexes had full ones under the default names with
-/// the same keys; starting a function replaces them.
+/// the same keys, and a unique index on `{dataset_id, path}`; starting a function replaces the
+/// first two and drops the third.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_full_indexes_the_partial_ones_replaced_are_dropped() {
     let dir = tempfile::tempdir().unwrap();
@@ -175,10 +176,14 @@ async fn the_full_indexes_the_partial_ones_replaced_are_dropped() {
         doc! {"dataset_id": 1, "split": 1, "valid": 1, "path": 1},
     ];
     db.images.create_indexes(old.map(|keys| mongodb::IndexModel::builder().keys(keys).build())).await.unwrap();
+    let unique = mongodb::options::IndexOptions::builder().unique(true).build();
+    let by_path = mongodb::IndexModel::builder().keys(doc! {"dataset_id": 1, "path": 1}).options(unique).build();
+    db.images.create_index(by_path).await.unwrap();
 
     db.ensure_indexes().await.unwrap();
     let names = db.images.list_index_names().await.unwrap();
     assert!(names.iter().any(|n| n == yds::db::ISSUES_INDEX), "{names:?}");
     assert!(names.iter().any(|n| n == yds::db::INVALID_INDEX), "{names:?}");
     assert!(!names.iter().any(|n| n.contains("issue_codes_1") || n.contains("valid_1")), "{names:?}");
+    assert!(!names.iter().any(|n| n == "dataset_id_1_path_1"), "{names:?}");
 }

@@ -276,10 +276,11 @@ async fn a_tar_gz_on_gcs_imports_exactly_through_cloud_tasks_deliveries() {
         left = all_keys(backends.store.as_ref(), &scratch).await;
     }
     assert!(left.is_empty(), "scratch objects left: {left:?}");
-    // So are its member records and chunk file lists (deleted before the objects); the chunk
-    // records stay, with their outcomes.
+    // So are its member records, which labels were used and the chunk file lists (deleted
+    // before the objects); the chunk records stay, with their outcomes.
     let under_job = yds::members::under(&accepted.job_id, "");
     assert_eq!(backends.db.members.count_documents(under_job.clone()).await.unwrap(), 0);
+    assert_eq!(backends.db.used_labels.count_documents(under_job.clone()).await.unwrap(), 0);
     assert_eq!(backends.db.chunk_files.count_documents(under_job).await.unwrap(), 0);
     let chunks_left =
         backends.db.chunks.count_documents(mongodb::bson::doc! {"job_id": &accepted.job_id}).await.unwrap();

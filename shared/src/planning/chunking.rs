@@ -2,9 +2,9 @@
 //! records, and chunks written and enqueued one by one as the splits are walked.
 //!
 //! Split resolution walks the member records in path order through [`MemberTree`] on a
-//! blocking thread; each full chunk is completed (labels looked up and marked used in the member
-//! index), recorded and enqueued before the walk goes on; the unused labels are found by a query
-//! at the end. Memory holds a few chunks, whatever the dataset size — plus, only for a split with
+//! blocking thread; each full chunk is completed (labels looked up, and recorded as used),
+//! recorded and enqueued before the walk goes on; the unused labels are found at the end by
+//! merging the label members with the used ones, both in `_id` order. Memory holds a few chunks, whatever the dataset size — plus, only for a split with
 //! several sources or a list file, a 16-byte hash per image name of that split.
 
 use std::collections::{BTreeMap, HashSet};
@@ -404,11 +404,11 @@ impl Cutter {
         let (files_total, chunks_total) = (self.files_total as i64, self.next_index as i64);
         self.writes.spawn(async move {
             coordinator::create_chunk(&backends.db, &job_id, index, &files).await?;
-            // The label files this chunk uses are marked in the member index, so the orphan check
-            // at the end is a query, not a set that grows with the dataset in planning's memory.
+            // The label files this chunk uses are recorded in the database, so the orphan check
+            // at the end is a merge of two sorted ranges, not a set that grows with the dataset
+            // in planning's memory.
             if !label_ids.is_empty() {
-                let used = doc! {"$set": {"used": true}};
-                backends.db.members.update_many(doc! {"_id": {"$in": label_ids}}, used).await?;
+                members::mark_labels_used(&backends.db, label_ids).await?;
             }
             // A task carries its file list while it stays far below Cloud Tasks' 1 MB limit; a
             // larger chunk's task carries none and process-chunk reads the list from the record.
@@ -435,16 +435,25 @@ struct Orphans {
     sample: Vec<FileError>,
 }
 
+/// Label members with no record in `import_used_labels`: both read in `_id` order (each a
+/// covered scan of its `_id` index) and merged.
 async fn orphan_labels(backends: &Backends, job_id: &str) -> Result<Orphans, PlanError> {
-    let filter = doc! {
-        "$and": [members::under(job_id, ""), {"_id": {"$regex": LABEL_ID_PATTERN}}, {"used": {"$ne": true}}]
-    };
+    let by_id = doc! {"_id": 1};
+    let labels = doc! {"$and": [members::under(job_id, ""), {"_id": {"$regex": LABEL_ID_PATTERN}}]};
     let ids = backends.db.members.clone_with_type::<mongodb::bson::Document>();
-    let mut cursor = ids.find(filter).projection(doc! {"_id": 1}).await?;
+    let mut labels = ids.find(labels).projection(by_id.clone()).sort(by_id.clone()).batch_size(10_000).await?;
+    let mut used = backends.db.used_labels.find(members::under(job_id, "")).sort(by_id).batch_size(10_000).await?;
+    let mut next_used = next_id(&mut used).await?;
     let mut orphans = Orphans { count: 0, sample: Vec::new() };
     let prefix_len = job_id.len() + 1;
-    while let Some(member) = cursor.try_next().await? {
-        let Ok(id) = member.get_str("_id") else { continue };
+    while let Some(id) = next_id(&mut labels).await? {
+        // Both in `_id` order: skip the used ids below this label; an equal one means it is used.
+        while next_used.as_ref().is_some_and(|used_id| *used_id < id) {
+            next_used = next_id(&mut used).await?;
+        }
+        if next_used.as_ref() == Some(&id) {
+            continue;
+        }
         orphans.count += 1;
         if orphans.sample.len() < ERROR_SAMPLE {
             orphans.sample.push(FileError {
@@ -455,6 +464,11 @@ async fn orphan_labels(backends: &Backends, job_id: &str) -> Result<Orphans, Pla
         }
     }
     Ok(orphans)
+}
+
+/// The next string `_id` of a cursor over `_id`s.
+async fn next_id(cursor: &mut mongodb::Cursor<mongodb::bson::Document>) -> mongodb::error::Result<Option<String>> {
+    Ok(cursor.try_next().await?.and_then(|d| d.get_str("_id").ok().map(str::to_owned)))
 }
 
 /// Member ids of label files: `.txt` files under a `labels` folder.
