@@ -4,8 +4,9 @@
 //! Split resolution walks the member records in path order through [`MemberTree`] on a
 //! blocking thread; each full chunk is completed (labels looked up, and recorded as used),
 //! recorded and enqueued before the walk goes on; the unused labels are found at the end by
-//! merging the label members with the used ones, both in `_id` order. Memory holds a few chunks, whatever the dataset size — plus, only for a split with
-//! several sources or a list file, a 16-byte hash per image name of that split.
+//! merging the label members with the used ones, both in `_id` order. Memory holds a few
+//! chunks, whatever the dataset size — plus, only for a split with several sources or a list
+//! file, a 16-byte hash per image name of that split.
 
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
