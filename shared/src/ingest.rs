@@ -46,7 +46,7 @@ fn oversized_label(bytes: &[u8]) -> Option<ParsedLabels> {
     })
 }
 use crate::format::Task;
-use crate::images::{image_id, ImageDoc};
+use crate::images::{hash_key, image_id, ImageDoc};
 use crate::jobs::{self, FileError, ERROR_SAMPLE};
 use crate::members::{Location, MemberReader, ReadError};
 use crate::storage::{keys, StorageError};
@@ -368,6 +368,7 @@ fn judge_file(
         orientation: info.orientation,
         format: info.format,
         size_bytes: image.len() as u64,
+        hash_key: hash_key(&info.content_hash),
         content_hash: info.content_hash,
         valid,
         annotations: parsed.annotations,

@@ -32,6 +32,7 @@ fn image(dataset_id: &str, n: usize) -> ImageDoc {
         format: "jpeg".into(),
         size_bytes: 100,
         content_hash: format!("{n:064x}"),
+        hash_key: images::hash_key(&format!("{n:064x}")),
         valid: !n.is_multiple_of(5) || n % 2 == 1,
         annotations: Vec::new(),
         issues: Vec::new(),
@@ -162,8 +163,8 @@ async fn issue_and_validity_indexes_hold_only_the_images_they_find() {
 }
 
 /// A database created before the partial indexes had full ones under the default names with
-/// the same keys, and a unique index on `{dataset_id, path}`; starting a function replaces the
-/// first two and drops the third.
+/// the same keys, a unique index on `{dataset_id, path}` and a duplicate index on the hex
+/// hash; starting a function replaces the first two and drops the others.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_full_indexes_the_partial_ones_replaced_are_dropped() {
     let dir = tempfile::tempdir().unwrap();
@@ -179,6 +180,8 @@ async fn the_full_indexes_the_partial_ones_replaced_are_dropped() {
     let unique = mongodb::options::IndexOptions::builder().unique(true).build();
     let by_path = mongodb::IndexModel::builder().keys(doc! {"dataset_id": 1, "path": 1}).options(unique).build();
     db.images.create_index(by_path).await.unwrap();
+    let by_hex_hash = mongodb::IndexModel::builder().keys(doc! {"dataset_id": 1, "content_hash": 1}).build();
+    db.images.create_index(by_hex_hash).await.unwrap();
 
     db.ensure_indexes().await.unwrap();
     let names = db.images.list_index_names().await.unwrap();
@@ -186,4 +189,72 @@ async fn the_full_indexes_the_partial_ones_replaced_are_dropped() {
     assert!(names.iter().any(|n| n == yds::db::INVALID_INDEX), "{names:?}");
     assert!(!names.iter().any(|n| n.contains("issue_codes_1") || n.contains("valid_1")), "{names:?}");
     assert!(!names.iter().any(|n| n == "dataset_id_1_path_1"), "{names:?}");
+    assert!(!names.iter().any(|n| n == "dataset_id_1_content_hash_1"), "{names:?}");
+    assert!(names.iter().any(|n| n == "dataset_id_1_hash_key_1"), "{names:?}");
+}
+
+/// Duplicates are runs of equal `hash_key` confirmed on the full hash: files whose hashes share
+/// their first 8 bytes but differ after are not duplicates; equal files are, within a split and
+/// across splits; documents without a key (written before it existed) are still compared.
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicates_are_equal_full_hashes_not_equal_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backends, _queue) = yds::inline::test_backends(dir.path()).await;
+    let db = &backends.db;
+    let dataset_id = "dups";
+    let same_key = |tail: &str| format!("{:0<48}{tail:0>16}", "ab".repeat(8));
+    let image_with = |n: usize, split: &str, hash: String| {
+        let path = format!("{split}/img_{n}.jpg");
+        ImageDoc {
+            id: images::image_id(dataset_id, &path),
+            path,
+            split: split.to_owned(),
+            file_name: format!("img_{n}.jpg"),
+            hash_key: images::hash_key(&hash),
+            content_hash: hash,
+            issue_codes: Vec::new(),
+            ..image(dataset_id, n)
+        }
+    };
+    let docs = vec![
+        // Same key, three different files: none is a duplicate.
+        image_with(1, "train", same_key("1")),
+        image_with(2, "train", same_key("2")),
+        image_with(3, "val", same_key("3")),
+        // Same key and same file: a duplicate within train and across to val.
+        image_with(4, "train", same_key("4")),
+        image_with(5, "train", same_key("4")),
+        image_with(6, "val", same_key("4")),
+    ];
+    assert!(docs.iter().all(|d| d.hash_key == docs[0].hash_key), "the test needs one shared key");
+    db.images.insert_many(&docs).await.unwrap();
+    // Two equal files written before `hash_key` existed: no key at all.
+    let raw = db.images.clone_with_type::<Document>();
+    for n in [7, 8] {
+        let mut old = mongodb::bson::to_document(&image_with(n, "val", format!("{:064x}", 7))).unwrap();
+        old.remove("hash_key");
+        raw.insert_one(old).await.unwrap();
+    }
+
+    let counts = images::mark_duplicates(db, dataset_id).await.unwrap();
+    assert_eq!((counts.within_split, counts.cross_split), (4, 3), "{counts:?}");
+    let codes_of = |n: usize, split: &str| {
+        let id = images::image_id(dataset_id, &format!("{split}/img_{n}.jpg"));
+        let raw = raw.clone();
+        async move {
+            let stored = raw.find_one(doc! {"_id": id}).await.unwrap().unwrap();
+            let codes =
+                stored.get_array("issue_codes").map(|a| a.iter().filter_map(Bson::as_str).map(str::to_owned).collect());
+            codes.unwrap_or_else(|_| Vec::<String>::new())
+        }
+    };
+    for (n, split) in [(1, "train"), (2, "train"), (3, "val")] {
+        assert!(codes_of(n, split).await.is_empty(), "img_{n} shares only the key");
+    }
+    assert_eq!(codes_of(4, "train").await, ["duplicate_image", "cross_split_duplicate"]);
+    assert_eq!(codes_of(6, "val").await, ["cross_split_duplicate"]);
+    assert_eq!(codes_of(7, "val").await, ["duplicate_image"]);
+    // Marking again changes nothing (`$addToSet`, deterministic messages).
+    assert_eq!(images::mark_duplicates(db, dataset_id).await.unwrap(), counts);
+    assert_eq!(codes_of(5, "train").await, ["duplicate_image", "cross_split_duplicate"]);
 }
