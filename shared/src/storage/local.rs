@@ -120,8 +120,14 @@ fn read_range(path: &Path, range: Range<u64>) -> std::io::Result<Bytes> {
     let start = range.start.min(len);
     let end = range.end.clamp(start, len);
     file.seek(std::io::SeekFrom::Start(start))?;
-    let mut buf = vec![0; (end - start) as usize];
-    file.read_exact(&mut buf)?;
+    // Read into spare capacity: zeroing a buffer the read overwrites anyway costs a chunk's
+    // worth of pack bytes in memset.
+    let wanted = (end - start) as usize;
+    let mut buf = Vec::with_capacity(wanted);
+    file.take(wanted as u64).read_to_end(&mut buf)?;
+    if buf.len() < wanted {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(Bytes::from(buf))
 }
 
