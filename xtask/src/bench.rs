@@ -386,7 +386,7 @@ struct ImportRun {
     /// Duplicate images the import reported: (within a split, across splits).
     duplicates: Option<(u64, u64)>,
     /// Time mongod spent on each collection (its `top` command), largest first.
-    mongod_time: Vec<(String, Duration)>,
+    mongod_time: Vec<CollectionTime>,
     /// CPU seconds of this process during the import: the HTTP file server, the local queue's
     /// dispatcher, the stack's supervisor and the status polls share the machine too.
     bench_cpu: Option<f64>,
@@ -493,23 +493,39 @@ fn own_cpu_ticks() -> Option<u64> {
     std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| cpu_ticks(&s))
 }
 
+/// mongod's time on one collection: the `top` command's total and its split by operation.
+struct CollectionTime {
+    name: String,
+    total: Duration,
+    /// The operations that took time, largest first.
+    by_operation: Vec<(&'static str, Duration)>,
+}
+
 /// Where mongod's time went: the `top` command's total per collection of the `yds` database
 /// (time holding the collection's locks, reads and writes together), largest first.
-async fn mongod_time_by_collection(db: &mongodb::Database) -> anyhow::Result<Vec<(String, Duration)>> {
+async fn mongod_time_by_collection(db: &mongodb::Database) -> anyhow::Result<Vec<CollectionTime>> {
+    const OPERATIONS: [&str; 6] = ["insert", "queries", "getmore", "update", "remove", "commands"];
     let admin = db.client().database("admin");
     let top = admin.run_command(doc! {"top": 1}).await.context("mongod's top command")?;
-    let mut times: Vec<(String, Duration)> = top
+    let micros = |entry: &mongodb::bson::Document, field: &str| -> Option<Duration> {
+        let time = entry.get_document(field).ok()?.get("time")?;
+        let time = time.as_i64().or_else(|| time.as_i32().map(i64::from))?;
+        Some(Duration::from_micros(time.max(0) as u64))
+    };
+    let mut times: Vec<CollectionTime> = top
         .get_document("totals")
         .context("top's totals")?
         .iter()
         .filter_map(|(namespace, value)| {
             let collection = namespace.strip_prefix(&format!("{}.", db.name()))?;
-            let micros = value.as_document()?.get_document("total").ok()?.get("time")?;
-            let micros = micros.as_i64().or_else(|| micros.as_i32().map(i64::from))?;
-            Some((collection.to_owned(), Duration::from_micros(micros.max(0) as u64)))
+            let entry = value.as_document()?;
+            let mut by_operation: Vec<(&'static str, Duration)> =
+                OPERATIONS.iter().filter_map(|&op| Some((op, micros(entry, op)?))).collect();
+            by_operation.sort_by_key(|(_, time)| std::cmp::Reverse(*time));
+            Some(CollectionTime { name: collection.to_owned(), total: micros(entry, "total")?, by_operation })
         })
         .collect();
-    times.sort_by_key(|(_, time)| std::cmp::Reverse(*time));
+    times.sort_by_key(|c| std::cmp::Reverse(c.total));
     Ok(times)
 }
 
@@ -781,10 +797,22 @@ impl Report<'_> {
             r.bench_cpu.map_or("n/a".into(), |s| format!("{s:.1}"))
         });
         row("HTTP requests to the source / MB sent", &|r| format!("{} / {:.1}", r.served.0, r.served.1 as f64 / 1e6));
-        row("mongod time s by collection", &|r| {
-            let top: Vec<String> =
-                r.mongod_time.iter().take(4).map(|(name, time)| format!("{name} {:.1}", time.as_secs_f64())).collect();
-            top.join(", ")
+        row("mongod time s by collection (by operation)", &|r| {
+            let top: Vec<String> = r
+                .mongod_time
+                .iter()
+                .take(4)
+                .map(|c| {
+                    let ops: Vec<String> = c
+                        .by_operation
+                        .iter()
+                        .filter(|(_, time)| *time >= Duration::from_millis(100))
+                        .map(|(op, time)| format!("{op} {:.1}", time.as_secs_f64()))
+                        .collect();
+                    format!("{} {:.1} ({})", c.name, c.total.as_secs_f64(), ops.join(", "))
+                })
+                .collect();
+            top.join("; ")
         });
         row("status", &|r| r.final_status().to_owned());
         let count = |r: &ImportRun, name: &str| r.count(name).map_or("?".into(), |n| n.to_string());
