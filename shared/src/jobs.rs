@@ -94,6 +94,13 @@ impl EarlyChunks {
         self.splits.iter().any(|(name, from)| name == split && *from <= later)
             && self.stopped_at.is_none_or(|stop| later < stop)
     }
+
+    /// Whether `has` is true for this image whatever its label file's entry, as long as it has
+    /// one: its split was cut early from before the image, and cutting never stopped. Then the
+    /// label's existence decides, and its record need not be read.
+    pub fn has_if_labelled(&self, split: &str, image: u64) -> bool {
+        self.stopped_at.is_none() && self.splits.iter().any(|(name, from)| name == split && *from <= image)
+    }
 }
 
 /// A problem with one file (or the whole source, `file` empty), as the status endpoint lists it.

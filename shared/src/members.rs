@@ -5,7 +5,7 @@
 //! range). No invocation ever holds a dataset's file list in memory, whatever its size; and
 //! since every record has a deterministic `_id`, a retried or resumed pass writes nothing twice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
@@ -162,6 +162,16 @@ pub async fn find_many(db: &Db, job_id: &str, paths: &[String]) -> DbResult<Hash
     let ids: Vec<String> = paths.iter().map(|p| member_id(job_id, p)).collect();
     let found: Vec<MemberDoc> = db.members.find(doc! {"_id": {"$in": ids}}).await?.try_collect().await?;
     Ok(found.into_iter().map(|m| (m.path().to_owned(), m)).collect())
+}
+
+/// Which of these paths are recorded members: an index-only lookup (no document is read).
+pub async fn existing(db: &Db, job_id: &str, paths: &[String]) -> DbResult<HashSet<String>> {
+    let ids: Vec<String> = paths.iter().map(|p| member_id(job_id, p)).collect();
+    let ids_only = db.members.clone_with_type::<Document>();
+    let found: Vec<Document> =
+        ids_only.find(doc! {"_id": {"$in": ids}}).projection(doc! {"_id": 1}).await?.try_collect().await?;
+    let prefix_len = job_id.len() + 1;
+    Ok(found.iter().filter_map(|m| m.get_str("_id").ok()).map(|id| id[prefix_len..].to_owned()).collect())
 }
 
 /// Records that a chunk uses these label files (member ids): one small document each in

@@ -8,7 +8,7 @@
 //! chunks, whatever the dataset size — plus, only for a split with several sources or a list
 //! file, a 16-byte hash per image name of that split.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 
 use bytes::Bytes;
@@ -25,7 +25,7 @@ use crate::format::labels::infer_task;
 use crate::format::layout::{self, FileTree};
 use crate::format::Task;
 use crate::jobs::{EarlyChunks, FileError, JobDoc, ERROR_SAMPLE};
-use crate::members::{self, MemberReader, MemberTree};
+use crate::members::{self, MemberDoc, MemberReader, MemberTree};
 use crate::queue::TaskBody;
 use crate::storage::keys;
 
@@ -270,6 +270,13 @@ impl NameSet {
     }
 }
 
+/// What planning needs to know of a pending image's label file.
+enum Label {
+    /// It exists, and so the image went into an early chunk.
+    WentEarly,
+    Member(MemberDoc),
+}
+
 /// An image waiting for its chunk.
 struct Pending {
     split: String,
@@ -347,19 +354,19 @@ impl Cutter {
             return Ok(());
         }
         let pending = std::mem::take(&mut self.pending);
-        let mut wanted: Vec<String> = Vec::with_capacity(pending.len() * 2);
-        for image in &pending {
-            wanted.push(image.path.clone());
-            wanted.push(layout::label_path_for(&image.path));
-        }
-        let found = members::find_many(&self.backends.db, &self.job_id, &wanted).await?;
+        let image_paths: Vec<String> = pending.iter().map(|image| image.path.clone()).collect();
+        let images = members::find_many(&self.backends.db, &self.job_id, &image_paths).await?;
+        let labels = self.find_labels(&pending, &images).await?;
         // The chunk being filled carries over to the next batch: images left out because they
         // went early do not leave small chunks behind.
         let mut chunk = std::mem::take(&mut self.filling);
         for image in pending {
-            let Some(member) = found.get(&image.path) else { continue };
-            let label_path = layout::label_path_for(&image.path);
-            let label_member = found.get(&label_path);
+            let Some(member) = images.get(&image.path) else { continue };
+            let label_member = match labels.get(&layout::label_path_for(&image.path)) {
+                Some(Label::WentEarly) => continue,
+                Some(Label::Member(label)) => Some(label),
+                None => None,
+            };
             if let Some(early) = &self.early {
                 if early.has(&image.split, member.entry, label_member.map(|m| m.entry)) {
                     continue;
@@ -385,6 +392,38 @@ impl Cutter {
         }
         self.filling = chunk;
         Ok(())
+    }
+
+    /// The label files of the pending images, by path. A label whose image went early whatever
+    /// the label's entry (nearly every image, when a tar was cut early) is only checked to exist,
+    /// an index-only lookup; the others are read whole.
+    async fn find_labels(
+        &self,
+        pending: &[Pending],
+        images: &HashMap<String, MemberDoc>,
+    ) -> Result<HashMap<String, Label>, PlanError> {
+        let db = &self.backends.db;
+        let label_of = |image: &Pending| layout::label_path_for(&image.path);
+        let Some(early) = &self.early else {
+            let paths: Vec<String> = pending.iter().map(label_of).collect();
+            let found = members::find_many(db, &self.job_id, &paths).await?;
+            return Ok(found.into_iter().map(|(path, label)| (path, Label::Member(label))).collect());
+        };
+        let went_early_if_labelled = |image: &Pending| {
+            images.get(&image.path).is_some_and(|member| early.has_if_labelled(&image.split, member.entry))
+        };
+        let (decided, undecided): (Vec<&Pending>, Vec<&Pending>) =
+            pending.iter().partition(|i| went_early_if_labelled(i));
+        let decided: Vec<String> = decided.into_iter().map(label_of).collect();
+        let mut labels: HashMap<String, Label> = HashMap::with_capacity(pending.len());
+        for path in members::existing(db, &self.job_id, &decided).await? {
+            labels.insert(path, Label::WentEarly);
+        }
+        let undecided: Vec<String> = undecided.into_iter().map(label_of).collect();
+        for (path, label) in members::find_many(db, &self.job_id, &undecided).await? {
+            labels.insert(path, Label::Member(label));
+        }
+        Ok(labels)
     }
 
     /// Numbers the chunk, then records and enqueues it in the background (a few at once).
