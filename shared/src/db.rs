@@ -133,7 +133,7 @@ impl Db {
                 ),
                 only(INVALID_INDEX, doc! {"dataset_id": 1, "split": 1, "valid": 1, "path": 1}, doc! {"valid": false}),
                 // Exact duplicates, grouped when a job ends. Keyed by a number, not the hex
-                // hash: a third of the cost per import (`ImageDoc::hash_key`).
+                // hash: about half the cost per import (`ImageDoc::hash_key`).
                 index(doc! {"dataset_id": 1, "hash_key": 1}),
             ])
             .await?;

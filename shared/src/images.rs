@@ -35,7 +35,7 @@ pub struct ImageDoc {
     /// BLAKE3 of the file, for exact-duplicate detection.
     pub content_hash: String,
     /// The hash's first 8 bytes as a number ([`hash_key`]): the duplicate index's key. A short
-    /// number costs mongod a third of what 64 hex characters cost to index on every import.
+    /// number costs mongod about half of what 64 hex characters cost to index on every import.
     /// Absent in documents written before it existed (they then share the key `null`, which
     /// the full-hash check still sorts out).
     #[serde(default)]
