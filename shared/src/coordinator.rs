@@ -337,7 +337,15 @@ pub async fn try_finalize(db: &Db, job_id: &str) -> DbResult<()> {
     if job.status.is_terminal() || !job.planned {
         return Ok(());
     }
-    if db.chunks.count_documents(doc! {"job_id": job_id, "state": "pending"}).await? > 0 {
+    // Whether any chunk is pending: one index entry read, where counting them would read every
+    // pending one on each chunk's completion (quadratic over a large job).
+    let pending = db
+        .chunks
+        .clone_with_type::<mongodb::bson::Document>()
+        .find_one(doc! {"job_id": job_id, "state": "pending"})
+        .projection(doc! {"_id": 0, "state": 1})
+        .await?;
+    if pending.is_some() {
         return Ok(());
     }
     let progress = progress(db, job_id).await?;
