@@ -159,6 +159,9 @@ impl MemberWriter {
 
 /// Looks members up by path, many at once.
 pub async fn find_many(db: &Db, job_id: &str, paths: &[String]) -> DbResult<HashMap<String, MemberDoc>> {
+    if paths.is_empty() {
+        return Ok(HashMap::new());
+    }
     let ids: Vec<String> = paths.iter().map(|p| member_id(job_id, p)).collect();
     let found: Vec<MemberDoc> = db.members.find(doc! {"_id": {"$in": ids}}).await?.try_collect().await?;
     Ok(found.into_iter().map(|m| (m.path().to_owned(), m)).collect())
@@ -166,6 +169,9 @@ pub async fn find_many(db: &Db, job_id: &str, paths: &[String]) -> DbResult<Hash
 
 /// Which of these paths are recorded members: an index-only lookup (no document is read).
 pub async fn existing(db: &Db, job_id: &str, paths: &[String]) -> DbResult<HashSet<String>> {
+    if paths.is_empty() {
+        return Ok(HashSet::new());
+    }
     let ids: Vec<String> = paths.iter().map(|p| member_id(job_id, p)).collect();
     let ids_only = db.members.clone_with_type::<Document>();
     let found: Vec<Document> =
