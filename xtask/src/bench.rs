@@ -809,7 +809,12 @@ impl Report<'_> {
                         .filter(|(_, time)| *time >= Duration::from_millis(100))
                         .map(|(op, time)| format!("{op} {:.1}", time.as_secs_f64()))
                         .collect();
-                    format!("{} {:.1} ({})", c.name, c.total.as_secs_f64(), ops.join(", "))
+                    let total = format!("{} {:.1}", c.name, c.total.as_secs_f64());
+                    if ops.is_empty() {
+                        total
+                    } else {
+                        format!("{total} ({})", ops.join(", "))
+                    }
                 })
                 .collect();
             top.join("; ")
