@@ -80,6 +80,10 @@ pub struct EarlyChunks {
     pub task: Option<Task>,
     /// `(split, entry)`: the archive entry from which that split's images were cut early.
     pub splits: Vec<(String, u64)>,
+    /// `(split, folder)`: splits whose image folder first appeared while they were cut early,
+    /// so that each image in it was staged after its split began to be cut.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub split_folders: Vec<(String, String)>,
     /// The entry at which early cutting stopped, if it did before the archive's end.
     pub stopped_at: Option<u64>,
 }
@@ -100,6 +104,14 @@ impl EarlyChunks {
     /// label's existence decides, and its record need not be read.
     pub fn has_if_labelled(&self, split: &str, image: u64) -> bool {
         self.stopped_at.is_none() && self.splits.iter().any(|(name, from)| name == split && *from <= image)
+    }
+
+    /// Whether `has` is true for the image at `path` of `split` whatever either entry, as long
+    /// as it has a label file: it lies in a folder that first appeared while its split was cut
+    /// early, and cutting never stopped. Then not even the image's record need be read.
+    pub fn has_if_labelled_in_folder(&self, split: &str, path: &str) -> bool {
+        let inside = |folder: &str| path.strip_prefix(folder).is_some_and(|rest| rest.starts_with('/'));
+        self.stopped_at.is_none() && self.split_folders.iter().any(|(name, folder)| name == split && inside(folder))
     }
 }
 
@@ -257,4 +269,30 @@ pub async fn status_view(db: &Db, job: &JobDoc) -> DbResult<serde_json::Value> {
         "updated_at": crate::datasets::rfc3339(job.updated_at),
         "finished_at": job.finished_at.map(crate::datasets::rfc3339),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn early(stopped_at: Option<u64>) -> EarlyChunks {
+        EarlyChunks {
+            splits: vec![("train".into(), 7), ("val".into(), 1)],
+            split_folders: vec![("train".into(), "images/train".into())],
+            stopped_at,
+            ..EarlyChunks::default()
+        }
+    }
+
+    #[test]
+    fn an_image_goes_early_by_folder_only_inside_its_splits_folder_and_when_cutting_never_stopped() {
+        let early = early(None);
+        assert!(early.has_if_labelled_in_folder("train", "images/train/a.jpg"));
+        assert!(early.has_if_labelled_in_folder("train", "images/train/deeper/a.jpg"));
+        // A sibling folder sharing the name's start, another split, a split without a folder.
+        assert!(!early.has_if_labelled_in_folder("train", "images/train2/a.jpg"));
+        assert!(!early.has_if_labelled_in_folder("val", "images/train/a.jpg"));
+        assert!(!early.has_if_labelled_in_folder("val", "images/val/a.jpg"));
+        assert!(!self::early(Some(100)).has_if_labelled_in_folder("train", "images/train/a.jpg"));
+    }
 }

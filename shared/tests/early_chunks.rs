@@ -149,6 +149,9 @@ async fn any_member_order_imports_every_image_once_and_cuts_chunks_while_staging
         let run = run(&backends, &queue, &job_id).await;
         let job = assert_exact(&backends, &job_id, &generated, case).await;
         let early = job.early.clone().unwrap_or_default();
+        // Each split's folder appeared while cutting: the plan at the end knows from the
+        // folder alone that a labelled image went early.
+        assert_eq!(early.split_folders.len(), 2, "{case}: split folders {:?}", early.split_folders);
         let labelled = generated.images.iter().filter(|i| i.label_text.is_some()).count() as u64;
         // Images with a label file were cut early; backgrounds waited for the end of staging.
         assert_eq!(early.files, labelled, "{case}: early files");
@@ -215,4 +218,37 @@ async fn images_sharing_a_label_orphans_and_repeats_are_planned_as_without_early
     assert!(job.early.unwrap_or_default().chunks > 0);
     let dataset = backends.db.datasets.find_one(doc! {"_id": &job.dataset_id}).await.unwrap().unwrap();
     assert_eq!(dataset.finding_counts.get("orphan_label"), Some(&1), "findings: {:?}", dataset.finding_counts);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cutting_that_stops_half_way_leaves_every_later_pair_to_the_plan_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backends, queue) = yds::inline::test_backends(dir.path()).await;
+    let src = dir.path().join("src");
+    let generated = testkit::generate(&src, &spec(Layout::Ultralytics, 7)).unwrap();
+    // Text files in more folders than early cutting tracks, staged between two label files of
+    // `train`: cutting stops there, after the splits' folders were noted.
+    let mut notes = Vec::new();
+    for i in 0..=4096 {
+        let note = format!("notes/{i:04}/readme.txt");
+        std::fs::create_dir_all(src.join(format!("notes/{i:04}"))).unwrap();
+        std::fs::write(src.join(&note), b"not a label\n").unwrap();
+        notes.push(note);
+    }
+    let mut order: Vec<String> = members_of(&src).into_iter().filter(|m| m != "data.yaml").collect();
+    order.retain(|m| !m.starts_with("notes/"));
+    let half = order.iter().position(|m| m.starts_with("labels/train/")).unwrap() + 5;
+    order.splice(half..half, notes);
+    order.insert(0, "data.yaml".into());
+    let archive = dir.path().join("d.tar");
+    write_tar(&src, &order, &[], &archive);
+
+    let job_id = import(&backends, &queue, &archive).await;
+    run(&backends, &queue, &job_id).await;
+    let job = assert_exact(&backends, &job_id, &generated, "stopped half-way").await;
+    let early = job.early.clone().unwrap_or_default();
+    assert!(early.stopped_at.is_some(), "cutting stopped: {early:?}");
+    assert_eq!(early.split_folders.len(), 2, "{:?}", early.split_folders);
+    let labelled = generated.images.iter().filter(|i| i.label_text.is_some()).count() as u64;
+    assert!(early.files > 0 && early.files < labelled, "{} of {labelled} labelled images went early", early.files);
 }

@@ -354,19 +354,30 @@ impl Cutter {
             return Ok(());
         }
         let pending = std::mem::take(&mut self.pending);
-        let image_paths: Vec<String> = pending.iter().map(|image| image.path.clone()).collect();
+        let labelled_by_folder = self.labelled_by_folder(&pending).await?;
+        let image_paths: Vec<String> = pending
+            .iter()
+            .filter(|image| labelled_by_folder.get(&image.path) != Some(&true))
+            .map(|image| image.path.clone())
+            .collect();
         let images = members::find_many(&self.backends.db, &self.job_id, &image_paths).await?;
-        let labels = self.find_labels(&pending, &images).await?;
+        let by_entry: Vec<&Pending> =
+            pending.iter().filter(|image| !labelled_by_folder.contains_key(&image.path)).collect();
+        let labels = self.find_labels(&by_entry, &images).await?;
         // The chunk being filled carries over to the next batch: images left out because they
         // went early do not leave small chunks behind.
         let mut chunk = std::mem::take(&mut self.filling);
         for image in pending {
-            let Some(member) = images.get(&image.path) else { continue };
-            let label_member = match labels.get(&layout::label_path_for(&image.path)) {
-                Some(Label::WentEarly) => continue,
-                Some(Label::Member(label)) => Some(label),
-                None => None,
+            let label_member = match labelled_by_folder.get(&image.path) {
+                Some(true) => continue,
+                Some(false) => None,
+                None => match labels.get(&layout::label_path_for(&image.path)) {
+                    Some(Label::WentEarly) => continue,
+                    Some(Label::Member(label)) => Some(label),
+                    None => None,
+                },
             };
+            let Some(member) = images.get(&image.path) else { continue };
             if let Some(early) = &self.early {
                 if early.has(&image.split, member.entry, label_member.map(|m| m.entry)) {
                     continue;
@@ -394,26 +405,43 @@ impl Cutter {
         Ok(())
     }
 
+    /// Whether each pending image that went early if it has a label file, known from its folder
+    /// alone ([`EarlyChunks::has_if_labelled_in_folder`]), has one: an index-only lookup, and
+    /// no member record read for those that have one (nearly every image, when a tar was cut
+    /// early). Images of other folders are not in the answer.
+    async fn labelled_by_folder(&self, pending: &[Pending]) -> Result<HashMap<String, bool>, PlanError> {
+        let Some(early) = &self.early else { return Ok(HashMap::new()) };
+        let decided: Vec<&Pending> =
+            pending.iter().filter(|image| early.has_if_labelled_in_folder(&image.split, &image.path)).collect();
+        let labels: Vec<String> = decided.iter().map(|image| layout::label_path_for(&image.path)).collect();
+        let existing = members::existing(&self.backends.db, &self.job_id, &labels).await?;
+        Ok(decided
+            .into_iter()
+            .zip(labels)
+            .map(|(image, label)| (image.path.clone(), existing.contains(&label)))
+            .collect())
+    }
+
     /// The label files of the pending images, by path. A label whose image went early whatever
-    /// the label's entry (nearly every image, when a tar was cut early) is only checked to exist,
-    /// an index-only lookup; the others are read whole.
+    /// the label's entry is only checked to exist, an index-only lookup; the others are read
+    /// whole.
     async fn find_labels(
         &self,
-        pending: &[Pending],
+        pending: &[&Pending],
         images: &HashMap<String, MemberDoc>,
     ) -> Result<HashMap<String, Label>, PlanError> {
         let db = &self.backends.db;
         let label_of = |image: &Pending| layout::label_path_for(&image.path);
         let Some(early) = &self.early else {
-            let paths: Vec<String> = pending.iter().map(label_of).collect();
+            let paths: Vec<String> = pending.iter().map(|image| label_of(image)).collect();
             let found = members::find_many(db, &self.job_id, &paths).await?;
             return Ok(found.into_iter().map(|(path, label)| (path, Label::Member(label))).collect());
         };
-        let went_early_if_labelled = |image: &Pending| {
+        let went_early_if_labelled = |image: &&Pending| {
             images.get(&image.path).is_some_and(|member| early.has_if_labelled(&image.split, member.entry))
         };
         let (decided, undecided): (Vec<&Pending>, Vec<&Pending>) =
-            pending.iter().partition(|i| went_early_if_labelled(i));
+            pending.iter().copied().partition(went_early_if_labelled);
         let decided: Vec<String> = decided.into_iter().map(label_of).collect();
         let mut labels: HashMap<String, Label> = HashMap::with_capacity(pending.len());
         for path in members::existing(db, &self.job_id, &decided).await? {

@@ -77,6 +77,10 @@ struct CutState {
     text_dirs: HashSet<String>,
     /// `(split, entry)`: when each split began to be cut early.
     splits: Vec<(String, u64)>,
+    /// `(split, folder)` of the splits whose folder first appeared while cutting (see
+    /// [`EarlyChunks::split_folders`]).
+    #[serde(default)]
+    folders: Vec<(String, String)>,
     stopped_at: Option<u64>,
     task: Option<Task>,
     /// Whether the dataset's classes and task are recorded (before the first chunk is sent).
@@ -266,6 +270,12 @@ impl EarlyCutter {
                 Some(dir) if exists(&dir) => {
                     if !self.state.splits.iter().any(|(name, _)| *name == spec.name) {
                         self.state.splits.push((spec.name.clone(), entry));
+                        // A folder exists from its first member on, and no member in a folder
+                        // came before cutting began (that stops it): all of its images come
+                        // from this entry on. Not so for the root, which held files before.
+                        if !dir.is_empty() {
+                            self.state.folders.push((spec.name.clone(), dir.clone()));
+                        }
                     }
                     roots.push(Some(dir));
                 }
@@ -485,6 +495,7 @@ impl EarlyCutter {
             files: state.files,
             task: state.task.filter(|_| state.next_index > 0),
             splits: state.splits,
+            split_folders: state.folders,
             stopped_at: state.stopped_at,
         })
     }
