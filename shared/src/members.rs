@@ -21,8 +21,12 @@ use crate::reading::{self, RangeSource, TreeSource};
 use crate::source::SourceError;
 
 /// Where a file's bytes are.
+///
+/// Written as a map tagged by `at`; read through [`LocationFields`], not serde's internally
+/// tagged reading, which first copies every field into a buffer of its own (a task body holds
+/// two locations per file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "at", rename_all = "snake_case")]
+#[serde(tag = "at", rename_all = "snake_case", try_from = "LocationFields")]
 pub enum Location {
     /// Copied to scratch storage at `key` (YAML files given by URL).
     Staged { key: String },
@@ -33,6 +37,59 @@ pub enum Location {
     Zip { source: u8, header_offset: u64, compressed_size: u64, size: u64, deflated: bool, crc32: u32 },
     /// File `path` of the folder that is the job's source number `source`.
     Tree { source: u8, path: String },
+}
+
+/// Every field any [`Location`] has, read in one pass whatever their order.
+#[derive(Deserialize)]
+struct LocationFields {
+    at: LocationKind,
+    key: Option<String>,
+    offset: Option<u64>,
+    size: Option<u64>,
+    source: Option<u8>,
+    header_offset: Option<u64>,
+    compressed_size: Option<u64>,
+    deflated: Option<bool>,
+    crc32: Option<u32>,
+    path: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum LocationKind {
+    Staged,
+    Packed,
+    Zip,
+    Tree,
+}
+
+impl TryFrom<LocationFields> for Location {
+    type Error = String;
+
+    fn try_from(fields: LocationFields) -> Result<Self, String> {
+        fn required<T>(value: Option<T>, name: &str) -> Result<T, String> {
+            value.ok_or_else(|| format!("missing field `{name}`"))
+        }
+        let LocationFields { at, key, offset, size, source, header_offset, compressed_size, deflated, crc32, path } =
+            fields;
+        Ok(match at {
+            LocationKind::Staged => Location::Staged { key: required(key, "key")? },
+            LocationKind::Packed => Location::Packed {
+                key: required(key, "key")?,
+                offset: required(offset, "offset")?,
+                size: required(size, "size")?,
+            },
+            LocationKind::Zip => Location::Zip {
+                source: required(source, "source")?,
+                header_offset: required(header_offset, "header_offset")?,
+                compressed_size: required(compressed_size, "compressed_size")?,
+                size: required(size, "size")?,
+                deflated: required(deflated, "deflated")?,
+                crc32: required(crc32, "crc32")?,
+            },
+            LocationKind::Tree => Location::Tree { source: required(source, "source")?, path: required(path, "path")? },
+        })
+    }
 }
 
 impl Location {
@@ -447,5 +504,41 @@ impl std::fmt::Display for SourceErrorText {
 impl From<SourceError> for ReadError {
     fn from(err: SourceError) -> Self {
         ReadError::Source(SourceErrorText { permanent: err.is_permanent(), message: err.to_string() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_kind() -> Vec<Location> {
+        vec![
+            Location::Staged { key: "temp/j/data.yaml".into() },
+            Location::Packed { key: "temp/j/packs/0".into(), offset: 512, size: 1400 },
+            Location::Zip { source: 1, header_offset: 9, compressed_size: 70, size: 90, deflated: true, crc32: 7 },
+            Location::Tree { source: 0, path: "images/train/a.jpg".into() },
+        ]
+    }
+
+    #[test]
+    fn locations_read_back_as_written_in_json_and_inside_member_records() {
+        for location in every_kind() {
+            let json = serde_json::to_string(&location).unwrap();
+            assert_eq!(serde_json::from_str::<Location>(&json).unwrap(), location, "{json}");
+            let member = MemberDoc::new("job", "images/train/a.jpg", 3, 90, location);
+            let bson = mongodb::bson::to_document(&member).unwrap();
+            assert_eq!(mongodb::bson::from_document::<MemberDoc>(bson).unwrap(), member);
+        }
+    }
+
+    #[test]
+    fn a_location_reads_in_any_field_order_and_names_a_missing_field() {
+        let reordered = r#"{"size": 5, "offset": 4, "key": "k", "at": "packed"}"#;
+        let expected = Location::Packed { key: "k".into(), offset: 4, size: 5 };
+        assert_eq!(serde_json::from_str::<Location>(reordered).unwrap(), expected);
+        let err = serde_json::from_str::<Location>(r#"{"at": "packed", "key": "k", "size": 5}"#).unwrap_err();
+        assert!(err.to_string().contains("missing field `offset`"), "{err}");
+        let err = serde_json::from_str::<Location>(r#"{"at": "elsewhere"}"#).unwrap_err();
+        assert!(err.to_string().contains("elsewhere"), "{err}");
     }
 }

@@ -15,9 +15,12 @@ use crate::coordinator::ChunkFile;
 
 pub use local::LocalQueue;
 
-/// What process-chunk is asked to do. The JSON body of every task.
+/// What process-chunk is asked to do. The JSON body of every task: a map tagged by `kind`.
+///
+/// Read through [`TaskFields`] rather than serde's internally tagged reading, which would copy
+/// the whole body (a chunk's file list) into a buffer of its own before reading it again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", try_from = "TaskFields")]
 pub enum TaskBody {
     /// Read the job's source, stage its files and enqueue its chunks.
     Plan { job_id: String },
@@ -45,6 +48,50 @@ pub enum TaskBody {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+/// Every field any [`TaskBody`] has, read in one pass whatever their order.
+#[derive(Deserialize)]
+struct TaskFields {
+    kind: TaskKind,
+    job_id: String,
+    pass: Option<u32>,
+    #[serde(default)]
+    redelivery: u32,
+    index: Option<u32>,
+    files: Option<Vec<ChunkFile>>,
+    round: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum TaskKind {
+    Plan,
+    ContinuePlan,
+    Chunk,
+    Watch,
+}
+
+impl TryFrom<TaskFields> for TaskBody {
+    type Error = String;
+
+    fn try_from(fields: TaskFields) -> Result<Self, String> {
+        fn required<T>(value: Option<T>, name: &str) -> Result<T, String> {
+            value.ok_or_else(|| format!("missing field `{name}`"))
+        }
+        let TaskFields { kind, job_id, pass, redelivery, index, files, round } = fields;
+        Ok(match kind {
+            TaskKind::Plan => TaskBody::Plan { job_id },
+            TaskKind::ContinuePlan => TaskBody::ContinuePlan { job_id, pass: required(pass, "pass")?, redelivery },
+            TaskKind::Chunk => TaskBody::Chunk {
+                job_id,
+                index: required(index, "index")?,
+                files: required(files, "files")?,
+                redelivery,
+            },
+            TaskKind::Watch => TaskBody::Watch { job_id, round: required(round, "round")? },
+        })
+    }
 }
 
 impl TaskBody {
@@ -84,5 +131,38 @@ pub trait TaskQueue: Send + Sync + 'static {
     /// Enqueues `body` for delivery as soon as possible.
     async fn enqueue(&self, body: &TaskBody) -> Result<(), QueueError> {
         self.enqueue_after(body, std::time::Duration::ZERO).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::members::Location;
+
+    #[test]
+    fn every_task_body_reads_back_as_written_and_a_missing_field_is_named() {
+        let file = ChunkFile {
+            split: "train".into(),
+            file_name: "a.jpg".into(),
+            image: Location::Packed { key: "temp/j/packs/0".into(), offset: 0, size: 10 },
+            size: 10,
+            label: Some(Location::Tree { source: 0, path: "labels/train/a.txt".into() }),
+        };
+        let bodies = [
+            TaskBody::Plan { job_id: "j".into() },
+            TaskBody::ContinuePlan { job_id: "j".into(), pass: 3, redelivery: 0 },
+            TaskBody::ContinuePlan { job_id: "j".into(), pass: 3, redelivery: 2 },
+            TaskBody::Chunk { job_id: "j".into(), index: 7, files: vec![file.clone(), file], redelivery: 1 },
+            TaskBody::Chunk { job_id: "j".into(), index: 8, files: Vec::new(), redelivery: 0 },
+            TaskBody::Watch { job_id: "j".into(), round: 4 },
+        ];
+        for body in bodies {
+            let json = serde_json::to_string(&body).unwrap();
+            assert_eq!(serde_json::from_str::<TaskBody>(&json).unwrap(), body, "{json}");
+        }
+        let err = serde_json::from_str::<TaskBody>(r#"{"job_id": "j", "kind": "chunk", "files": []}"#).unwrap_err();
+        assert!(err.to_string().contains("missing field `index`"), "{err}");
+        let err = serde_json::from_str::<TaskBody>(r#"{"kind": "plan"}"#).unwrap_err();
+        assert!(err.to_string().contains("job_id"), "{err}");
     }
 }
