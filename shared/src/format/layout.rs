@@ -37,17 +37,26 @@ pub fn is_image_path(path: &str) -> bool {
 /// becomes `/labels/` (a path starting with `images/` counts), and the extension becomes
 /// `.txt`. Without an `images` segment the label sits next to the image. Case-sensitive.
 pub fn label_path_for(image_path: &str) -> String {
-    let rooted = format!("/{image_path}");
-    let swapped = match rooted.rfind("/images/") {
-        Some(at) => format!("{}/labels/{}", &rooted[..at], &rooted[at + "/images/".len()..]),
-        None => rooted,
+    // One allocation: this runs for every image, several times per import.
+    let name_start = image_path.rfind('/').map_or(0, |i| i + 1);
+    let stem_end = image_path[name_start..].rfind('.').map_or(image_path.len(), |dot| name_start + dot);
+    // The last `images` segment: `/images/` inside the path, else `images/` at its start. It
+    // ends with `/`, so it lies before the file name.
+    let segment = match image_path.rfind("/images/") {
+        Some(slash) => Some(slash + 1),
+        None => image_path.starts_with("images/").then_some(0),
     };
-    let path = &swapped[1..];
-    let name_start = path.rfind('/').map_or(0, |i| i + 1);
-    match path[name_start..].rfind('.') {
-        Some(dot) => format!("{}.txt", &path[..name_start + dot]),
-        None => format!("{path}.txt"),
+    let mut label = String::with_capacity(stem_end + ".txt".len());
+    match segment {
+        Some(at) => {
+            label.push_str(&image_path[..at]);
+            label.push_str("labels/");
+            label.push_str(&image_path[at + "images/".len()..stem_end]);
+        }
+        None => label.push_str(&image_path[..stem_end]),
     }
+    label.push_str(".txt");
+    label
 }
 
 /// A read-only view of an archive's file set.
@@ -512,6 +521,9 @@ mod tests {
         assert_eq!(label_path_for("b.jpg"), "b.txt");
         assert_eq!(label_path_for("images/b.c.jpg"), "labels/b.c.txt", "last dot only");
         assert_eq!(label_path_for("a.d/images/b"), "a.d/labels/b.txt", "no extension");
+        assert_eq!(label_path_for("a/images"), "a/images.txt", "a file, not a folder");
+        assert_eq!(label_path_for("images/images/a.jpg"), "images/labels/a.txt");
+        assert_eq!(label_path_for("images/.jpg"), "labels/.txt", "a name that is all extension");
     }
 
     #[test]
