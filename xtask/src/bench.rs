@@ -147,11 +147,9 @@ pub async fn run(args: &[String]) -> anyhow::Result<i32> {
 /// for debugging, it took 7–14 CPU-s of a 1 M-image import, a tenth of the whole.
 fn rerun_optimized(args: &[String]) -> anyhow::Result<i32> {
     println!("[0/4] Building the bench itself optimized (profile `harness`)");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
-    command.current_dir(paths::workspace_root()).args(["run", "--quiet", "--profile", "harness", "-p", "xtask", "--"]);
+    let mut command = paths::cargo();
+    command.args(["run", "--quiet", "--profile", "harness", "-p", "xtask", "--"]);
     command.arg("bench").args(args);
-    forget_cargo_run_env(&mut command);
     let status = command.status().context("running cargo run --profile harness")?;
     Ok(status.code().unwrap_or(1))
 }
@@ -198,10 +196,8 @@ async fn bench_import(raw_args: &[String]) -> anyhow::Result<i32> {
 
 /// Builds the five functions in the release profile; returns where the binaries are.
 pub fn build_release_functions() -> anyhow::Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
-    command.current_dir(paths::workspace_root()).args(["build", "--release", "--bins"]);
-    forget_cargo_run_env(&mut command);
+    let mut command = paths::cargo();
+    command.args(["build", "--release", "--bins"]);
     for package in FUNCTIONS {
         command.args(["-p", package]);
     }
@@ -211,20 +207,6 @@ pub fn build_release_functions() -> anyhow::Result<PathBuf> {
     }
     // `paths::bin_dir` is `<target>/debug`; the release binaries are its sibling.
     Ok(paths::bin_dir().with_file_name("release"))
-}
-
-/// Removes the variables `cargo run` set for xtask itself. Passed on, they change the
-/// fingerprint of build scripts that watch them (ring's watches `CARGO_MANIFEST_DIR`), so this
-/// build and one typed in a shell would each redo the whole fat-LTO release build of the other.
-pub fn forget_cargo_run_env(command: &mut Command) {
-    const SET_BY_CARGO_RUN: [&str; 5] =
-        ["CARGO_MANIFEST_DIR", "CARGO_MANIFEST_PATH", "CARGO_CRATE_NAME", "CARGO_BIN_NAME", "CARGO_PRIMARY_PACKAGE"];
-    for (name, _) in std::env::vars_os() {
-        let Some(name) = name.to_str() else { continue };
-        if name.starts_with("CARGO_PKG_") || SET_BY_CARGO_RUN.contains(&name) {
-            command.env_remove(name);
-        }
-    }
 }
 
 /// The bench's working folder: a temporary one removed at the end, or `--keep DIR`.

@@ -99,8 +99,7 @@ fn ensure_cargo_fuzz() -> anyhow::Result<PathBuf> {
         return Ok(bin);
     }
     eprintln!("xtask: installing cargo-fuzz {CARGO_FUZZ_VERSION} into {}", root.display());
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let status = crate::paths::cargo()
         .args(["install", "--locked", "--version", CARGO_FUZZ_VERSION, "--root"])
         .arg(&root)
         .arg("cargo-fuzz")

@@ -51,9 +51,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     if names.is_empty() {
         names = FUNCTIONS.iter().map(|s| s.to_string()).collect();
     }
-    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cargo.current_dir(paths::workspace_root()).arg("build");
-    crate::bench::forget_cargo_run_env(&mut cargo);
+    let mut cargo = paths::cargo();
+    cargo.arg("build");
     if release {
         cargo.arg("--release");
     }

@@ -1,7 +1,5 @@
 //! `cargo xtask serve`: build the functions, start the local stack, serve until a signal.
 
-use std::process::Command;
-
 use anyhow::{bail, Context};
 use local_stack::stack::{Stack, StackOptions};
 
@@ -18,9 +16,7 @@ pub fn build_functions() -> anyhow::Result<()> {
 /// the binaries are built with the same features as the tests (dev-dependencies widen some, e.g.
 /// indexmap's `serde`), so `cargo test` reuses them instead of building the graph a second time.
 pub fn build_workspace(targets: &[&str]) -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(paths::workspace_root())
+    let status = paths::cargo()
         .args(["build", "--quiet", "--workspace"])
         .args(targets)
         .status()

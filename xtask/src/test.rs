@@ -2,8 +2,6 @@
 //! function binaries the end-to-end tests launch, run every test of the workspace, stop what
 //! was started. Extra arguments go to `cargo test`.
 
-use std::process::Command;
-
 use anyhow::Context;
 use local_stack::{ensure_mongod, Mongod};
 
@@ -22,14 +20,11 @@ pub async fn run(extra_args: &[String]) -> anyhow::Result<i32> {
 }
 
 fn run_cargo(mongodb_uri: &str, extra_args: &[String]) -> anyhow::Result<i32> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let root = paths::workspace_root();
     if let Err(err) = crate::serve::build_workspace(&["--all-targets"]) {
         eprintln!("xtask: {err:#}");
         return Ok(1);
     }
-    let status = Command::new(&cargo)
-        .current_dir(&root)
+    let status = paths::cargo()
         .args(["test", "--workspace", "--no-fail-fast"])
         .args(extra_args)
         .env("YDS_TEST_MONGODB_URI", mongodb_uri)
