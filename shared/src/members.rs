@@ -63,13 +63,16 @@ enum LocationKind {
     Tree,
 }
 
+/// A field that a map tagged by its kind must have for that kind (see [`LocationFields`]),
+/// with serde's wording when it is missing.
+pub(crate) fn required<T>(value: Option<T>, name: &str) -> Result<T, String> {
+    value.ok_or_else(|| format!("missing field `{name}`"))
+}
+
 impl TryFrom<LocationFields> for Location {
     type Error = String;
 
     fn try_from(fields: LocationFields) -> Result<Self, String> {
-        fn required<T>(value: Option<T>, name: &str) -> Result<T, String> {
-            value.ok_or_else(|| format!("missing field `{name}`"))
-        }
         let LocationFields { at, key, offset, size, source, header_offset, compressed_size, deflated, crc32, path } =
             fields;
         Ok(match at {

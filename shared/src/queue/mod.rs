@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::coordinator::ChunkFile;
+use crate::members::required;
 
 pub use local::LocalQueue;
 
@@ -76,9 +77,6 @@ impl TryFrom<TaskFields> for TaskBody {
     type Error = String;
 
     fn try_from(fields: TaskFields) -> Result<Self, String> {
-        fn required<T>(value: Option<T>, name: &str) -> Result<T, String> {
-            value.ok_or_else(|| format!("missing field `{name}`"))
-        }
         let TaskFields { kind, job_id, pass, redelivery, index, files, round } = fields;
         Ok(match kind {
             TaskKind::Plan => TaskBody::Plan { job_id },
