@@ -27,7 +27,7 @@ pub async fn run(args: &[String]) -> anyhow::Result<i32> {
 
     let work = std::env::temp_dir().join(format!("yds-conformance-{}", std::process::id()));
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let stack_args = StackArgs { port, data_dir: work.join("stack") };
+    let stack_args = StackArgs { port, data_dir: work.join("stack"), release: false };
     let (stack, key) = serve::start_stack(&stack_args).await?;
     eprintln!("xtask: YDS listening on http://127.0.0.1:{port}");
 

@@ -7,7 +7,8 @@ use crate::{paths, StackArgs};
 
 /// Builds the function binaries (debug profile). The whole workspace's binaries, exactly as
 /// `cargo xtask test` builds them: the same package selection means the same feature set, so
-/// neither command makes the other rebuild its dependencies.
+/// neither command makes the other rebuild its dependencies. (`--release` builds them as
+/// `bench` does instead.)
 pub fn build_functions() -> anyhow::Result<()> {
     build_workspace(&["--bins"])
 }
@@ -40,8 +41,13 @@ fn env_probability(name: &str) -> anyhow::Result<f64> {
 
 /// Starts the stack as the contract describes; returns it with an API key the caller can use.
 pub async fn start_stack(args: &StackArgs) -> anyhow::Result<(Stack, String)> {
-    build_functions()?;
-    let mut options = StackOptions::new(args.data_dir.clone(), paths::bin_dir(), paths::tools_dir());
+    let bin_dir = if args.release {
+        crate::bench::build_release_functions()?
+    } else {
+        build_functions()?;
+        paths::bin_dir()
+    };
+    let mut options = StackOptions::new(args.data_dir.clone(), bin_dir, paths::tools_dir());
     options.port = args.port;
     options.mongodb_uri = std::env::var("MONGODB_URI").ok().filter(|v| !v.is_empty());
     options.url_policy = std::env::var("YDS_URL_POLICY").unwrap_or_else(|_| "local".into());
