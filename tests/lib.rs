@@ -1,7 +1,7 @@
 //! Helpers shared by the end-to-end tests: a whole local stack on a real `mongod` (the one
 //! `cargo xtask test` starts), spoken to over real HTTP as a user would.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use local_stack::stack::{Stack, StackOptions};
@@ -72,16 +72,26 @@ impl TestStack {
 
     /// A stack with its own `mongod` (data under the stack's folder), for faults that kill it.
     pub async fn start_with_own_mongod(chaos: Chaos) -> TestStack {
-        let dir = test_dir();
-        let mut options = Self::options(&dir, chaos);
-        options.mongodb_uri = None;
-        let stack = Stack::start(options).await.expect("the local stack starts");
+        Self::start_with_own_mongod_in(test_dir(), chaos).await
+    }
+
+    /// [`TestStack::start_with_own_mongod`] on the data already in `dir`: a stack that ran
+    /// there before (and may have died there) comes back, as `serve` run again would.
+    pub async fn start_with_own_mongod_in(dir: tempfile::TempDir, chaos: Chaos) -> TestStack {
+        let stack = Stack::start(Self::own_mongod_options(dir.path(), chaos)).await.expect("the local stack starts");
         TestStack { stack, client: reqwest::Client::new(), dir }
+    }
+
+    /// The options of a stack with its own `mongod`, its data under `dir`.
+    pub fn own_mongod_options(dir: &Path, chaos: Chaos) -> StackOptions {
+        let mut options = Self::options(dir, chaos);
+        options.mongodb_uri = None;
+        options
     }
 
     async fn start_with(chaos: Chaos, url_policy: &str, extra_env: Vec<(String, String)>) -> TestStack {
         let dir = test_dir();
-        let mut options = Self::options(&dir, chaos);
+        let mut options = Self::options(dir.path(), chaos);
         options.url_policy = url_policy.to_owned();
         options.extra_env = extra_env;
         let stack = Stack::start(options).await.expect("the local stack starts");
@@ -89,11 +99,10 @@ impl TestStack {
     }
 
     /// The stack of a test: its data under `dir`, its own database on the shared mongod.
-    fn options(dir: &tempfile::TempDir, chaos: Chaos) -> StackOptions {
-        let mut options =
-            StackOptions::new(dir.path().join("data"), bin_dir(), env_path("YDS_TEST_TOOLS_DIR", ".yds-tools"));
+    fn options(dir: &Path, chaos: Chaos) -> StackOptions {
+        let mut options = StackOptions::new(dir.join("data"), bin_dir(), env_path("YDS_TEST_TOOLS_DIR", ".yds-tools"));
         options.mongodb_uri = Some(mongodb_uri());
-        options.db_name = format!("e2e_{}", dir.path().file_name().unwrap().to_string_lossy().replace('.', "_"));
+        options.db_name = format!("e2e_{}", dir.file_name().unwrap().to_string_lossy().replace('.', "_"));
         options.api_keys = format!("{KEY}:acme,{OTHER_KEY}:globex");
         options.chaos_duplicate = chaos.duplicate;
         options.chaos_crash = chaos.crash;
@@ -107,7 +116,7 @@ impl TestStack {
     pub async fn restart(self, chaos: Chaos) -> TestStack {
         let TestStack { stack, client, dir } = self;
         stack.shutdown().await;
-        let stack = Stack::start(Self::options(&dir, chaos)).await.expect("the local stack restarts");
+        let stack = Stack::start(Self::options(dir.path(), chaos)).await.expect("the local stack restarts");
         TestStack { stack, client, dir }
     }
 

@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
@@ -119,7 +119,7 @@ impl Mongod {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            release_stale_lock(data_dir)?;
+            release_stale_lock(data_dir).await?;
             let port = free_port();
             match start_once(install, data_dir, port).await? {
                 Outcome::Ready(process) => {
@@ -158,7 +158,7 @@ impl Mongod {
         }
         tokio::time::sleep(down_for).await;
         for _ in 0..20 {
-            release_stale_lock(&self.data_dir)?;
+            release_stale_lock(&self.data_dir).await?;
             match start_once(&self.install, &self.data_dir, self.port).await? {
                 Outcome::Ready(process) => {
                     self.pid = process.pid;
@@ -262,14 +262,41 @@ async fn start_once(install: &MongodInstall, data_dir: &Path, port: u16) -> anyh
     }
 }
 
+/// How long a start waits for the mongod of a stack that died to let go of the data directory.
+/// Killed, it holds its lock until its last thread has exited; orphaned (the stack's process
+/// died, so the kernel sent it SIGTERM), it shuts down cleanly first, a few seconds. A stack
+/// started again at once (`serve` after a crash) waits for that instead of failing.
+const EXITING_HOLDER_WAIT: Duration = Duration::from_secs(30);
+
 /// Removes `<data_dir>/mongod.lock` if no process holds it (mongod `flock`s it while running
 /// and leaves it non-empty after a crash; it recovers the data itself, we only clear the
-/// lock). Fails, naming the holder's pid, if another mongod is using `data_dir`.
-fn release_stale_lock(data_dir: &Path) -> anyhow::Result<()> {
+/// lock). Waits while the holder is on its way out (see [`EXITING_HOLDER_WAIT`]); fails,
+/// naming the holder's pid, if another mongod is using `data_dir`.
+async fn release_stale_lock(data_dir: &Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut waiting = false;
+    loop {
+        let holder = match try_release_stale_lock(data_dir)? {
+            None => return Ok(()),
+            Some(holder) => holder,
+        };
+        if !is_exiting(&holder) || started.elapsed() > EXITING_HOLDER_WAIT {
+            bail!("another mongod (pid {holder}) is already using the data directory {}", data_dir.display());
+        }
+        if !waiting {
+            waiting = true;
+            tracing::info!(pid = %holder, data_dir = %data_dir.display(), "waiting for the previous mongod to exit");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// [`release_stale_lock`] once: `Some(pid)` of the holder when the lock is held.
+fn try_release_stale_lock(data_dir: &Path) -> anyhow::Result<Option<String>> {
     let path = data_dir.join("mongod.lock");
     let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
         Ok(f) => f,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
     };
     // SAFETY: flock on a descriptor we own; released when `file` is closed.
@@ -278,7 +305,7 @@ fn release_stale_lock(data_dir: &Path) -> anyhow::Result<()> {
         if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
-            bail!("another mongod (pid {}) is already using the data directory {}", holder.trim(), data_dir.display());
+            return Ok(Some(holder.trim().to_owned()));
         }
         return Err(err).with_context(|| format!("locking {}", path.display()));
     }
@@ -289,5 +316,20 @@ fn release_stale_lock(data_dir: &Path) -> anyhow::Result<()> {
     }
     fs::remove_file(&path).with_context(|| format!("removing stale {}", path.display()))?;
     drop(file);
-    Ok(())
+    Ok(None)
+}
+
+/// Whether the process `pid` is on its way out: gone or a zombie already (its other threads
+/// still closing its files), or orphaned, its parent gone (a stack's mongod gets SIGTERM from
+/// the kernel when the stack's process dies). A mongod whose owner still runs is not.
+fn is_exiting(pid: &str) -> bool {
+    // Empty while a starting mongod has locked the file but not yet written its pid.
+    if pid.parse::<u32>().is_err() {
+        return false;
+    }
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return true };
+    // `pid (comm) state ppid ...`: comm may hold spaces and parentheses.
+    let mut fields = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace();
+    let (state, ppid) = (fields.next().unwrap_or_default(), fields.next().unwrap_or_default());
+    matches!(state, "Z" | "X" | "x") || ppid == "1"
 }

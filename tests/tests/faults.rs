@@ -1,13 +1,18 @@
 //! Faults the cloud throws, against the real local stack: the database killed (SIGKILL, no
-//! clean shutdown) and restarted mid-import while tasks are also delivered twice. The import
-//! must end with the same image documents and counts as a clean import of the same files.
+//! clean shutdown) and restarted mid-import while tasks are also delivered twice; the whole
+//! stack killed the same way and started again. The import must end with the same image
+//! documents and counts as a clean import of the same files.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
+use local_stack::stack::Stack;
 use serde_json::{json, Value};
 use testkit::DatasetSpec;
-use yds_tests::{Chaos, TestStack};
+use yds_tests::{Chaos, TestStack, KEY};
 
 /// What an image document must be in both imports (ids and times differ by design).
 fn comparable(images: &[Value]) -> BTreeMap<String, Value> {
@@ -37,6 +42,30 @@ async fn wait_until_under_way(stack: &TestStack, job_id: &str) {
     panic!("job {job_id} never started");
 }
 
+/// Imports `source` again on a clean stack and checks that the faulty import made the same
+/// image documents and counts.
+async fn assert_same_as_clean_import(
+    stack: &TestStack,
+    faulty: &Value,
+    status: &Value,
+    source: &str,
+    generated: &testkit::GeneratedDataset,
+) {
+    let (code, clean) = stack.import(&json!({"name": "clean", "archive_url": source, "chunk_size": 4})).await;
+    assert_eq!(code, 202);
+    let clean_status = stack.wait_terminal(clean["job_id"].as_str().unwrap()).await;
+    assert_eq!(clean_status["status"], "completed");
+
+    for (name, counts) in [("after the fault", &status["counts"]), ("clean", &clean_status["counts"])] {
+        assert_eq!(counts["images"], generated.image_count(), "{name}: {counts}");
+        assert_eq!(counts["annotations"], generated.annotation_count(), "{name}: {counts}");
+    }
+    let faulty_images = stack.all_images(faulty["dataset_id"].as_str().unwrap(), 500, "").await;
+    let clean_images = stack.all_images(clean["dataset_id"].as_str().unwrap(), 500, "").await;
+    assert_eq!(faulty_images.len(), generated.image_count(), "no image lost or doubled");
+    assert_eq!(comparable(&faulty_images), comparable(&clean_images), "the same documents as a clean import");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn mongod_killed_mid_import_loses_and_doubles_nothing() {
     let work = tempfile::tempdir().unwrap();
@@ -56,18 +85,165 @@ async fn mongod_killed_mid_import_loses_and_doubles_nothing() {
     let status = stack.wait_terminal(faulty_job).await;
     assert_eq!(status["status"], "completed", "{status}");
 
-    let (code, clean) = stack.import(&json!({"name": "clean", "archive_url": source, "chunk_size": 4})).await;
-    assert_eq!(code, 202);
-    let clean_status = stack.wait_terminal(clean["job_id"].as_str().unwrap()).await;
-    assert_eq!(clean_status["status"], "completed");
+    assert_same_as_clean_import(&stack, &faulty, &status, &source, &generated).await;
+    stack.shutdown().await;
+}
 
-    for (name, counts) in [("after the fault", &status["counts"]), ("clean", &clean_status["counts"])] {
-        assert_eq!(counts["images"], generated.image_count(), "{name}: {counts}");
-        assert_eq!(counts["annotations"], generated.annotation_count(), "{name}: {counts}");
+/// Where [`stack_to_be_killed`] keeps its data, and the line it prints once it serves.
+const STACK_DIR_VAR: &str = "YDS_TEST_KILLED_STACK_DIR";
+const SERVING: &str = "killed-stack serving at ";
+
+/// Not a test of its own: the first life of the stack that
+/// [`the_whole_stack_killed_mid_import_finishes_it_exactly_when_started_again`] kills. That
+/// test runs this binary again for this function alone, so that the stack (its gateway and
+/// queue in this process, mongod and the five functions as its children) can die by SIGKILL.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a child process of the_whole_stack_killed_mid_import_finishes_it_exactly_when_started_again"]
+async fn stack_to_be_killed() {
+    let Some(dir) = std::env::var_os(STACK_DIR_VAR) else { return };
+    let chaos = Chaos { duplicate: 0.3, crash: 0.3, storage: 0.0 };
+    let stack = Stack::start(TestStack::own_mongod_options(Path::new(&dir), chaos)).await.expect("the stack starts");
+    println!("{SERVING}{}", stack.base_url);
+    std::future::pending::<()>().await;
+}
+
+/// The processes below `root`, from `/proc` (children, their children, ...).
+fn descendants(root: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+        let after_comm = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        if let Some(ppid) = after_comm.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
+            parents.push((pid, ppid));
+        }
     }
-    let faulty_images = stack.all_images(faulty["dataset_id"].as_str().unwrap(), 500, "").await;
-    let clean_images = stack.all_images(clean["dataset_id"].as_str().unwrap(), 500, "").await;
-    assert_eq!(faulty_images.len(), generated.image_count(), "no image lost or doubled");
-    assert_eq!(comparable(&faulty_images), comparable(&clean_images), "the same documents as a clean import");
+    let mut found = vec![root];
+    let mut at = 0;
+    while at < found.len() {
+        let parent = found[at];
+        found.extend(parents.iter().filter(|(_, ppid)| *ppid == parent).map(|(pid, _)| *pid));
+        at += 1;
+    }
+    found.remove(0);
+    found
+}
+
+fn is_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+/// How the first life of the stack dies.
+#[derive(Clone, Copy, PartialEq)]
+enum Death {
+    /// Every process at once, by SIGKILL: a host dying.
+    Everything,
+    /// Only the stack's own process (`cargo xtask serve` killed): the kernel then sends its
+    /// children SIGTERM, and mongod is still shutting down when the stack starts again.
+    StackProcess,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_whole_stack_killed_mid_import_finishes_it_exactly_when_started_again() {
+    killed_mid_import_then_started_again(Death::Everything).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stack_started_again_at_once_after_its_process_was_killed_finishes_the_import() {
+    killed_mid_import_then_started_again(Death::StackProcess).await;
+}
+
+async fn killed_mid_import_then_started_again(death: Death) {
+    let work = tempfile::tempdir().unwrap();
+    let mut spec = DatasetSpec::small(43);
+    spec.splits = vec![("train".into(), 200), ("val".into(), 50)];
+    let generated = testkit::generate(&work.path().join("src"), &spec).unwrap();
+    let archive = work.path().join("d.tar.gz");
+    testkit::pack_tar_gz(&work.path().join("src"), &archive).unwrap();
+    let source = format!("file://{}", archive.display());
+
+    // First life: the stack in a child process, tasks delivered twice and chunks crashing.
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Command::new(std::env::current_exe().unwrap())
+        .args(["stack_to_be_killed", "--exact", "--ignored", "--nocapture"])
+        .env(STACK_DIR_VAR, dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the test binary runs again");
+    let stdout = first.stdout.take().unwrap();
+    let base_url = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| line.strip_prefix(SERVING).map(str::to_owned))
+            .expect("the killed stack's first life starts")
+    })
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let faulty: Value = client
+        .post(format!("{base_url}/datasets/import"))
+        .header("x-api-key", KEY)
+        .json(&json!({"name": "faulty", "archive_url": source, "chunk_size": 4}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let job_id = faulty["job_id"].as_str().expect("the import is accepted").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status: Value = client
+            .get(format!("{base_url}/datasets/import/{job_id}/status"))
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        if status["progress"]["files_done"].as_u64().unwrap_or(0) > 0 {
+            assert_eq!(status["status"], "running", "the import finished before the kill: make it larger");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the import never got under way: {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The stack's process is stopped first so that it starts nothing more; then SIGKILL for its
+    // children (mongod, the five functions) when everything dies, and for itself.
+    let root = first.id();
+    // SAFETY: plain kill(2) calls on processes this test started.
+    unsafe { libc::kill(root as i32, libc::SIGSTOP) };
+    let children = descendants(root);
+    assert!(children.len() >= 6, "mongod and the five functions run below the stack: {children:?}");
+    if death == Death::Everything {
+        for pid in &children {
+            unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+        }
+    }
+    unsafe { libc::kill(root as i32, libc::SIGKILL) };
+    first.wait().unwrap();
+    if death == Death::Everything {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !children.iter().all(|pid| is_gone(*pid)) {
+            assert!(Instant::now() < deadline, "killed processes still run");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    } else {
+        assert!(!children.iter().all(|pid| is_gone(*pid)), "the stack's children take a moment to stop");
+    }
+
+    // Second life: the same data, queue and database files, as `serve` run again.
+    let stack = TestStack::start_with_own_mongod_in(dir, Chaos::default()).await;
+    let status = stack.wait_terminal(&job_id).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    assert_eq!(status["progress"]["files_done"], generated.image_count());
+    assert_same_as_clean_import(&stack, &faulty, &status, &source, &generated).await;
     stack.shutdown().await;
 }
