@@ -107,6 +107,16 @@ async fn stack_to_be_killed() {
     std::future::pending::<()>().await;
 }
 
+/// The first life's process, killed if the test fails before it does (its children follow).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The processes below `root`, from `/proc` (children, their children, ...).
 fn descendants(root: u32) -> Vec<u32> {
     let mut parents: Vec<(u32, u32)> = Vec::new();
@@ -168,13 +178,15 @@ async fn killed_mid_import_then_started_again(death: Death) {
 
     // First life: the stack in a child process, tasks delivered twice and chunks crashing.
     let dir = tempfile::tempdir().unwrap();
-    let mut first = Command::new(std::env::current_exe().unwrap())
-        .args(["stack_to_be_killed", "--exact", "--ignored", "--nocapture"])
-        .env(STACK_DIR_VAR, dir.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the test binary runs again");
-    let stdout = first.stdout.take().unwrap();
+    let mut first = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["stack_to_be_killed", "--exact", "--ignored", "--nocapture"])
+            .env(STACK_DIR_VAR, dir.path())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the test binary runs again"),
+    );
+    let stdout = first.0.stdout.take().unwrap();
     let base_url = tokio::task::spawn_blocking(move || {
         std::io::BufReader::new(stdout)
             .lines()
@@ -217,7 +229,7 @@ async fn killed_mid_import_then_started_again(death: Death) {
 
     // The stack's process is stopped first so that it starts nothing more; then SIGKILL for its
     // children (mongod, the five functions) when everything dies, and for itself.
-    let root = first.id();
+    let root = first.0.id();
     // SAFETY: plain kill(2) calls on processes this test started.
     unsafe { libc::kill(root as i32, libc::SIGSTOP) };
     let children = descendants(root);
@@ -228,7 +240,7 @@ async fn killed_mid_import_then_started_again(death: Death) {
         }
     }
     unsafe { libc::kill(root as i32, libc::SIGKILL) };
-    first.wait().unwrap();
+    first.0.wait().unwrap();
     if death == Death::Everything {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !children.iter().all(|pid| is_gone(*pid)) {

@@ -22,7 +22,7 @@ pub struct StackArgs {
     pub port: u16,
     pub data_dir: PathBuf,
     /// Run release builds of the functions (the ones `bench` measures) instead of the debug
-    /// builds the tests use: minutes more to build once, about 3× faster imports.
+    /// builds the tests use: minutes more to build once, imports 2–3× faster.
     pub release: bool,
 }
 
@@ -46,7 +46,7 @@ const USAGE: &str = "usage:
                                                 start the stack, import a sample dataset, keep serving
   cargo xtask serve [--port P] [--data-dir D] [--release]
                                                 start the stack and serve until Ctrl-C; --release runs
-                                                release builds (slower to build, ~3x faster imports)
+                                                release builds (slower to build, 2-3x faster imports)
   cargo xtask test                              install and start what tests need, run every test
   cargo xtask key create --tenant T [--label L] | key revoke --prefix P
                                                 API keys, hashed in the MongoDB at $MONGODB_URI
