@@ -42,6 +42,16 @@ async fn wait_until_under_way(stack: &TestStack, job_id: &str) {
     panic!("job {job_id} never started");
 }
 
+/// A generated dataset of `train` + `val` images packed as a tar.gz in `work`, and its URL.
+fn tar_gz_dataset(work: &Path, seed: u64, train: usize, val: usize) -> (testkit::GeneratedDataset, String) {
+    let mut spec = DatasetSpec::small(seed);
+    spec.splits = vec![("train".into(), train), ("val".into(), val)];
+    let generated = testkit::generate(&work.join("src"), &spec).unwrap();
+    let archive = work.join("d.tar.gz");
+    testkit::pack_tar_gz(&work.join("src"), &archive).unwrap();
+    (generated, format!("file://{}", archive.display()))
+}
+
 /// Imports `source` again on a clean stack and checks that the faulty import made the same
 /// image documents and counts.
 async fn assert_same_as_clean_import(
@@ -69,12 +79,7 @@ async fn assert_same_as_clean_import(
 #[tokio::test(flavor = "multi_thread")]
 async fn mongod_killed_mid_import_loses_and_doubles_nothing() {
     let work = tempfile::tempdir().unwrap();
-    let mut spec = DatasetSpec::small(41);
-    spec.splits = vec![("train".into(), 160), ("val".into(), 40)];
-    let generated = testkit::generate(&work.path().join("src"), &spec).unwrap();
-    let archive = work.path().join("d.tar.gz");
-    testkit::pack_tar_gz(&work.path().join("src"), &archive).unwrap();
-    let source = format!("file://{}", archive.display());
+    let (generated, source) = tar_gz_dataset(work.path(), 41, 160, 40);
 
     let mut stack = TestStack::start_with_own_mongod(Chaos { duplicate: 0.3, crash: 0.0, storage: 0.0 }).await;
     let (code, faulty) = stack.import(&json!({"name": "faulty", "archive_url": source, "chunk_size": 4})).await;
@@ -169,12 +174,7 @@ async fn a_stack_started_again_at_once_after_its_process_was_killed_finishes_the
 
 async fn killed_mid_import_then_started_again(death: Death) {
     let work = tempfile::tempdir().unwrap();
-    let mut spec = DatasetSpec::small(43);
-    spec.splits = vec![("train".into(), 200), ("val".into(), 50)];
-    let generated = testkit::generate(&work.path().join("src"), &spec).unwrap();
-    let archive = work.path().join("d.tar.gz");
-    testkit::pack_tar_gz(&work.path().join("src"), &archive).unwrap();
-    let source = format!("file://{}", archive.display());
+    let (generated, source) = tar_gz_dataset(work.path(), 43, 200, 50);
 
     // First life: the stack in a child process, tasks delivered twice and chunks crashing.
     let dir = tempfile::tempdir().unwrap();
