@@ -27,3 +27,4 @@ pub use fake_gcs::{ensure_fake_gcs, FakeGcs};
 pub use gateway::{public_routes, serve, Route};
 pub use mongod::{ensure_mongod, Mongod, MongodInstall};
 pub use supervisor::{free_port, ProcessSpec, Supervisor};
+pub use util::{process_status, ProcessStatus};

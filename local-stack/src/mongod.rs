@@ -324,12 +324,6 @@ fn try_release_stale_lock(data_dir: &Path) -> anyhow::Result<Option<String>> {
 /// the kernel when the stack's process dies). A mongod whose owner still runs is not.
 fn is_exiting(pid: &str) -> bool {
     // Empty while a starting mongod has locked the file but not yet written its pid.
-    if pid.parse::<u32>().is_err() {
-        return false;
-    }
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return true };
-    // `pid (comm) state ppid ...`: comm may hold spaces and parentheses.
-    let mut fields = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace();
-    let (state, ppid) = (fields.next().unwrap_or_default(), fields.next().unwrap_or_default());
-    matches!(state, "Z" | "X" | "x") || ppid == "1"
+    let Ok(pid) = pid.parse::<u32>() else { return false };
+    util::process_status(pid).is_none_or(|status| status.has_exited() || status.ppid == 1)
 }

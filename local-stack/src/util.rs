@@ -22,6 +22,31 @@ use http::{Request, StatusCode, Uri};
 use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 
+/// What `/proc/{pid}/stat` says of a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessStatus {
+    /// The state letter: `R`, `S`, `D`, ..., `Z` (zombie), `X`/`x` (dead).
+    pub state: char,
+    pub ppid: u32,
+}
+
+impl ProcessStatus {
+    /// Exited already: a zombie (its other threads may still be closing its files) or dead.
+    pub fn has_exited(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x')
+    }
+}
+
+/// The status of process `pid`; `None` once it is gone (reaped).
+pub fn process_status(pid: u32) -> Option<ProcessStatus> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ppid ...`: comm may hold spaces and parentheses.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some(ProcessStatus { state, ppid })
+}
+
 /// How long a child gets between SIGTERM and SIGKILL.
 pub(crate) const GRACE: Duration = Duration::from_secs(5);
 /// How often exits are polled for.
@@ -279,4 +304,29 @@ pub(crate) async fn http_get_status(base: &str, path: &str, timeout: Duration) -
         Ok(resp.status())
     };
     tokio::time::timeout(timeout, attempt).await.map_err(|_| format!("no answer within {timeout:?}"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_status_reads_state_and_parent_and_none_once_gone() {
+        let own = process_status(std::process::id()).expect("this process runs");
+        assert_eq!(own.ppid, std::os::unix::process::parent_id());
+        assert!(matches!(own.state, 'R' | 'S'), "{own:?}");
+        assert!(!own.has_exited());
+        // Above the kernel's largest pid (2^22).
+        assert_eq!(process_status(u32::MAX), None);
+
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !process_status(pid).expect("unreaped, it stays").has_exited() {
+            assert!(Instant::now() < deadline, "`true` never exited");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.wait().unwrap();
+        assert_eq!(process_status(pid), None, "reaped");
+    }
 }

@@ -38,13 +38,7 @@ fn spec(name: &str, program: &Path) -> ProcessSpec {
 
 /// True while the pid exists and is not a zombie.
 fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-            !state.starts_with('Z')
-        }
-        Err(_) => false,
-    }
+    local_stack::process_status(pid).is_some_and(|status| status.state != 'Z')
 }
 
 /// True once the pid no longer exists at all (reaped).

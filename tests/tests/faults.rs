@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use local_stack::process_status;
 use local_stack::stack::Stack;
 use serde_json::{json, Value};
 use testkit::DatasetSpec;
@@ -124,16 +125,12 @@ impl Drop for KillOnDrop {
 
 /// The processes below `root`, from `/proc` (children, their children, ...).
 fn descendants(root: u32) -> Vec<u32> {
-    let mut parents: Vec<(u32, u32)> = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
-        let after_comm = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        if let Some(ppid) = after_comm.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
-            parents.push((pid, ppid));
-        }
-    }
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, process_status(pid)?.ppid)))
+        .collect();
     let mut found = vec![root];
     let mut at = 0;
     while at < found.len() {
@@ -146,10 +143,7 @@ fn descendants(root: u32) -> Vec<u32> {
 }
 
 fn is_gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => true,
-    }
+    process_status(pid).is_none_or(|status| status.has_exited())
 }
 
 /// How the first life of the stack dies.
