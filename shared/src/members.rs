@@ -16,7 +16,7 @@ use crate::archive::{extract_zip_member, ZipEntry, LOCAL_HEADER_SLACK};
 use crate::backends::Backends;
 use crate::db::{is_duplicate_key, Db, DbResult};
 use crate::format::layout::FileTree;
-use crate::jobs::ImportSource;
+use crate::jobs::{ImportSource, ERROR_SAMPLE};
 use crate::reading::{self, RangeSource, TreeSource};
 use crate::source::SourceError;
 
@@ -162,13 +162,17 @@ pub fn under(job_id: &str, dir: &str) -> Document {
 
 /// Records members in batches; re-recording an existing member is a no-op, and a second
 /// member of the same name (a different entry) is refused: the first one wins.
+///
+/// Its memory does not grow with the source: an archive may repeat one name a million times.
 pub struct MemberWriter {
     db: Db,
     batch: Vec<MemberDoc>,
-    /// Paths of refused repeats, for the job's errors.
+    /// Paths of the first refused repeats, for the job's errors (a sample, like them).
     pub duplicates: Vec<String>,
-    /// Archive entry numbers of the refused repeats (drained by whoever needs them).
+    /// Archive entry numbers of the refused repeats, kept only by a writer made with
+    /// [`MemberWriter::tracking_repeats`], whose owner drains them after each flush.
     pub repeated_entries: Vec<u64>,
+    track_repeated_entries: bool,
 }
 
 /// Members written per `insert_many`.
@@ -181,7 +185,13 @@ impl MemberWriter {
             batch: Vec::with_capacity(WRITE_BATCH),
             duplicates: Vec::new(),
             repeated_entries: Vec::new(),
+            track_repeated_entries: false,
         }
+    }
+
+    /// A writer that also keeps the entry numbers of refused repeats (the early cutter's).
+    pub fn tracking_repeats(db: &Db) -> Self {
+        Self { track_repeated_entries: true, ..Self::new(db) }
     }
 
     pub async fn add(&mut self, member: MemberDoc) -> DbResult<()> {
@@ -205,16 +215,41 @@ impl MemberWriter {
         // Each refused insert is either this member recorded before (a retried pass) or another
         // member with the same name (a repeat inside the archive).
         let mongodb::error::ErrorKind::InsertMany(failure) = err.kind.as_ref() else { return Ok(()) };
-        for write_error in failure.write_errors.iter().flatten() {
-            let Some(member) = batch.get(write_error.index) else { continue };
-            let existing = self.db.members.find_one(doc! {"_id": &member.id}).await?;
-            if existing.is_some_and(|e| e.entry != member.entry) {
-                self.duplicates.push(member.path().to_owned());
-                self.repeated_entries.push(member.entry);
+        let refused: Vec<&MemberDoc> =
+            failure.write_errors.iter().flatten().filter_map(|e| batch.get(e.index)).collect();
+        // The recorded entries of all refused names in one query, not one round trip each.
+        let ids: Vec<&str> = refused.iter().map(|m| m.id.as_str()).collect();
+        let recorded: HashMap<String, u64> = self
+            .db
+            .members
+            .clone_with_type::<RecordedEntry>()
+            .find(doc! {"_id": {"$in": ids}})
+            .projection(doc! {"entry": 1})
+            .await?
+            .map_ok(|r| (r.id, r.entry))
+            .try_collect()
+            .await?;
+        for member in refused {
+            if recorded.get(&member.id).is_some_and(|&entry| entry != member.entry) {
+                if self.duplicates.len() < ERROR_SAMPLE {
+                    self.duplicates.push(member.path().to_owned());
+                }
+                if self.track_repeated_entries {
+                    self.repeated_entries.push(member.entry);
+                }
             }
         }
         Ok(())
     }
+}
+
+/// A member record's entry number alone.
+#[derive(Deserialize)]
+struct RecordedEntry {
+    #[serde(rename = "_id")]
+    id: String,
+    #[serde(default)]
+    entry: u64,
 }
 
 /// Looks members up by path, many at once.

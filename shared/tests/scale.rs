@@ -372,6 +372,36 @@ async fn a_name_repeated_in_an_archive_keeps_the_first_copy_and_is_reported() {
     assert_eq!(stats.annotations, generated.annotation_count() as u64);
 }
 
+/// An archive may repeat one name any number of times: the member index refuses every repeat,
+/// and what the writer keeps of them stays a sample (and the entry numbers only when asked).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_name_repeated_many_times_keeps_a_bounded_record_of_the_repeats() {
+    use yds::members::{Location, MemberDoc, MemberWriter};
+    let dir = tempfile::tempdir().unwrap();
+    let (backends, _queue) = yds::inline::test_backends(dir.path()).await;
+    let repeats = 3 * yds::jobs::ERROR_SAMPLE as u64;
+    let member = |job: &str, entry: u64| {
+        let location = Location::Tree { source: 0, path: format!("copy-{entry}") };
+        MemberDoc::new(job, "images/train/a.jpg", entry, 10, location)
+    };
+    for (job, tracking) in [("plain", false), ("tracking", true)] {
+        let mut writer =
+            if tracking { MemberWriter::tracking_repeats(&backends.db) } else { MemberWriter::new(&backends.db) };
+        for entry in 0..=repeats {
+            writer.add(member(job, entry)).await.unwrap();
+        }
+        // The same member recorded again (a retried pass) is no repeat.
+        writer.add(member(job, 0)).await.unwrap();
+        writer.flush().await.unwrap();
+        assert_eq!(writer.duplicates.len(), yds::jobs::ERROR_SAMPLE, "{job}");
+        assert!(writer.duplicates.iter().all(|path| path == "images/train/a.jpg"));
+        let expected: Vec<u64> = if tracking { (1..=repeats).collect() } else { Vec::new() };
+        assert_eq!(writer.repeated_entries, expected, "{job}");
+        let kept = backends.db.members.find_one(doc! {"_id": yds::members::member_id(job, "images/train/a.jpg")});
+        assert_eq!(kept.await.unwrap().unwrap().entry, 0, "{job}: the first copy wins");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn status_totals_summed_by_mongodb_equal_the_full_sum_over_chunks() {
     use yds::coordinator::{self, ChunkState, ChunkStats};

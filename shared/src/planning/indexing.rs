@@ -356,7 +356,10 @@ impl Pass<'_> {
     ) -> Result<(), PlanError> {
         let mut pack = Pack::new();
         let mut uploads = std::collections::VecDeque::new();
-        let mut writer = MemberWriter::new(&self.backends.db);
+        let mut writer = match early {
+            Some(_) => MemberWriter::tracking_repeats(&self.backends.db),
+            None => MemberWriter::new(&self.backends.db),
+        };
         loop {
             let next = rx.recv().await;
             // A pack closes before it would outgrow its size, so its buffer never reallocates.
