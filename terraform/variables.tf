@@ -72,7 +72,7 @@ variable "import_trigger_image" {
 }
 
 variable "list_image" {
-  description = "Container image of list (GET /datasets)."
+  description = "Container image of list (GET /datasets, GET /datasets/{id})."
   type        = string
 
   validation {

@@ -53,7 +53,7 @@ pub struct Route {
 }
 
 /// The public routes of the API Gateway spec, by function name:
-/// `POST /datasets/import` → `import-trigger`, `GET /datasets` → `list`,
+/// `POST /datasets/import` → `import-trigger`, `GET /datasets` and `GET /datasets/{id}` → `list`,
 /// `GET /datasets/{id}/images` → `images`, `GET /datasets/import/{job_id}/status` → `status`.
 /// `upstreams` maps those names to base URLs; a route whose function is missing from the map
 /// is left out (and logged).
@@ -61,6 +61,7 @@ pub fn public_routes(upstreams: &HashMap<String, String>) -> Vec<Route> {
     let table = [
         (Method::POST, "/datasets/import", "import-trigger"),
         (Method::GET, "/datasets", "list"),
+        (Method::GET, "/datasets/{id}", "list"),
         (Method::GET, "/datasets/{id}/images", "images"),
         (Method::GET, "/datasets/import/{job_id}/status", "status"),
     ];
@@ -252,11 +253,14 @@ impl Gateway {
             Some(rest) => rest.split('/').collect(),
             None => Vec::new(), // e.g. `*` (OPTIONS *): matches nothing
         };
-        let candidates: Vec<&CompiledRoute> = self.routes.iter().filter(|r| r.matches(&segments)).collect();
-        if candidates.is_empty() {
+        let matching = || self.routes.iter().filter(|r| r.matches(&segments));
+        let Some(most_literal) = matching().map(CompiledRoute::literal_count).max() else {
             return problem(StatusCode::NOT_FOUND, format!("no route for {} {path}", req.method()));
-        }
-        let chosen = candidates.iter().filter(|r| r.method == req.method()).max_by_key(|r| r.literal_count());
+        };
+        // As OpenAPI matches paths: a concrete path wins over a templated one, whatever the
+        // method (`GET /datasets/import` is the import path without GET, not a dataset `import`).
+        let candidates: Vec<&CompiledRoute> = matching().filter(|r| r.literal_count() == most_literal).collect();
+        let chosen = candidates.iter().find(|r| r.method == req.method());
         match chosen {
             Some(route) => self.proxy(route, req, peer, request_id).await,
             None => {
@@ -493,6 +497,7 @@ mod tests {
     fn patterns_match_whole_segments() {
         let import = route(Method::POST, "/datasets/import");
         let list = route(Method::GET, "/datasets");
+        let dataset = route(Method::GET, "/datasets/{id}");
         let images = route(Method::GET, "/datasets/{id}/images");
         let status = route(Method::GET, "/datasets/import/{job_id}/status");
 
@@ -500,6 +505,8 @@ mod tests {
         assert!(!images.matches(&segs("/datasets/import")));
         assert!(list.matches(&segs("/datasets")));
         assert!(!list.matches(&segs("/datasets/")));
+        assert!(dataset.matches(&segs("/datasets/abc")));
+        assert!(!dataset.matches(&segs("/datasets/abc/images")));
         assert!(images.matches(&segs("/datasets/abc/images")));
         assert!(!images.matches(&segs("/datasets//images")));
         assert!(!images.matches(&segs("/datasets/import/j1/status")));
@@ -533,7 +540,7 @@ mod tests {
             .map(|(i, n)| (n.to_string(), format!("http://127.0.0.1:{}/", 9000 + i)))
             .collect();
         let routes = public_routes(&map);
-        assert_eq!(routes.len(), 4);
+        assert_eq!(routes.len(), 5);
         assert!(routes.iter().all(|r| !r.upstream.ends_with('/')));
         assert!(routes.iter().any(|r| r.method == Method::POST && r.pattern == "/datasets/import"));
     }

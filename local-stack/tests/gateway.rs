@@ -144,6 +144,7 @@ async fn routes_each_public_path_to_its_function() {
     let s = stack().await;
     let cases = [
         (Method::GET, "/datasets", "B", "/datasets"),
+        (Method::GET, "/datasets/d1", "B", "/datasets/d1"),
         (Method::GET, "/datasets/d1/images", "A", "/datasets/d1/images"),
         (Method::GET, "/datasets/import/j1/status", "B", "/datasets/import/j1/status"),
         // `import` is a literal here, but a fine dataset id for the images route.
@@ -250,7 +251,10 @@ async fn wrong_method_gets_405_with_allow() {
     let cases = [
         (Method::DELETE, "/datasets", "GET"),
         (Method::POST, "/datasets", "GET"),
+        // Concrete before templated, as OpenAPI matches: not `GET /datasets/{id}` with id `import`.
         (Method::GET, "/datasets/import", "POST"),
+        (Method::OPTIONS, "/datasets/import", "POST"),
+        (Method::DELETE, "/datasets/d1", "GET"),
         (Method::PUT, "/datasets/d1/images", "GET"),
         (Method::POST, "/datasets/import/j1/status", "GET"),
         (Method::POST, "/healthz", "GET"),

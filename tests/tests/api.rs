@@ -120,6 +120,26 @@ async fn idempotency_filters_tenants_and_pages() {
     assert_eq!(code, 404);
     let (_, list) = stack.get_as(OTHER_KEY, "/datasets").await;
     assert_eq!(list["items"], json!([]));
+    let (code, problem) = stack.get_as(OTHER_KEY, &format!("/datasets/{dataset_id}")).await;
+    assert_eq!(code, 404, "another tenant's dataset: {problem}");
+
+    // One dataset by id: what the list shows of it, to its owner only.
+    let (code, one) = stack.get(&format!("/datasets/{dataset_id}")).await;
+    assert_eq!(code, 200, "{one}");
+    let (_, mine) = stack.get("/datasets?limit=1000").await;
+    let listed = mine["items"].as_array().unwrap().iter().find(|d| d["id"] == dataset_id).expect("listed");
+    assert_eq!(&one, listed);
+    assert_eq!(one["counts"]["images"], generated.images.len());
+    for (path, expected, detail_has) in [
+        ("/datasets/no-such-dataset".to_owned(), 404, "not found"),
+        // The import path itself, not a dataset named `import` (OpenAPI's concrete-first match).
+        ("/datasets/import".to_owned(), 405, "allowed: POST"),
+        (format!("/datasets/{dataset_id}?limit=1"), 400, "unknown query parameter `limit`"),
+    ] {
+        let (code, problem) = stack.get(&path).await;
+        assert_eq!(code, expected, "{path}: {problem}");
+        assert!(problem["detail"].as_str().unwrap().contains(detail_has), "{path}: {problem}");
+    }
 
     // Datasets page newest first, one per page, none twice.
     let (_, page1) = stack.get("/datasets?limit=1").await;

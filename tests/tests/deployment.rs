@@ -14,9 +14,10 @@ use yaml_rust2::{Yaml, YamlLoader};
 const FUNCTIONS: [&str; 5] = ["import-trigger", "list", "images", "status", "process-chunk"];
 
 /// The public routes (method, path, function): the contract's API, as the local gateway routes it.
-const ROUTES: [(&str, &str, &str); 4] = [
+const ROUTES: [(&str, &str, &str); 5] = [
     ("post", "/datasets/import", "import-trigger"),
     ("get", "/datasets", "list"),
+    ("get", "/datasets/{id}", "list"),
     ("get", "/datasets/{id}/images", "images"),
     ("get", "/datasets/import/{job_id}/status", "status"),
 ];

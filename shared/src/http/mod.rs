@@ -199,6 +199,9 @@ pub fn query_params(req: &Request) -> Result<HashMap<String, String>, ApiError> 
 /// Refuses query parameters a route does not know, naming the first one.
 pub fn reject_unknown_params(params: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
     match params.keys().find(|name| !known.contains(&name.as_str())) {
+        Some(name) if known.is_empty() => {
+            Err(ApiError::BadRequest(format!("unknown query parameter `{name}`; this route takes none")))
+        }
         Some(name) => Err(ApiError::BadRequest(format!(
             "unknown query parameter `{name}`; expected one of: {}",
             known.join(", ")
