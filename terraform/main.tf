@@ -30,15 +30,19 @@ locals {
     YDS_URL_POLICY = "strict"
   }
 
+  # Environment of the functions that read or write the bucket.
+  storage_env = {
+    YDS_STORAGE_BACKEND = "gcs"
+    YDS_GCS_BUCKET      = google_storage_bucket.data.name
+  }
+
   # Environment of the two functions that build the storage and queue backends.
-  backend_env = {
-    YDS_STORAGE_BACKEND       = "gcs"
-    YDS_GCS_BUCKET            = google_storage_bucket.data.name
+  backend_env = merge(local.storage_env, {
     YDS_QUEUE_BACKEND         = "cloud_tasks"
     YDS_TASKS_QUEUE           = google_cloud_tasks_queue.import.id
     YDS_PROCESS_CHUNK_URL     = "${local.process_chunk_service_url}/tasks"
     YDS_TASKS_SERVICE_ACCOUNT = google_service_account.tasks_invoker.email
-  }
+  })
 
   mongodb_secret_env = {
     MONGODB_URI = {
@@ -83,7 +87,7 @@ locals {
     })
     "images" = merge(local.api_sizing, {
       image      = var.images_image
-      env        = tomap(local.common_env)
+      env        = tomap(merge(local.common_env, local.storage_env))
       secret_env = tomap(local.public_secret_env)
     })
     "status" = merge(local.api_sizing, {
@@ -343,11 +347,25 @@ module "function" {
 # ---------------------------------------------------------------------------------------------
 
 # process-chunk stages sources under temp/ and writes datasets/; it is the only function that
-# touches the bucket (the API functions serve metadata from MongoDB only).
+# writes to the bucket.
 resource "google_storage_bucket_iam_member" "process_chunk_objects" {
   bucket = google_storage_bucket.data.name
   role   = "roles/storage.objectAdmin"
   member = module.function["process-chunk"].service_account_member
+}
+
+# images serves imported image files (GET /datasets/{id}/images/{image_id}/file): it may read
+# datasets/ and nothing else (not the staged sources under temp/).
+resource "google_storage_bucket_iam_member" "images_read_datasets" {
+  bucket = google_storage_bucket.data.name
+  role   = "roles/storage.objectViewer"
+  member = module.function["images"].service_account_member
+
+  condition {
+    title       = "datasets-only"
+    description = "Imported dataset files, not the scratch area."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.data.name}/objects/datasets/\")"
+  }
 }
 
 # import-trigger enqueues the plan task of a job; process-chunk enqueues the chunk tasks.

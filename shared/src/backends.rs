@@ -81,18 +81,7 @@ impl Backends {
 
     pub async fn from_config(config: &Config) -> Result<Self, BackendError> {
         let db = Db::connect(&config.mongodb_uri, &config.db_name).await?;
-        let store: Arc<dyn ObjectStore> = match &config.storage {
-            StorageConfig::Local { root } => Arc::new(LocalStore::new(root.clone())),
-            StorageConfig::Gcs { bucket, endpoint: None } => Arc::new(GcsStore::new(bucket).await?),
-            StorageConfig::Gcs { bucket, endpoint: Some(endpoint) } => {
-                Arc::new(GcsStore::with_endpoint(bucket, endpoint).await?)
-            }
-        };
-        let store: Arc<dyn ObjectStore> = match config.chaos.storage_failure {
-            // Injected failures are retried as the Cloud Storage client retries real ones.
-            p if p > 0.0 => Arc::new(RetryingStore::new(Arc::new(FlakyStore::new(store, p)))),
-            _ => store,
-        };
+        let store = object_store(config).await?;
         let queue: Arc<dyn TaskQueue> = match &config.queue {
             QueueConfig::Local { dir } => Arc::new(LocalQueue::new(dir.clone())),
             QueueConfig::CloudTasks { queue, target_url, service_account } => {
@@ -116,4 +105,21 @@ impl Backends {
             chunk_memory: MemoryBudget::new(CHUNK_MEMORY_BYTES),
         })
     }
+}
+
+/// The object store `config` names (with the local chaos settings applied); for the functions
+/// that need only it.
+pub async fn object_store(config: &Config) -> Result<Arc<dyn ObjectStore>, StorageError> {
+    let store: Arc<dyn ObjectStore> = match &config.storage {
+        StorageConfig::Local { root } => Arc::new(LocalStore::new(root.clone())),
+        StorageConfig::Gcs { bucket, endpoint: None } => Arc::new(GcsStore::new(bucket).await?),
+        StorageConfig::Gcs { bucket, endpoint: Some(endpoint) } => {
+            Arc::new(GcsStore::with_endpoint(bucket, endpoint).await?)
+        }
+    };
+    Ok(match config.chaos.storage_failure {
+        // Injected failures are retried as the Cloud Storage client retries real ones.
+        p if p > 0.0 => Arc::new(RetryingStore::new(Arc::new(FlakyStore::new(store, p)))),
+        _ => store,
+    })
 }

@@ -90,6 +90,30 @@ impl ImageDoc {
     }
 }
 
+/// The media type of an image `format` (as [`ImageDoc::format`] names it); files whose format
+/// is unknown (corrupt ones) are plain bytes.
+pub fn media_type(format: &str) -> &'static str {
+    match format {
+        "jpeg" | "mpo" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "bmp" => "image/bmp",
+        "tiff" => "image/tiff",
+        "dng" => "image/x-adobe-dng",
+        "heic" => "image/heic",
+        "heif" => "image/heif",
+        "avif" => "image/avif",
+        "jpeg2000" => "image/jp2",
+        _ => "application/octet-stream",
+    }
+}
+
+/// One image of a dataset by id, or `None`.
+pub async fn find(db: &crate::db::Db, dataset_id: &str, image_id: &str) -> crate::db::DbResult<Option<ImageDoc>> {
+    Ok(db.images.find_one(mongodb::bson::doc! {"_id": image_id, "dataset_id": dataset_id}).await?)
+}
+
 /// One page of `GET /datasets/{id}/images`.
 #[derive(Debug, Clone, Default)]
 pub struct ImageQuery {

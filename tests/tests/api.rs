@@ -2,7 +2,7 @@
 //! tenant isolation and pagination.
 
 use serde_json::{json, Value};
-use testkit::{DatasetSpec, Layout};
+use testkit::{DatasetSpec, Defects, Layout};
 use yds_tests::{Chaos, TestStack, KEY, OTHER_KEY};
 
 async fn post_raw(
@@ -167,6 +167,86 @@ async fn idempotency_filters_tenants_and_pages() {
     assert_eq!(code, 200);
     let (code, _) = stack.get(&format!("/datasets/{dataset_id}/images?limit=2&split=val&cursor={images_cursor}")).await;
     assert_eq!(code, 400, "a cursor of another filter");
+    stack.shutdown().await;
+}
+
+/// `GET /datasets/{id}/images/{image_id}/file`: every image's bytes exactly as in the source,
+/// typed by the format found in them, revalidated by ETag; nothing of another dataset or tenant.
+#[tokio::test(flavor = "multi_thread")]
+async fn image_files_are_served_as_imported() {
+    let work = tempfile::tempdir().unwrap();
+    let mut spec = DatasetSpec::small(21);
+    spec.layout = Layout::Ultralytics;
+    spec.defects = Defects { corrupt_images: 2, bad_label_lines: 0, tiny_images: 1 };
+    let generated = testkit::generate(&work.path().join("src"), &spec).unwrap();
+    assert!(generated.images.iter().any(|i| !i.valid), "the spec holds broken images too");
+    let archive = work.path().join("d.zip");
+    testkit::pack_zip(&work.path().join("src"), &archive).unwrap();
+    let stack = TestStack::start(Chaos::default()).await;
+    let mut datasets = Vec::new();
+    for name in ["files", "files again"] {
+        let (code, accepted) =
+            stack.import(&json!({"name": name, "archive_url": format!("file://{}", archive.display())})).await;
+        assert_eq!(code, 202, "{accepted}");
+        stack.wait_terminal(accepted["job_id"].as_str().unwrap()).await;
+        datasets.push(accepted["dataset_id"].as_str().unwrap().to_owned());
+    }
+    let get = |path: String, etag: Option<String>| {
+        let mut req = stack.client.get(stack.url(&path)).header("x-api-key", KEY);
+        if let Some(etag) = etag {
+            req = req.header("if-none-match", etag);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let header = |name: &str| resp.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+            let (content_type, etag) = (header("content-type"), header("etag"));
+            (resp.status().as_u16(), content_type, etag, resp.bytes().await.unwrap())
+        }
+    };
+
+    let mut served_types = std::collections::BTreeSet::new();
+    let listed = stack.all_images(&datasets[0], 100, "").await;
+    assert_eq!(listed.len(), generated.images.len());
+    for image in &listed {
+        let (split, file_name) = (image["split"].as_str().unwrap(), image["file_name"].as_str().unwrap());
+        let source = generated.images.iter().find(|i| i.split == split && i.file_name == file_name).unwrap();
+        let path = format!("/datasets/{}/images/{}/file", datasets[0], image["id"].as_str().unwrap());
+        let (code, content_type, etag, body) = get(path.clone(), None).await;
+        if source.size_bytes == 0 {
+            assert_eq!(code, 404, "{path}: an empty file is not stored");
+            continue;
+        }
+        assert_eq!(code, 200, "{path}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(body, std::fs::read(generated.image_path(source)).unwrap(), "{path}: the bytes as imported");
+        // Typed by what the bytes are, not by the name: garbage named `.jpg` is plain bytes.
+        let expected_type = match source.format.as_str() {
+            _ if source.width == 0 => "application/octet-stream",
+            "jpeg" => "image/jpeg",
+            "png" => "image/png",
+            other => panic!("the generator wrote a {other}"),
+        };
+        assert_eq!(content_type.as_deref(), Some(expected_type), "{path}");
+        served_types.insert(expected_type);
+        let etag = etag.expect("an ETag");
+        assert_eq!(etag, format!("\"{}\"", image["content_hash"].as_str().unwrap()));
+        let (code, _, again, body) = get(path.clone(), Some(format!("\"other\", {etag}"))).await;
+        assert_eq!((code, body.len(), again), (304, 0, Some(etag.clone())), "{path}: revalidated");
+        let (code, _, _, _) = get(path, Some("\"other\"".into())).await;
+        assert_eq!(code, 200, "another ETag is no match");
+    }
+
+    assert_eq!(served_types.len(), 3, "JPEG, PNG and broken files all served: {served_types:?}");
+
+    // Only through its own dataset, and only for its tenant.
+    let id = listed[0]["id"].as_str().unwrap();
+    let (code, _, _, body) = get(format!("/datasets/{}/images/{id}/file", datasets[1]), None).await;
+    assert_eq!(code, 404, "an image id of another dataset: {}", String::from_utf8_lossy(&body));
+    let (code, _, _, _) = get(format!("/datasets/{}/images/no-such-image/file", datasets[0]), None).await;
+    assert_eq!(code, 404);
+    let (code, problem) = stack.get_as(OTHER_KEY, &format!("/datasets/{}/images/{id}/file", datasets[0])).await;
+    assert_eq!(code, 404, "another tenant: {problem}");
+    let (code, problem) = stack.get(&format!("/datasets/{}/images/{id}/file?size=1", datasets[0])).await;
+    assert_eq!(code, 400, "{problem}");
     stack.shutdown().await;
 }
 

@@ -1,8 +1,13 @@
 //! images: `GET /datasets/{id}/images` — a dataset's images with their annotations and
-//! findings, in a stable order, keyset-paginated, filtered by split, class, validity and issue.
+//! findings, in a stable order, keyset-paginated, filtered by split, class, validity and issue —
+//! and `GET /datasets/{id}/images/{image_id}/file`, one image's bytes as imported (what a
+//! labelling tool or a training loader fetches).
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use http::{Method, StatusCode};
+use bytes::Bytes;
+use http::{header, Method, StatusCode};
 use serde_json::json;
 use yds::datasets;
 use yds::db::Db;
@@ -11,30 +16,52 @@ use yds::http::{
     json_response, path_segments, query_params, reject_unknown_params, ApiError, Caller, Handler, Request, Response,
 };
 use yds::images::{self, ImageQuery};
+use yds::memory::MemoryBudget;
 use yds::pagination::{self, Cursors};
+use yds::storage::{keys, ObjectStore, StorageError};
 
-pub struct ListImages {
+/// Image bytes one process reads at once for the files it serves, together; a larger file is
+/// not served through the API (Cloud Run answers at most 32 MiB without streaming).
+pub const FILE_MEMORY_BYTES: u64 = 32 << 20;
+
+pub struct ImagesApi {
     db: Db,
     cursors: Cursors,
+    store: Arc<dyn ObjectStore>,
+    file_memory: MemoryBudget,
 }
 
-impl ListImages {
-    pub fn new(db: Db, cursors: Cursors) -> Self {
-        Self { db, cursors }
+impl ImagesApi {
+    pub fn new(db: Db, cursors: Cursors, store: Arc<dyn ObjectStore>) -> Self {
+        Self { db, cursors, store, file_memory: MemoryBudget::new(FILE_MEMORY_BYTES) }
     }
 }
 
 #[async_trait]
-impl Handler for ListImages {
+impl Handler for ImagesApi {
     async fn handle(&self, req: Request, caller: &Caller) -> Result<Response, ApiError> {
-        let dataset_id = match path_segments(&req)[..] {
-            ["datasets", id, "images"] => id.to_owned(),
+        let (dataset_id, image_id) = match path_segments(&req)[..] {
+            ["datasets", id, "images"] => (id.to_owned(), None),
+            ["datasets", id, "images", image_id, "file"] => (id.to_owned(), Some(image_id.to_owned())),
             _ => return Err(ApiError::NotFound("no such route".into())),
         };
         if req.method() != Method::GET {
             return Err(ApiError::MethodNotAllowed);
         }
-        let params = query_params(&req)?;
+        match image_id {
+            Some(image_id) => self.file(&req, caller, &dataset_id, &image_id).await,
+            None => self.page(&req, caller, dataset_id).await,
+        }
+    }
+
+    async fn health(&self) -> Result<(), String> {
+        self.db.ping().await.map_err(|e| e.to_string())
+    }
+}
+
+impl ImagesApi {
+    async fn page(&self, req: &Request, caller: &Caller, dataset_id: String) -> Result<Response, ApiError> {
+        let params = query_params(req)?;
         reject_unknown_params(&params, &["limit", "cursor", "split", "class_id", "valid", "issue"])?;
         let limit = pagination::parse_limit(params.get("limit"), 100, 1000)?;
         let class_id = parse_class_id(params.get("class_id"))?;
@@ -67,9 +94,64 @@ impl Handler for ListImages {
         Ok(json_response(StatusCode::OK, &json!({"items": items, "next_cursor": next_cursor})))
     }
 
-    async fn health(&self) -> Result<(), String> {
-        self.db.ping().await.map_err(|e| e.to_string())
+    /// The image's bytes, with its BLAKE3 hash as the entity tag: an imported file never
+    /// changes, so a client revalidating with `If-None-Match` gets 304 and no body.
+    async fn file(
+        &self,
+        req: &Request,
+        caller: &Caller,
+        dataset_id: &str,
+        image_id: &str,
+    ) -> Result<Response, ApiError> {
+        reject_unknown_params(&query_params(req)?, &[])?;
+        if datasets::find_for_tenant(&self.db, caller.tenant(), dataset_id).await?.is_none() {
+            return Err(ApiError::NotFound(format!("dataset `{dataset_id}` not found")));
+        }
+        let not_found = || ApiError::NotFound(format!("image `{image_id}` not found in dataset `{dataset_id}`"));
+        let image = images::find(&self.db, dataset_id, image_id).await?.ok_or_else(not_found)?;
+        let etag = format!("\"{}\"", image.content_hash);
+        let response = |status: StatusCode, body: Bytes| {
+            http::Response::builder()
+                .status(status)
+                .header(header::ETAG, &etag)
+                .header(header::CACHE_CONTROL, "private, max-age=86400")
+                .header(header::CONTENT_TYPE, images::media_type(&image.format))
+                .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+                .body(body)
+                .expect("valid response parts")
+        };
+        if if_none_match(req, &etag) {
+            return Ok(response(StatusCode::NOT_MODIFIED, Bytes::new()));
+        }
+        if image.size_bytes == 0 {
+            // An empty file is an issue of the image and was not stored.
+            return Err(ApiError::NotFound(format!("image `{image_id}` is an empty file; nothing was stored")));
+        }
+        if image.size_bytes > FILE_MEMORY_BYTES {
+            return Err(ApiError::Unprocessable(format!(
+                "image `{image_id}` is {} bytes; the API serves files up to {FILE_MEMORY_BYTES} bytes",
+                image.size_bytes
+            )));
+        }
+        let _held = self.file_memory.reserve(image.size_bytes).await;
+        let key = keys::dataset_image(dataset_id, &image.split, &image.file_name);
+        let bytes = self.store.get(&key).await.map_err(|err| match err {
+            StorageError::NotFound(_) => not_found(),
+            other => ApiError::Unavailable(format!("reading {key}: {other}")),
+        })?;
+        Ok(response(StatusCode::OK, bytes))
     }
+}
+
+/// Whether `If-None-Match` names `etag` (or is `*`).
+fn if_none_match(req: &Request, etag: &str) -> bool {
+    req.headers()
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == etag || tag == "*")
 }
 
 /// `class_id`: a class a dataset can have, `0..MAX_CLASSES` (the spec's `maximum`); larger
@@ -87,6 +169,24 @@ fn parse_class_id(value: Option<&String>) -> Result<Option<u32>, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn if_none_match_names_the_tag_in_any_of_its_forms() {
+        let request = |values: &[&str]| {
+            let mut builder = http::Request::builder();
+            for value in values {
+                builder = builder.header(header::IF_NONE_MATCH, *value);
+            }
+            builder.body(Bytes::new()).unwrap()
+        };
+        let etag = "\"abc\"";
+        for matching in [&["\"abc\""][..], &["W/\"abc\""], &["\"x\", \"abc\""], &["\"x\"", "\"abc\""], &["*"]] {
+            assert!(if_none_match(&request(matching), etag), "{matching:?}");
+        }
+        for other in [&[][..], &["\"abcd\""], &["abc"], &["\"x\", \"y\""]] {
+            assert!(!if_none_match(&request(other), etag), "{other:?}");
+        }
+    }
 
     /// Found by schemathesis: `class_id=2147483648` (beyond the spec's int32) got 200.
     #[test]

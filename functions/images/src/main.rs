@@ -12,7 +12,8 @@ async fn main() -> anyhow::Result<()> {
         api_keys: Some(KeyLookup::new(config.api_keys.clone(), db.clone())),
         max_body_bytes: PUBLIC_MAX_BODY,
     };
-    server::run(Service::new(images::ListImages::new(db, config.cursors()), options), config.port)
+    let store = yds::backends::object_store(&config).await?;
+    server::run(Service::new(images::ImagesApi::new(db, config.cursors(), store), options), config.port)
         .await
         .map_err(|e| anyhow::anyhow!(e))
 }
