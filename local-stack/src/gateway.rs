@@ -54,7 +54,7 @@ pub struct Route {
 
 /// The public routes of the API Gateway spec, by function name:
 /// `POST /datasets/import` → `import-trigger`, `GET /datasets` and `GET /datasets/{id}` → `list`,
-/// `GET /datasets/{id}/images` and `GET /datasets/{id}/images/{image_id}/file` → `images`,
+/// `GET /datasets/{id}/images`, `…/images/{image_id}` and `…/images/{image_id}/file` → `images`,
 /// `GET /datasets/import/{job_id}/status` → `status`.
 /// `upstreams` maps those names to base URLs; a route whose function is missing from the map
 /// is left out (and logged).
@@ -64,6 +64,7 @@ pub fn public_routes(upstreams: &HashMap<String, String>) -> Vec<Route> {
         (Method::GET, "/datasets", "list"),
         (Method::GET, "/datasets/{id}", "list"),
         (Method::GET, "/datasets/{id}/images", "images"),
+        (Method::GET, "/datasets/{id}/images/{image_id}", "images"),
         (Method::GET, "/datasets/{id}/images/{image_id}/file", "images"),
         (Method::GET, "/datasets/import/{job_id}/status", "status"),
     ];
@@ -542,7 +543,7 @@ mod tests {
             .map(|(i, n)| (n.to_string(), format!("http://127.0.0.1:{}/", 9000 + i)))
             .collect();
         let routes = public_routes(&map);
-        assert_eq!(routes.len(), 6);
+        assert_eq!(routes.len(), 7);
         assert!(routes.iter().all(|r| !r.upstream.ends_with('/')));
         assert!(routes.iter().any(|r| r.method == Method::POST && r.pattern == "/datasets/import"));
     }

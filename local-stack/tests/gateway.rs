@@ -146,6 +146,7 @@ async fn routes_each_public_path_to_its_function() {
         (Method::GET, "/datasets", "B", "/datasets"),
         (Method::GET, "/datasets/d1", "B", "/datasets/d1"),
         (Method::GET, "/datasets/d1/images", "A", "/datasets/d1/images"),
+        (Method::GET, "/datasets/d1/images/i1", "A", "/datasets/d1/images/i1"),
         (Method::GET, "/datasets/d1/images/i1/file", "A", "/datasets/d1/images/i1/file"),
         (Method::GET, "/datasets/import/j1/status", "B", "/datasets/import/j1/status"),
         // `import` is a literal here, but a fine dataset id for the images route.
@@ -236,7 +237,8 @@ async fn unknown_paths_get_404_problem() {
         "/",
         "/datasets/",
         "/datasets//images",
-        "/datasets/d1/images/extra",
+        "/datasets/d1/images/i1/extra",
+        "/datasets/d1/images/i1/file/x",
         "/datasets/import/j1",
         "/datasets/import//status",
     ] {

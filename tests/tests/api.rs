@@ -170,8 +170,9 @@ async fn idempotency_filters_tenants_and_pages() {
     stack.shutdown().await;
 }
 
-/// `GET /datasets/{id}/images/{image_id}/file`: every image's bytes exactly as in the source,
-/// typed by the format found in them, revalidated by ETag; nothing of another dataset or tenant.
+/// `GET /datasets/{id}/images/{image_id}[/file]`: every image as listed, and its bytes exactly
+/// as in the source, typed by the format found in them, revalidated by ETag; nothing of another
+/// dataset or tenant.
 #[tokio::test(flavor = "multi_thread")]
 async fn image_files_are_served_as_imported() {
     let work = tempfile::tempdir().unwrap();
@@ -210,6 +211,9 @@ async fn image_files_are_served_as_imported() {
     for image in &listed {
         let (split, file_name) = (image["split"].as_str().unwrap(), image["file_name"].as_str().unwrap());
         let source = generated.images.iter().find(|i| i.split == split && i.file_name == file_name).unwrap();
+        let (code, one) =
+            stack.get(&format!("/datasets/{}/images/{}", datasets[0], image["id"].as_str().unwrap())).await;
+        assert_eq!((code, &one), (200, image), "one image by id is what the listing shows");
         let path = format!("/datasets/{}/images/{}/file", datasets[0], image["id"].as_str().unwrap());
         let (code, content_type, etag, body) = get(path.clone(), None).await;
         if source.size_bytes == 0 {
@@ -241,6 +245,10 @@ async fn image_files_are_served_as_imported() {
     let id = listed[0]["id"].as_str().unwrap();
     let (code, _, _, body) = get(format!("/datasets/{}/images/{id}/file", datasets[1]), None).await;
     assert_eq!(code, 404, "an image id of another dataset: {}", String::from_utf8_lossy(&body));
+    let (code, problem) = stack.get(&format!("/datasets/{}/images/{id}", datasets[1])).await;
+    assert_eq!(code, 404, "an image id of another dataset: {problem}");
+    let (code, problem) = stack.get_as(OTHER_KEY, &format!("/datasets/{}/images/{id}", datasets[0])).await;
+    assert_eq!(code, 404, "another tenant: {problem}");
     let (code, _, _, _) = get(format!("/datasets/{}/images/no-such-image/file", datasets[0]), None).await;
     assert_eq!(code, 404);
     let (code, problem) = stack.get_as(OTHER_KEY, &format!("/datasets/{}/images/{id}/file", datasets[0])).await;

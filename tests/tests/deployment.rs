@@ -14,11 +14,12 @@ use yaml_rust2::{Yaml, YamlLoader};
 const FUNCTIONS: [&str; 5] = ["import-trigger", "list", "images", "status", "process-chunk"];
 
 /// The public routes (method, path, function): the contract's API, as the local gateway routes it.
-const ROUTES: [(&str, &str, &str); 6] = [
+const ROUTES: [(&str, &str, &str); 7] = [
     ("post", "/datasets/import", "import-trigger"),
     ("get", "/datasets", "list"),
     ("get", "/datasets/{id}", "list"),
     ("get", "/datasets/{id}/images", "images"),
+    ("get", "/datasets/{id}/images/{image_id}", "images"),
     ("get", "/datasets/{id}/images/{image_id}/file", "images"),
     ("get", "/datasets/import/{job_id}/status", "status"),
 ];

@@ -1,7 +1,8 @@
 //! images: `GET /datasets/{id}/images` — a dataset's images with their annotations and
 //! findings, in a stable order, keyset-paginated, filtered by split, class, validity and issue —
-//! and `GET /datasets/{id}/images/{image_id}/file`, one image's bytes as imported (what a
-//! labelling tool or a training loader fetches).
+//! `GET /datasets/{id}/images/{image_id}`, one of them, and
+//! `GET /datasets/{id}/images/{image_id}/file`, its bytes as imported (what a labelling tool or
+//! a training loader fetches).
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use yds::format::data_yaml::MAX_CLASSES;
 use yds::http::{
     json_response, path_segments, query_params, reject_unknown_params, ApiError, Caller, Handler, Request, Response,
 };
-use yds::images::{self, ImageQuery};
+use yds::images::{self, ImageDoc, ImageQuery};
 use yds::memory::MemoryBudget;
 use yds::pagination::{self, Cursors};
 use yds::storage::{keys, ObjectStore, StorageError};
@@ -40,17 +41,23 @@ impl ImagesApi {
 #[async_trait]
 impl Handler for ImagesApi {
     async fn handle(&self, req: Request, caller: &Caller) -> Result<Response, ApiError> {
-        let (dataset_id, image_id) = match path_segments(&req)[..] {
-            ["datasets", id, "images"] => (id.to_owned(), None),
-            ["datasets", id, "images", image_id, "file"] => (id.to_owned(), Some(image_id.to_owned())),
+        let route = match path_segments(&req)[..] {
+            ["datasets", id, "images"] => Route::Page(id.to_owned()),
+            ["datasets", id, "images", image_id] => Route::Image(id.to_owned(), image_id.to_owned()),
+            ["datasets", id, "images", image_id, "file"] => Route::File(id.to_owned(), image_id.to_owned()),
             _ => return Err(ApiError::NotFound("no such route".into())),
         };
         if req.method() != Method::GET {
             return Err(ApiError::MethodNotAllowed);
         }
-        match image_id {
-            Some(image_id) => self.file(&req, caller, &dataset_id, &image_id).await,
-            None => self.page(&req, caller, dataset_id).await,
+        match route {
+            Route::Page(dataset_id) => self.page(&req, caller, dataset_id).await,
+            Route::Image(dataset_id, image_id) => {
+                reject_unknown_params(&query_params(&req)?, &[])?;
+                let image = self.image(caller, &dataset_id, &image_id).await?;
+                Ok(json_response(StatusCode::OK, &image.to_view()))
+            }
+            Route::File(dataset_id, image_id) => self.file(&req, caller, &dataset_id, &image_id).await,
         }
     }
 
@@ -94,6 +101,14 @@ impl ImagesApi {
         Ok(json_response(StatusCode::OK, &json!({"items": items, "next_cursor": next_cursor})))
     }
 
+    /// An image of a dataset of the caller's tenant; 404 for anything else.
+    async fn image(&self, caller: &Caller, dataset_id: &str, image_id: &str) -> Result<ImageDoc, ApiError> {
+        if datasets::find_for_tenant(&self.db, caller.tenant(), dataset_id).await?.is_none() {
+            return Err(ApiError::NotFound(format!("dataset `{dataset_id}` not found")));
+        }
+        images::find(&self.db, dataset_id, image_id).await?.ok_or_else(|| image_not_found(dataset_id, image_id))
+    }
+
     /// The image's bytes, with its BLAKE3 hash as the entity tag: an imported file never
     /// changes, so a client revalidating with `If-None-Match` gets 304 and no body.
     async fn file(
@@ -104,11 +119,7 @@ impl ImagesApi {
         image_id: &str,
     ) -> Result<Response, ApiError> {
         reject_unknown_params(&query_params(req)?, &[])?;
-        if datasets::find_for_tenant(&self.db, caller.tenant(), dataset_id).await?.is_none() {
-            return Err(ApiError::NotFound(format!("dataset `{dataset_id}` not found")));
-        }
-        let not_found = || ApiError::NotFound(format!("image `{image_id}` not found in dataset `{dataset_id}`"));
-        let image = images::find(&self.db, dataset_id, image_id).await?.ok_or_else(not_found)?;
+        let image = self.image(caller, dataset_id, image_id).await?;
         let etag = format!("\"{}\"", image.content_hash);
         let response = |status: StatusCode, body: Bytes| {
             http::Response::builder()
@@ -136,11 +147,24 @@ impl ImagesApi {
         let _held = self.file_memory.reserve(image.size_bytes).await;
         let key = keys::dataset_image(dataset_id, &image.split, &image.file_name);
         let bytes = self.store.get(&key).await.map_err(|err| match err {
-            StorageError::NotFound(_) => not_found(),
+            StorageError::NotFound(_) => image_not_found(dataset_id, image_id),
             other => ApiError::Unavailable(format!("reading {key}: {other}")),
         })?;
         Ok(response(StatusCode::OK, bytes))
     }
+}
+
+enum Route {
+    /// `/datasets/{id}/images`
+    Page(String),
+    /// `/datasets/{id}/images/{image_id}`
+    Image(String, String),
+    /// `/datasets/{id}/images/{image_id}/file`
+    File(String, String),
+}
+
+fn image_not_found(dataset_id: &str, image_id: &str) -> ApiError {
+    ApiError::NotFound(format!("image `{image_id}` not found in dataset `{dataset_id}`"))
 }
 
 /// Whether `If-None-Match` names `etag` (or is `*`).
