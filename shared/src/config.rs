@@ -124,7 +124,7 @@ pub struct Config {
 /// deadline (Cloud Tasks allows an HTTP task 30 minutes at most).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pacing {
-    /// Most bytes of images in one chunk (`YDS_CHUNK_MAX_BYTES`, default 64 MiB).
+    /// Most bytes of images and label files in one chunk (`YDS_CHUNK_MAX_BYTES`, default 64 MiB).
     pub chunk_max_bytes: u64,
     /// Time a planning pass may spend staging a tar before it continues in a new task
     /// (`YDS_PLAN_BUDGET_SECS`, default 300: half the tasks' 10-minute dispatch deadline).

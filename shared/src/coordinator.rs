@@ -20,6 +20,7 @@ use mongodb::bson::{doc, DateTime};
 use serde::{Deserialize, Serialize};
 
 use crate::db::{is_duplicate_key, Db, DbResult};
+use crate::ingest::MAX_LABEL_FILE_BYTES;
 use crate::jobs::{self, FileError, JobDoc, JobResult, JobStatus, ERROR_SAMPLE};
 use crate::members::Location;
 
@@ -36,6 +37,28 @@ pub struct ChunkFile {
     /// Where the label file's bytes are, if the source has one.
     #[serde(default)]
     pub label: Option<Location>,
+    /// The label file's size in bytes: a label over [`MAX_LABEL_FILE_BYTES`] is judged from it
+    /// without being read (an archive may hold a 2 GiB "label"). 0 without a label, and in
+    /// chunks planned before it was recorded (their labels are read whatever their size).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub label_size: u64,
+}
+
+impl ChunkFile {
+    /// Whether the label file is too large to be read (and so judged from its size).
+    pub fn label_too_large(&self) -> bool {
+        self.label.is_some() && self.label_size > MAX_LABEL_FILE_BYTES as u64
+    }
+
+    /// Bytes importing this file reads: the image and, unless too large to read, the label.
+    /// Chunks and read groups are bounded by this.
+    pub fn bytes_read(&self) -> u64 {
+        self.size + if self.label_too_large() { 0 } else { self.label_size }
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

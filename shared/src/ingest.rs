@@ -33,17 +33,21 @@ fn oversized_label(bytes: &[u8]) -> Option<ParsedLabels> {
     if bytes.len() <= MAX_LABEL_FILE_BYTES && longest_line <= MAX_LABEL_LINE_BYTES {
         return None;
     }
+    Some(label_too_large(format!("{} bytes, longest line {longest_line} bytes", bytes.len())))
+}
+
+/// The verdict on a label file over the limits; `what` describes its size.
+fn label_too_large(what: String) -> ParsedLabels {
     let message = format!(
-        "the label file ({} bytes, longest line {longest_line} bytes) is over the limits of \
-         {MAX_LABEL_FILE_BYTES} bytes per file and {MAX_LABEL_LINE_BYTES} per line",
-        bytes.len()
+        "the label file ({what}) is over the limits of {MAX_LABEL_FILE_BYTES} bytes per file and \
+         {MAX_LABEL_LINE_BYTES} per line"
     );
-    Some(ParsedLabels {
+    ParsedLabels {
         annotations: Vec::new(),
         issues: vec![Issue::new("label_too_large", message)],
         corrupt: true,
         duplicates_removed: 0,
-    })
+    }
 }
 use crate::format::Task;
 use crate::images::{hash_key, image_id, ImageDoc};
@@ -77,7 +81,8 @@ const FILE_CONCURRENCY: usize = 8;
 /// Files read, judged and copied per group (folder files are read one by one,
 /// `FILE_CONCURRENCY` at once).
 const READ_GROUP_FILES: usize = 64;
-/// Image bytes read per request group: memory per chunk stays near this, whatever the chunk.
+/// Image and label bytes read per request group: memory per chunk stays near this, whatever
+/// the chunk.
 const READ_GROUP_BYTES: u64 = 16 << 20;
 
 /// Options of one delivery.
@@ -116,21 +121,19 @@ pub async fn process_chunk(
     let rules = label_rules(&dataset);
     let reader = MemberReader::new(backends, &job.source);
 
-    let label_locations: Vec<Option<Location>> = files.iter().map(|f| f.label.clone()).collect();
     let groups = read_groups(files);
     let read = |at: usize, wait: bool| read_group(backends, &reader, files, groups.get(at).cloned(), wait);
-    let (labels, first) = tokio::join!(read_all(&reader, &label_locations), read(0, true));
-    let (mut labels, mut current) = (labels?, first?);
+    let mut current = read(0, true).await?;
     let mut outcomes: Vec<FileOutcome> = Vec::with_capacity(files.len());
     for (at, group) in groups.iter().enumerate() {
-        let (reserved, images) = match current.take() {
+        let GroupRead { reserved, images, labels } = match current.take() {
             Some(prefetched) => prefetched,
             None => read(at, true).await?.expect("a waiting read always reads"),
         };
         let mut copies = Vec::with_capacity(group.len() * 2);
-        for (i, image) in group.clone().zip(images) {
+        for ((i, image), label) in group.clone().zip(images).zip(labels) {
             let image = image.unwrap_or_else(|| Err("no image".into()));
-            outcomes.push(judge_file(&dataset.id, &rules, &files[i], image, labels[i].take(), &mut copies));
+            outcomes.push(judge_file(&dataset.id, &rules, &files[i], image, label, &mut copies));
         }
         // Copy before writing the documents, so a document never points at a missing file.
         // The next group is read meanwhile, if the memory budget has room for it right now:
@@ -162,11 +165,18 @@ pub async fn process_chunk(
     Ok(())
 }
 
-/// A read group's images, with the share of the memory budget they hold.
-type GroupRead = (OwnedSemaphorePermit, Vec<FileRead>);
+/// A read group's images and label files, with the share of the memory budget they hold.
+struct GroupRead {
+    reserved: OwnedSemaphorePermit,
+    images: Vec<FileRead>,
+    /// `None` for a file without a label, or with one too large to read.
+    labels: Vec<FileRead>,
+}
 
-/// Reads the images of `group` (none: nothing to read). Waits for the memory budget when
-/// `wait`; otherwise reads only if the budget has room now, and returns `None` if not.
+/// Reads the images and label files of `group` (none: nothing to read), together so that
+/// packed and zip members come in as few range requests as possible. Waits for the memory
+/// budget when `wait`; otherwise reads only if the budget has room now, and returns `None` if
+/// not.
 async fn read_group(
     backends: &Backends,
     reader: &MemberReader,
@@ -175,17 +185,22 @@ async fn read_group(
     wait: bool,
 ) -> Result<Option<GroupRead>, ChunkError> {
     let Some(group) = group else { return Ok(None) };
-    let bytes = files[group.clone()].iter().map(|f| f.size).sum();
+    let files = &files[group];
+    let bytes = files.iter().map(ChunkFile::bytes_read).sum();
     // Held until the group's copies are written: the process's deliveries together hold at
-    // most the budget's worth of images.
+    // most the budget's worth of files.
     let reserved = if wait {
         backends.chunk_memory.reserve(bytes).await
     } else {
         let Some(reserved) = backends.chunk_memory.try_reserve(bytes) else { return Ok(None) };
         reserved
     };
-    let locations: Vec<Option<Location>> = files[group].iter().map(|f| Some(f.image.clone())).collect();
-    Ok(Some((reserved, read_all(reader, &locations).await?)))
+    let images = files.iter().map(|f| Some(f.image.clone()));
+    let labels = files.iter().map(|f| f.label.clone().filter(|_| !f.label_too_large()));
+    let locations: Vec<Option<Location>> = images.chain(labels).collect();
+    let mut images = read_all(reader, &locations).await?;
+    let labels = images.split_off(files.len());
+    Ok(Some(GroupRead { reserved, images, labels }))
 }
 
 /// One file's bytes once read: `None` when there is no such file, `Some(Err(reason))` when it
@@ -197,12 +212,12 @@ fn read_groups(files: &[ChunkFile]) -> Vec<std::ops::Range<usize>> {
     let mut groups = Vec::new();
     let (mut start, mut bytes) = (0, 0u64);
     for (i, file) in files.iter().enumerate() {
-        let full = i > start && (bytes + file.size > READ_GROUP_BYTES || i - start >= READ_GROUP_FILES);
+        let full = i > start && (bytes + file.bytes_read() > READ_GROUP_BYTES || i - start >= READ_GROUP_FILES);
         if full {
             groups.push(start..i);
             (start, bytes) = (i, 0);
         }
-        bytes += file.size;
+        bytes += file.bytes_read();
     }
     if start < files.len() {
         groups.push(start..files.len());
@@ -313,6 +328,7 @@ fn judge_file(
     let valid_image = info.valid && issues.iter().all(|i| i.code != "image_unreadable");
 
     let (label_text, parsed) = match label {
+        None if file.label_too_large() => (None, label_too_large(format!("{} bytes, not read", file.label_size))),
         None => {
             (None, ParsedLabels { annotations: Vec::new(), issues: Vec::new(), corrupt: false, duplicates_removed: 0 })
         }

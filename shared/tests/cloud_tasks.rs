@@ -46,6 +46,7 @@ fn chunk() -> TaskBody {
         image: Location::Staged { key: format!("staging/{JOB}/train/{n}.jpg") },
         size: 1000,
         label: Some(Location::Staged { key: format!("staging/{JOB}/train/{n}.txt") }),
+        label_size: 20,
     };
     TaskBody::Chunk { job_id: JOB.into(), index: 3, files: vec![file("a"), file("b é")], redelivery: 0 }
 }
@@ -200,6 +201,7 @@ async fn a_task_over_the_size_limit_is_refused_before_the_call() {
         image: Location::Staged { key: format!("staging/{JOB}/train/images/{i:08}.jpg") },
         size: 100_000,
         label: Some(Location::Staged { key: format!("staging/{JOB}/train/labels/{i:08}.txt") }),
+        label_size: 20,
     };
     let big = TaskBody::Chunk { job_id: JOB.into(), index: 0, files: (0..10_000).map(file).collect(), redelivery: 0 };
     match queue.enqueue(&big).await {

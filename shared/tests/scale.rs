@@ -372,6 +372,33 @@ async fn a_name_repeated_in_an_archive_keeps_the_first_copy_and_is_reported() {
     assert_eq!(stats.annotations, generated.annotation_count() as u64);
 }
 
+/// A label file far over the 16 MiB limit is judged from its recorded size, never read: a
+/// 1 GiB (sparse) label in a folder source makes its image invalid with `label_too_large`, and
+/// every other image imports as usual.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_huge_label_file_is_judged_from_its_size_without_being_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backends, queue) = yds::inline::test_backends(dir.path()).await;
+    let src = dir.path().join("src");
+    let generated = testkit::generate(&src, &spec(12)).unwrap();
+    let victim = generated.images.iter().find(|i| i.valid && i.label_text.is_some()).unwrap();
+    let huge = std::fs::OpenOptions::new().write(true).truncate(true).open(generated.label_path(victim)).unwrap();
+    huge.set_len(1 << 30).unwrap();
+    drop(huge);
+
+    let job_id = import(&backends, &queue, &format!("file://{}/", src.display()), 5).await;
+    yds::inline::drain(&backends, &queue).await.unwrap();
+    let job = job(&backends, &job_id).await;
+    let stats = job.result.as_ref().unwrap().stats.clone();
+    assert_eq!(stats.images, generated.image_count() as u64);
+    assert_eq!(stats.invalid_images, 1, "only the image with the huge label: {:?}", job.errors);
+    let path = format!("{}/{}", victim.split, victim.file_name);
+    let image = backends.db.images.find_one(doc! {"dataset_id": &job.dataset_id, "path": &path}).await.unwrap();
+    let issue = &image.unwrap().issues[0];
+    assert_eq!(issue.code, "label_too_large");
+    assert!(issue.message.contains("1073741824 bytes, not read"), "{}", issue.message);
+}
+
 /// An archive may repeat one name any number of times: the member index refuses every repeat,
 /// and what the writer keeps of them stays a sample (and the entry numbers only when asked).
 #[tokio::test(flavor = "multi_thread")]

@@ -284,7 +284,7 @@ struct Pending {
     file_name: String,
 }
 
-/// Cuts images into chunks of at most `chunk_size` files and `chunk_max_bytes` image bytes,
+/// Cuts images into chunks of at most `chunk_size` files and `chunk_max_bytes` bytes of images and labels,
 /// numbering them in walk order (deterministic, so a retried plan rewrites the same chunks).
 pub(super) struct Cutter {
     backends: Backends,
@@ -302,7 +302,7 @@ pub(super) struct Cutter {
     writes: tokio::task::JoinSet<Result<(), PlanError>>,
 }
 
-/// A chunk being cut: its files, their image bytes, and the member ids of their label files.
+/// A chunk being cut: its files, the bytes they read, and the member ids of their label files.
 #[derive(Default)]
 pub(super) struct CutChunk {
     pub(super) files: Vec<ChunkFile>,
@@ -383,20 +383,20 @@ impl Cutter {
                     continue;
                 }
             }
-            let label = label_member.map(|m| (m.location.clone(), m.id.clone()));
-            if !chunk.files.is_empty() && chunk.bytes + member.size > self.chunk_max_bytes {
-                self.write_chunk(std::mem::take(&mut chunk)).await?;
-            }
-            chunk.bytes += member.size;
-            let (label, label_id) = label.unzip();
-            chunk.label_ids.extend(label_id);
-            chunk.files.push(ChunkFile {
+            let file = ChunkFile {
                 split: image.split,
                 file_name: image.file_name,
                 image: member.location.clone(),
                 size: member.size,
-                label,
-            });
+                label: label_member.map(|m| m.location.clone()),
+                label_size: label_member.map_or(0, |m| m.size),
+            };
+            if !chunk.files.is_empty() && chunk.bytes + file.bytes_read() > self.chunk_max_bytes {
+                self.write_chunk(std::mem::take(&mut chunk)).await?;
+            }
+            chunk.bytes += file.bytes_read();
+            chunk.label_ids.extend(label_member.map(|m| m.id.clone()));
+            chunk.files.push(file);
             if chunk.files.len() >= self.chunk_size {
                 self.write_chunk(std::mem::take(&mut chunk)).await?;
             }

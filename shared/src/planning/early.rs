@@ -415,6 +415,7 @@ impl EarlyCutter {
                 image: image.location.clone(),
                 size: image.size,
                 label: Some(label.location.clone()),
+                label_size: label.size,
             };
             self.push(Ready { file, label_id: label.id.clone() }).await?;
         }
@@ -424,7 +425,7 @@ impl EarlyCutter {
     /// Adds a ready image, cutting a chunk as the plan does: before the bytes limit would be
     /// passed, and when the file count is reached.
     async fn push(&mut self, ready: Ready) -> Result<(), PlanError> {
-        let size = ready.file.size;
+        let size = ready.file.bytes_read();
         if !self.state.ready.is_empty() && self.state.ready_bytes + size > self.cutter.chunk_max_bytes {
             self.cut().await?;
         }

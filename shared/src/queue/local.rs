@@ -382,6 +382,7 @@ mod tests {
             image: crate::members::Location::Staged { key: "temp/j/a.jpg".into() },
             size: 12,
             label: None,
+            label_size: 0,
         }];
         let chunk = TaskBody::Chunk { job_id: "j".into(), index: 7, files, redelivery: 0 };
         queue.enqueue(&chunk).await.unwrap();

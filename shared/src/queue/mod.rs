@@ -145,6 +145,7 @@ mod tests {
             image: Location::Packed { key: "temp/j/packs/0".into(), offset: 0, size: 10 },
             size: 10,
             label: Some(Location::Tree { source: 0, path: "labels/train/a.txt".into() }),
+            label_size: 42,
         };
         let bodies = [
             TaskBody::Plan { job_id: "j".into() },
