@@ -230,6 +230,7 @@ async fn start_once(install: &MongodInstall, data_dir: &Path, port: u16) -> anyh
     util::configure(&mut cmd);
     let child = util::spawn(cmd).await.with_context(|| format!("starting {}", install.bin.display()))?;
     let pid = child.id();
+    record_owner(data_dir);
     let mut process = Running { name: "mongod".into(), pid, child };
     let tails = || {
         format!(
@@ -280,7 +281,7 @@ async fn release_stale_lock(data_dir: &Path) -> anyhow::Result<()> {
             None => return Ok(()),
             Some(holder) => holder,
         };
-        if !is_exiting(&holder) || started.elapsed() > EXITING_HOLDER_WAIT {
+        if !is_exiting(&holder, recorded_owner(data_dir)) || started.elapsed() > EXITING_HOLDER_WAIT {
             bail!("another mongod (pid {holder}) is already using the data directory {}", data_dir.display());
         }
         if !waiting {
@@ -322,8 +323,29 @@ fn try_release_stale_lock(data_dir: &Path) -> anyhow::Result<Option<String>> {
 /// Whether the process `pid` is on its way out: gone or a zombie already (its other threads
 /// still closing its files), or orphaned, its parent gone (a stack's mongod gets SIGTERM from
 /// the kernel when the stack's process dies). A mongod whose owner still runs is not.
-fn is_exiting(pid: &str) -> bool {
+///
+/// Orphaned means adopted: by PID 1, or by whatever subreaper the session has (a desktop's
+/// `systemd --user`), which [`recorded_owner`] tells apart from the process that started it.
+fn is_exiting(pid: &str, owner: Option<u32>) -> bool {
     // Empty while a starting mongod has locked the file but not yet written its pid.
     let Ok(pid) = pid.parse::<u32>() else { return false };
-    util::process_status(pid).is_none_or(|status| status.has_exited() || status.ppid == 1)
+    util::process_status(pid)
+        .is_none_or(|status| status.has_exited() || status.ppid == 1 || owner.is_some_and(|owner| status.ppid != owner))
+}
+
+/// `<data_dir>/mongod.owner`: the pid of the process that started the data directory's mongod.
+fn owner_file(data_dir: &Path) -> PathBuf {
+    data_dir.join("mongod.owner")
+}
+
+/// Records this process as the owner of the mongod it just started (best effort: without the
+/// record, only an orphan adopted by PID 1 is recognised).
+fn record_owner(data_dir: &Path) {
+    if let Err(err) = fs::write(owner_file(data_dir), std::process::id().to_string()) {
+        tracing::warn!(error = %err, data_dir = %data_dir.display(), "could not record the mongod's owner");
+    }
+}
+
+fn recorded_owner(data_dir: &Path) -> Option<u32> {
+    fs::read_to_string(owner_file(data_dir)).ok()?.trim().parse().ok()
 }

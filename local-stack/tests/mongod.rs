@@ -182,3 +182,55 @@ fn fresh_install_lands_whole_and_executable() {
     let mode = std::fs::metadata(&second.bin).unwrap().permissions().mode();
     assert_eq!(mode & 0o111, 0o111, "{mode:o}");
 }
+
+/// Run only by the test below, in a child process: starts a mongod on the given data and
+/// waits to be killed.
+#[test]
+#[ignore = "helper of a_mongod_adopted_by_a_subreaper_is_waited_for, run in a child process"]
+fn mongod_owner_to_be_killed() {
+    let Ok(data) = std::env::var("YDS_TEST_MONGOD_OWNER_DATA") else { return };
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let m = Mongod::start(&install(), Path::new(&data)).await.unwrap();
+        println!("owner started mongod {}", m.pid());
+        std::future::pending::<()>().await;
+    });
+}
+
+/// The process that started a mongod is killed under a subreaper (a desktop session's
+/// `systemd --user`, some container inits): the subreaper, not PID 1, adopts the mongod, which
+/// shuts down on the kernel's SIGTERM. A start on the same data at once waits for it instead of
+/// refusing, as it does for a mongod adopted by PID 1. This test process is the subreaper.
+#[tokio::test]
+async fn a_mongod_adopted_by_a_subreaper_is_waited_for() {
+    use std::io::BufRead;
+    // SAFETY: sets a flag of this process only; its effect is that orphans of its descendants
+    // are adopted by it, which this test reaps.
+    assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }, 0);
+    let install = install();
+    let tmp = TempDir::new("adopted");
+    let data = tmp.0.join("db");
+    let mut owner = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "mongod_owner_to_be_killed", "--ignored", "--nocapture"])
+        .env("YDS_TEST_MONGOD_OWNER_DATA", &data)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(owner.stdout.take().unwrap()).lines();
+    let orphan: u32 = loop {
+        let line = lines.next().expect("the owner reports its mongod").unwrap();
+        if let Some(pid) = line.strip_prefix("owner started mongod ") {
+            break pid.trim().parse().unwrap();
+        }
+    };
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+    let adopted = local_stack::process_status(orphan).expect("the mongod outlives its owner for a moment");
+    assert_eq!(adopted.ppid, std::process::id(), "adopted by this subreaper, not by PID 1");
+
+    let m = Mongod::start(&install, &data).await.expect("waits for the adopted mongod to exit");
+    assert_ne!(m.pid(), orphan);
+    assert!(contains(&hello(m.port()).await, b"isWritablePrimary"));
+    // SAFETY: reaps the adopted process, a child of this one now; no other code waits for it.
+    unsafe { libc::waitpid(orphan as i32, std::ptr::null_mut(), 0) };
+    m.shutdown().await;
+}
