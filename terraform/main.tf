@@ -4,6 +4,7 @@
 #   client --x-api-key--> API Gateway --(gateway SA, run.invoker)--> import-trigger | list | images | status
 #   import-trigger, process-chunk --(cloudtasks.enqueuer, OIDC as the tasks invoker SA)--> queue
 #   queue --(tasks invoker SA, run.invoker; internal ingress)--> process-chunk --> bucket
+#   images --(storage.objectViewer on datasets/ only)--> bucket (image files)
 #
 # Every function runs as its own service account holding only what it needs (see the IAM
 # section below and modules/function for the secret grants).

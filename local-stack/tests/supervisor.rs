@@ -36,9 +36,9 @@ fn spec(name: &str, program: &Path) -> ProcessSpec {
     ProcessSpec { name: name.into(), program: program.into(), env: Vec::new(), port: free_port() }
 }
 
-/// True while the pid exists and is not a zombie.
+/// True while the pid exists and has not exited (not a zombie).
 fn alive(pid: u32) -> bool {
-    local_stack::process_status(pid).is_some_and(|status| status.state != 'Z')
+    local_stack::process_status(pid).is_some_and(|status| !status.has_exited())
 }
 
 /// True once the pid no longer exists at all (reaped).
