@@ -15,7 +15,7 @@
 //! but live pass costs work, never correctness.
 //!
 //! The watchdog is itself a task: the import schedules the first round, and each round
-//! schedules the next until the job ends. Every step is a conditional update or a deduplicated
+//! schedules the next until the job ends, then one last round to clear the scratch space. Every step is a conditional update or a deduplicated
 //! enqueue, so duplicate rounds are harmless.
 
 use std::time::Duration;
@@ -63,12 +63,14 @@ pub async fn schedule(queue: &dyn TaskQueue, lease: Duration, job_id: &str, roun
 }
 
 /// One round: recovers lost chunks, then schedules the next round unless the job ended. The
-/// first round after the end clears the job's scratch space and file index.
+/// first round after the end clears the job's scratch space and file index, and a last round
+/// a lease later clears it again.
 pub async fn watch(backends: &Backends, job_id: &str, round: u32) -> Result<(), WatchError> {
     let db = &backends.db;
     let Some(job) = jobs::find(db, job_id).await? else { return Ok(()) };
     if job.status.is_terminal() {
-        return clean_up(backends, job_id).await;
+        clean_up(backends, job_id).await?;
+        return schedule_last_clean_up(backends, job_id, round).await;
     }
     if job.planned {
         for chunk in lost_chunks(backends, job_id).await? {
@@ -121,6 +123,23 @@ async fn recover_planning(backends: &Backends, job: &JobDoc) -> Result<(), Watch
         let pass = job.index_cursor.map(|c| c.pass).unwrap_or(0);
         let body = TaskBody::ContinuePlan { job_id: job.id.clone(), pass, redelivery };
         backends.queue.enqueue(&body).await?;
+    }
+    Ok(())
+}
+
+/// After the first clean-up, one more round a lease later: a planning pass delivered twice
+/// may still be staging when the job ends and write scratch objects and member records after
+/// the first clean-up; no pass outlives a lease. Scheduled once (a conditional mark on the
+/// job), so the last round and duplicates of the first schedule nothing.
+async fn schedule_last_clean_up(backends: &Backends, job_id: &str, round: u32) -> Result<(), WatchError> {
+    let marked = backends
+        .db
+        .jobs
+        .update_one(doc! {"_id": job_id, "last_clean_up": {"$ne": true}}, doc! {"$set": {"last_clean_up": true}})
+        .await?;
+    if marked.modified_count == 1 {
+        let body = TaskBody::Watch { job_id: job_id.to_owned(), round: round + 1 };
+        backends.queue.enqueue_after(&body, backends.pacing.chunk_lease).await?;
     }
     Ok(())
 }

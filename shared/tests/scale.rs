@@ -399,6 +399,47 @@ async fn a_huge_label_file_is_judged_from_its_size_without_being_read() {
     assert!(issue.message.contains("1073741824 bytes, not read"), "{}", issue.message);
 }
 
+/// A planning pass delivered twice can still be staging when the job ends: what it writes
+/// after the first clean-up (here, an object put right after the first round that saw the job
+/// ended) is cleared by the watchdog's last round, a lease later; then no round follows.
+#[tokio::test(flavor = "multi_thread")]
+async fn scratch_written_after_the_first_clean_up_is_cleared_by_the_last_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut backends, queue) = yds::inline::test_backends(dir.path()).await;
+    backends.pacing.chunk_lease = Duration::from_millis(600);
+    testkit::generate(&dir.path().join("src"), &spec(8)).unwrap();
+    let archive = dir.path().join("d.tar.gz");
+    testkit::pack_tar_gz(&dir.path().join("src"), &archive).unwrap();
+    let job_id = import(&backends, &queue, &format!("file://{}", archive.display()), 4).await;
+    let late = format!("{}src/packs/late", yds::storage::keys::job_temp_prefix(&job_id));
+    let mut late_written = false;
+    // Rounds are due one lease / 3 apart (at least 1 s), the last one a lease after the end.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let tasks = queue.drain();
+        if tasks.is_empty() {
+            if late_written && backends.store.size(&late).await.unwrap().is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        for task in tasks {
+            let ended_round =
+                matches!(task, TaskBody::Watch { .. }) && job(&backends, &job_id).await.status.is_terminal();
+            yds::inline::deliver(&backends, &task, Delivery::default()).await.unwrap();
+            if ended_round && !late_written {
+                backends.store.put(&late, bytes::Bytes::from_static(b"late pack")).await.unwrap();
+                late_written = true;
+            }
+        }
+    }
+    assert!(late_written, "a watchdog round ran after the end");
+    assert_eq!(backends.store.size(&late).await.unwrap(), None, "the last round cleared it");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(queue.drain().is_empty(), "no round after the last");
+}
+
 /// An archive may repeat one name any number of times: the member index refuses every repeat,
 /// and what the writer keeps of them stays a sample (and the entry numbers only when asked).
 #[tokio::test(flavor = "multi_thread")]
