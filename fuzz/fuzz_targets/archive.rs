@@ -5,7 +5,7 @@
 use std::io::{Cursor, Read};
 
 use libfuzzer_sys::fuzz_target;
-use yds::archive::{sanitize_member_name, walk_tar, walk_zip, Limits};
+use yds_format::archive::{sanitize_member_name, walk_tar, walk_zip, Limits};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&kind, bytes)) = data.split_first() else {

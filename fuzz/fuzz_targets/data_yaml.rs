@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use yds::format::data_yaml::{parse_data_yaml, MAX_CLASSES};
+use yds_format::data_yaml::{parse_data_yaml, MAX_CLASSES};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

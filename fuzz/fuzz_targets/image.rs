@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use yds::format::image_file::{inspect_image, MIN_IMAGE_SIDE};
+use yds_format::image_file::{inspect_image, MIN_IMAGE_SIDE};
 
 fuzz_target!(|bytes: &[u8]| {
     let info = inspect_image(bytes, "f.jpg");

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use yds::format::labels::{infer_task, parse_label_file, row_token_counts, LabelRules, MAX_FILE_ISSUES};
-use yds::format::Task;
+use yds_format::labels::{infer_task, parse_label_file, row_token_counts, LabelRules, MAX_FILE_ISSUES};
+use yds_format::Task;
 
 fuzz_target!(|data: &[u8]| {
     let [task, classes, kpt, rest @ ..] = data else {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use yds::archive::{sanitize_member_name, RejectReason};
+use yds_format::archive::{sanitize_member_name, RejectReason};
 
 fuzz_target!(|raw: &[u8]| {
     match sanitize_member_name(raw) {

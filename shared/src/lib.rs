@@ -32,13 +32,13 @@
 //! - [`http`]: the edge — handler type, auth, problem+json, gzip, hyper and Lambda runtimes.
 
 pub mod api_keys;
-pub mod archive;
+pub use yds_format::archive;
 pub mod backends;
 pub mod config;
 pub mod coordinator;
 pub mod datasets;
 pub mod db;
-pub mod format;
+pub use yds_format as format;
 pub mod http;
 pub mod images;
 pub mod import;
@@ -54,5 +54,7 @@ pub mod rate_limit;
 pub mod reading;
 pub mod source;
 pub mod storage;
-pub mod validation;
+pub mod validation {
+    pub use yds_format::Issue;
+}
 pub mod watchdog;

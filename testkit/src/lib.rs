@@ -12,6 +12,8 @@
 //! - [`server`]: [`FileServer`], a loopback HTTP/1.1 server over a directory, with HEAD and
 //!   single byte-range requests, for imports from `http://` URLs.
 //! - [`fs`]: [`copy_dir`], to copy the read-only shared datasets into a writable temp dir.
+//! - [`env`]: what `cargo xtask test` provides: the test `mongod`'s URI, the tools folder, the
+//!   function binaries; and the real datasets beside the repository, when they are there.
 //! - [`bulk`]: [`write_bulk_archives`] writes one large synthetic dataset (up to millions of
 //!   images) straight into a `.tar.gz` and a `.zip`, without the tree, for benchmarks.
 //!
@@ -22,11 +24,13 @@ pub mod archive;
 pub mod bulk;
 pub mod dataset;
 mod encode;
+pub mod env;
 pub mod fs;
 pub mod server;
 
 pub use archive::{pack_tar, pack_tar_gz, pack_zip};
 pub use bulk::{write_bulk_archives, BulkSpec, BulkSummary, SizeMix};
 pub use dataset::{generate, DatasetSpec, Defects, ExpectedImage, GeneratedDataset, Layout};
+pub use env::{bin_dir, mongodb_uri, real_datasets, tools_dir};
 pub use fs::{copy_dir, files_under};
 pub use server::FileServer;

@@ -28,7 +28,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::validation::Issue;
+use crate::Issue;
 
 use super::{Annotation, Task};
 
@@ -1299,12 +1299,10 @@ mod tests {
 
     // ---- Real files ----------------------------------------------------------------------
 
-    const DATASETS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/datasets");
-
-    fn label_files(dir: &str) -> Vec<String> {
-        let dir = format!("{DATASETS}/{dir}");
+    fn label_files(datasets: &std::path::Path, dir: &str) -> Vec<String> {
+        let dir = datasets.join(dir);
         let mut files: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("reading {dir}: {e}"))
+            .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|e| e == "txt"))
             .map(|p| std::fs::read_to_string(p).unwrap())
@@ -1315,10 +1313,11 @@ mod tests {
 
     #[test]
     fn coco8_labels_are_valid_detect_labels() {
+        let Some(datasets) = testkit::real_datasets("coco8_labels_are_valid_detect_labels") else { return };
         let rules = rules(Task::Detect, 80);
         let mut total = 0;
         for dir in ["coco8/labels/train", "coco8/labels/val"] {
-            let files = label_files(dir);
+            let files = label_files(&datasets, dir);
             assert_eq!(files.len(), 4, "{dir}");
             for text in files {
                 assert_eq!(infer_task(row_token_counts(&text), None), Task::Detect);
@@ -1332,8 +1331,9 @@ mod tests {
 
     #[test]
     fn roboflow_labels_are_valid_detect_labels() {
+        let Some(datasets) = testkit::real_datasets("roboflow_labels_are_valid_detect_labels") else { return };
         let rules = LabelRules { task: Task::Detect, names: vec!["blackline".into()], kpt_shape: None };
-        let files = label_files("roboflow-blackline/train/labels");
+        let files = label_files(&datasets, "roboflow-blackline/train/labels");
         assert_eq!(files.len(), 21);
         for text in files {
             let parsed = parse(&text, &rules);

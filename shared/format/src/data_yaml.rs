@@ -66,7 +66,7 @@ pub struct SplitSpec {
 
 /// Why a dataset YAML cannot be used. Messages are shown to end users.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ConfigError {
+pub enum YamlError {
     #[error("the dataset YAML is {size} bytes; the limit is {limit} bytes")]
     TooLarge { size: usize, limit: usize },
     #[error("the dataset YAML is nested more than {limit} levels deep")]
@@ -120,15 +120,15 @@ pub enum ConfigError {
 }
 
 /// Parses a dataset YAML's text. Never executes or fetches anything (`download:` is ignored).
-pub fn parse_data_yaml(text: &str) -> Result<DatasetConfig, ConfigError> {
+pub fn parse_data_yaml(text: &str) -> Result<DatasetConfig, YamlError> {
     if text.len() > MAX_YAML_BYTES {
-        return Err(ConfigError::TooLarge { size: text.len(), limit: MAX_YAML_BYTES });
+        return Err(YamlError::TooLarge { size: text.len(), limit: MAX_YAML_BYTES });
     }
     let root = load(&strip_unprintable(text))?;
     let map = match root {
         Node::Map(map) => map,
-        Node::Null => return Err(ConfigError::Empty),
-        other => return Err(ConfigError::NotAMapping { found: other.describe() }),
+        Node::Null => return Err(YamlError::Empty),
+        other => return Err(YamlError::NotAMapping { found: other.describe() }),
     };
     let get = |key: &str| -> Option<&Node> {
         // A repeated key keeps its last value, as in PyYAML; a "None" string means null, as
@@ -143,7 +143,7 @@ pub fn parse_data_yaml(text: &str) -> Result<DatasetConfig, ConfigError> {
     let train = get("train").ok_or_else(|| missing_split("train"))?;
     let val = get("val").or_else(|| get("validation")).ok_or_else(|| missing_split("val"))?;
     for (name, node) in [("train", train), ("val", val)] {
-        let sources = split_sources(name, node)?.ok_or_else(|| ConfigError::EmptySplit { key: name.to_owned() })?;
+        let sources = split_sources(name, node)?.ok_or_else(|| YamlError::EmptySplit { key: name.to_owned() })?;
         splits.push(SplitSpec { name: name.to_owned(), sources });
     }
     for name in ["test", "minival"] {
@@ -166,11 +166,11 @@ pub fn parse_data_yaml(text: &str) -> Result<DatasetConfig, ConfigError> {
     };
     let task = match get("task") {
         None | Some(Node::Null) => None,
-        Some(Node::Str(s)) => Some(Task::parse(s).ok_or_else(|| ConfigError::InvalidTask { found: s.clone() })?),
-        Some(other) => return Err(ConfigError::InvalidTask { found: other.describe() }),
+        Some(Node::Str(s)) => Some(Task::parse(s).ok_or_else(|| YamlError::InvalidTask { found: s.clone() })?),
+        Some(other) => return Err(YamlError::InvalidTask { found: other.describe() }),
     };
     if task == Some(Task::Pose) && kpt_shape.is_none() {
-        return Err(ConfigError::MissingKptShape);
+        return Err(YamlError::MissingKptShape);
     }
     let path = match get("path") {
         Some(Node::Str(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
@@ -181,13 +181,13 @@ pub fn parse_data_yaml(text: &str) -> Result<DatasetConfig, ConfigError> {
     Ok(DatasetConfig { names, path, splits, kpt_shape, flip_idx, task })
 }
 
-fn missing_split(key: &str) -> ConfigError {
-    ConfigError::MissingSplit { key: key.to_owned() }
+fn missing_split(key: &str) -> YamlError {
+    YamlError::MissingSplit { key: key.to_owned() }
 }
 
 /// `None` when the split is absent (null, empty string, empty list).
-fn split_sources(key: &str, node: &Node) -> Result<Option<Vec<String>>, ConfigError> {
-    let invalid = |found: String| ConfigError::InvalidSplit { key: key.to_owned(), found };
+fn split_sources(key: &str, node: &Node) -> Result<Option<Vec<String>>, YamlError> {
+    let invalid = |found: String| YamlError::InvalidSplit { key: key.to_owned(), found };
     match node {
         Node::Null => Ok(None),
         Node::Str(s) if s.trim().is_empty() => Ok(None),
@@ -213,14 +213,14 @@ fn split_sources(key: &str, node: &Node) -> Result<Option<Vec<String>>, ConfigEr
     }
 }
 
-fn class_names(names: Option<&Node>, nc: Option<&Node>) -> Result<Vec<String>, ConfigError> {
+fn class_names(names: Option<&Node>, nc: Option<&Node>) -> Result<Vec<String>, YamlError> {
     let nc = match nc {
         None | Some(Node::Null) => None,
         Some(node) => Some(class_count(node)?),
     };
     let names = match names {
         None => None,
-        Some(Node::Null) => return Err(ConfigError::NoClasses),
+        Some(Node::Null) => return Err(YamlError::NoClasses),
         Some(Node::Seq(items)) => {
             let mut names = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
@@ -229,31 +229,31 @@ fn class_names(names: Option<&Node>, nc: Option<&Node>) -> Result<Vec<String>, C
             Some(names)
         }
         Some(Node::Map(entries)) => Some(names_from_map(entries)?),
-        Some(other) => return Err(ConfigError::InvalidNames { found: other.describe() }),
+        Some(other) => return Err(YamlError::InvalidNames { found: other.describe() }),
     };
     match (names, nc) {
-        (None, None) => Err(ConfigError::MissingNames),
+        (None, None) => Err(YamlError::MissingNames),
         (Some(names), nc) => {
             if let Some(nc) = nc {
                 if usize::try_from(nc).ok() != Some(names.len()) {
-                    return Err(ConfigError::NcMismatch { nc, names: names.len() });
+                    return Err(YamlError::NcMismatch { nc, names: names.len() });
                 }
             }
             if names.is_empty() {
-                return Err(ConfigError::NoClasses);
+                return Err(YamlError::NoClasses);
             }
             if names.len() > MAX_CLASSES {
-                return Err(ConfigError::TooManyClasses { count: names.len(), limit: MAX_CLASSES });
+                return Err(YamlError::TooManyClasses { count: names.len(), limit: MAX_CLASSES });
             }
             Ok(names)
         }
         (None, Some(nc)) => {
             if nc <= 0 {
-                return Err(ConfigError::NoClasses);
+                return Err(YamlError::NoClasses);
             }
             let count = usize::try_from(nc).unwrap_or(usize::MAX);
             if count > MAX_CLASSES {
-                return Err(ConfigError::TooManyClasses { count, limit: MAX_CLASSES });
+                return Err(YamlError::TooManyClasses { count, limit: MAX_CLASSES });
             }
             // Ultralytics' own placeholder names.
             Ok((0..count).map(|i| format!("class_{i}")).collect())
@@ -261,20 +261,20 @@ fn class_names(names: Option<&Node>, nc: Option<&Node>) -> Result<Vec<String>, C
     }
 }
 
-fn class_count(node: &Node) -> Result<i64, ConfigError> {
+fn class_count(node: &Node) -> Result<i64, YamlError> {
     match node {
         Node::Int(i) => Ok(*i),
         Node::Real(text) => match Yaml::Real(text.clone()).as_f64() {
             Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => Ok(f as i64),
-            _ => Err(ConfigError::InvalidNc { found: text.clone() }),
+            _ => Err(YamlError::InvalidNc { found: text.clone() }),
         },
-        other => Err(ConfigError::InvalidNc { found: other.describe() }),
+        other => Err(YamlError::InvalidNc { found: other.describe() }),
     }
 }
 
 /// A class name as Ultralytics makes it (`str(value)`): scalars become text, anything else is
 /// rejected.
-fn class_name(index: &str, node: &Node) -> Result<String, ConfigError> {
+fn class_name(index: &str, node: &Node) -> Result<String, YamlError> {
     match node {
         Node::Str(s) => Ok(s.clone()),
         Node::Int(i) => Ok(i.to_string()),
@@ -282,11 +282,11 @@ fn class_name(index: &str, node: &Node) -> Result<String, ConfigError> {
         Node::Bool(true) => Ok("True".to_owned()),
         Node::Bool(false) => Ok("False".to_owned()),
         Node::Null => Ok("None".to_owned()),
-        other => Err(ConfigError::InvalidClassName { index: index.to_owned(), found: other.describe() }),
+        other => Err(YamlError::InvalidClassName { index: index.to_owned(), found: other.describe() }),
     }
 }
 
-fn names_from_map(entries: &[(Node, Node)]) -> Result<Vec<String>, ConfigError> {
+fn names_from_map(entries: &[(Node, Node)]) -> Result<Vec<String>, YamlError> {
     let mut by_index: HashMap<i64, String> = HashMap::with_capacity(entries.len());
     for (key, value) in entries {
         let index = match key {
@@ -297,22 +297,22 @@ fn names_from_map(entries: &[(Node, Node)]) -> Result<Vec<String>, ConfigError> 
             }
             _ => None,
         };
-        let index = index.ok_or_else(|| ConfigError::InvalidNameKey { key: key.describe_key() })?;
+        let index = index.ok_or_else(|| YamlError::InvalidNameKey { key: key.describe_key() })?;
         let name = class_name(&index.to_string(), value)?;
         if by_index.insert(index, name).is_some() {
-            return Err(ConfigError::DuplicateNameKey { index });
+            return Err(YamlError::DuplicateNameKey { index });
         }
     }
     let count = by_index.len();
     if count > MAX_CLASSES {
-        return Err(ConfigError::TooManyClasses { count, limit: MAX_CLASSES });
+        return Err(YamlError::TooManyClasses { count, limit: MAX_CLASSES });
     }
     let mut names = Vec::with_capacity(count);
     for i in 0..count {
         match by_index.remove(&(i as i64)) {
             Some(name) => names.push(name),
             None => {
-                return Err(ConfigError::NameKeysNotContiguous {
+                return Err(YamlError::NameKeysNotContiguous {
                     count,
                     max_expected: count.saturating_sub(1),
                     missing: i,
@@ -323,8 +323,8 @@ fn names_from_map(entries: &[(Node, Node)]) -> Result<Vec<String>, ConfigError> 
     Ok(names)
 }
 
-fn kpt_shape(node: &Node) -> Result<(usize, usize), ConfigError> {
-    let invalid = || ConfigError::InvalidKptShape { found: node.describe_value() };
+fn kpt_shape(node: &Node) -> Result<(usize, usize), YamlError> {
+    let invalid = || YamlError::InvalidKptShape { found: node.describe_value() };
     let Node::Seq(items) = node else {
         return Err(invalid());
     };
@@ -336,8 +336,8 @@ fn kpt_shape(node: &Node) -> Result<(usize, usize), ConfigError> {
     }
 }
 
-fn flip_idx(node: &Node, kpt_shape: Option<(usize, usize)>) -> Result<Vec<usize>, ConfigError> {
-    let invalid = |problem: String| ConfigError::InvalidFlipIdx { problem };
+fn flip_idx(node: &Node, kpt_shape: Option<(usize, usize)>) -> Result<Vec<usize>, YamlError> {
+    let invalid = |problem: String| YamlError::InvalidFlipIdx { problem };
     let Node::Seq(items) = node else {
         return Err(invalid(format!("must be a list of keypoint indices, but it is {}", node.describe())));
     };
@@ -460,7 +460,7 @@ struct Open {
 }
 
 /// Builds the single document of `text` from the parser's events, enforcing the limits.
-fn load(text: &str) -> Result<Node, ConfigError> {
+fn load(text: &str) -> Result<Node, YamlError> {
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Open> = Vec::new();
     // Anchored nodes with their expanded size, for aliases.
@@ -469,14 +469,14 @@ fn load(text: &str) -> Result<Node, ConfigError> {
     let mut documents = 0usize;
     let mut root: Option<Node> = None;
     loop {
-        let (event, _) = parser.next_token().map_err(|e| ConfigError::InvalidYaml(e.to_string()))?;
+        let (event, _) = parser.next_token().map_err(|e| YamlError::InvalidYaml(e.to_string()))?;
         let finished = match event {
             Event::StreamEnd => break,
             Event::StreamStart | Event::Nothing | Event::DocumentEnd => continue,
             Event::DocumentStart => {
                 documents += 1;
                 if documents > 1 {
-                    return Err(ConfigError::MultipleDocuments);
+                    return Err(YamlError::MultipleDocuments);
                 }
                 anchors.clear();
                 continue;
@@ -490,10 +490,10 @@ fn load(text: &str) -> Result<Node, ConfigError> {
                 stack.push(Open { node, anchor, count_before: count, key: None });
                 count += 1;
                 if count > MAX_NODES {
-                    return Err(ConfigError::TooManyNodes { limit: MAX_NODES });
+                    return Err(YamlError::TooManyNodes { limit: MAX_NODES });
                 }
                 if stack.len() > MAX_DEPTH {
-                    return Err(ConfigError::TooDeep { limit: MAX_DEPTH });
+                    return Err(YamlError::TooDeep { limit: MAX_DEPTH });
                 }
                 continue;
             }
@@ -507,7 +507,7 @@ fn load(text: &str) -> Result<Node, ConfigError> {
             Event::Scalar(value, style, anchor, tag) => {
                 count += 1;
                 if count > MAX_NODES {
-                    return Err(ConfigError::TooManyNodes { limit: MAX_NODES });
+                    return Err(YamlError::TooManyNodes { limit: MAX_NODES });
                 }
                 let node = scalar(value, style, tag.as_ref());
                 if anchor > 0 {
@@ -519,7 +519,7 @@ fn load(text: &str) -> Result<Node, ConfigError> {
                 let (node, size) = anchors.get(&id).cloned().unwrap_or((Node::Null, 1));
                 count += size;
                 if count > MAX_NODES {
-                    return Err(ConfigError::TooManyNodes { limit: MAX_NODES });
+                    return Err(YamlError::TooManyNodes { limit: MAX_NODES });
                 }
                 node
             }
@@ -563,7 +563,7 @@ mod tests {
 
     const MINIMAL: &str = "train: images/train\nval: images/val\nnames: [cat, dog]\n";
 
-    fn err(text: &str) -> ConfigError {
+    fn err(text: &str) -> YamlError {
         parse_data_yaml(text).expect_err("expected the YAML to be rejected")
     }
 
@@ -592,13 +592,13 @@ mod tests {
     #[test]
     fn too_large_text_is_rejected_before_parsing() {
         let text = format!("{MINIMAL}#{}\n", "x".repeat(MAX_YAML_BYTES));
-        assert_eq!(err(&text), ConfigError::TooLarge { size: text.len(), limit: MAX_YAML_BYTES });
+        assert_eq!(err(&text), YamlError::TooLarge { size: text.len(), limit: MAX_YAML_BYTES });
     }
 
     #[test]
     fn deep_nesting_is_rejected() {
         let deep = format!("{MINIMAL}extra: {}{}\n", "[".repeat(70), "]".repeat(70));
-        assert_eq!(err(&deep), ConfigError::TooDeep { limit: MAX_DEPTH });
+        assert_eq!(err(&deep), YamlError::TooDeep { limit: MAX_DEPTH });
         // 63 levels under the top mapping is fine.
         let fine = format!("{MINIMAL}extra: {}{}\n", "[".repeat(63), "]".repeat(63));
         ok(&fine);
@@ -607,9 +607,9 @@ mod tests {
     #[test]
     fn very_deep_documents_fail_without_exhausting_the_stack() {
         let block = format!("{MINIMAL}extra:\n  {}1\n", "- ".repeat(20_000));
-        assert_eq!(err(&block), ConfigError::TooDeep { limit: MAX_DEPTH });
+        assert_eq!(err(&block), YamlError::TooDeep { limit: MAX_DEPTH });
         let flow = format!("{MINIMAL}extra: {}\n", "[".repeat(100_000));
-        assert!(matches!(err(&flow), ConfigError::TooDeep { .. } | ConfigError::InvalidYaml(_)));
+        assert!(matches!(err(&flow), YamlError::TooDeep { .. } | YamlError::InvalidYaml(_)));
     }
 
     #[test]
@@ -622,7 +622,7 @@ mod tests {
                 "a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"
             ));
         }
-        assert_eq!(err(&text), ConfigError::TooManyNodes { limit: MAX_NODES });
+        assert_eq!(err(&text), YamlError::TooManyNodes { limit: MAX_NODES });
     }
 
     #[test]
@@ -634,7 +634,7 @@ mod tests {
     #[test]
     fn invalid_yaml_is_rejected_with_the_parser_message() {
         match err("train: [unclosed\nval: x\n") {
-            ConfigError::InvalidYaml(message) => assert!(!message.is_empty()),
+            YamlError::InvalidYaml(message) => assert!(!message.is_empty()),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -647,26 +647,26 @@ mod tests {
 
     #[test]
     fn multiple_documents_are_rejected() {
-        assert_eq!(err(&format!("{MINIMAL}---\nfoo: 1\n")), ConfigError::MultipleDocuments);
+        assert_eq!(err(&format!("{MINIMAL}---\nfoo: 1\n")), YamlError::MultipleDocuments);
     }
 
     #[test]
     fn empty_and_non_mapping_documents_are_rejected() {
-        assert_eq!(err(""), ConfigError::Empty);
-        assert_eq!(err("# only a comment\n"), ConfigError::Empty);
-        assert_eq!(err("~\n"), ConfigError::Empty);
-        assert_eq!(err("- train\n- val\n"), ConfigError::NotAMapping { found: "a list".to_owned() });
-        assert!(matches!(err("just text"), ConfigError::NotAMapping { .. }));
+        assert_eq!(err(""), YamlError::Empty);
+        assert_eq!(err("# only a comment\n"), YamlError::Empty);
+        assert_eq!(err("~\n"), YamlError::Empty);
+        assert_eq!(err("- train\n- val\n"), YamlError::NotAMapping { found: "a list".to_owned() });
+        assert!(matches!(err("just text"), YamlError::NotAMapping { .. }));
     }
 
     #[test]
     fn train_and_val_are_required() {
-        assert_eq!(err("val: x\nnames: [a]\n"), ConfigError::MissingSplit { key: "train".to_owned() });
-        assert_eq!(err("train: x\nnames: [a]\n"), ConfigError::MissingSplit { key: "val".to_owned() });
-        assert_eq!(err("train:\nval: x\nnames: [a]\n"), ConfigError::EmptySplit { key: "train".to_owned() });
-        assert_eq!(err("train: x\nval: ''\nnames: [a]\n"), ConfigError::EmptySplit { key: "val".to_owned() });
-        assert_eq!(err("train: x\nval: []\nnames: [a]\n"), ConfigError::EmptySplit { key: "val".to_owned() });
-        assert_eq!(err("train: None\nval: x\nnames: [a]\n"), ConfigError::EmptySplit { key: "train".to_owned() });
+        assert_eq!(err("val: x\nnames: [a]\n"), YamlError::MissingSplit { key: "train".to_owned() });
+        assert_eq!(err("train: x\nnames: [a]\n"), YamlError::MissingSplit { key: "val".to_owned() });
+        assert_eq!(err("train:\nval: x\nnames: [a]\n"), YamlError::EmptySplit { key: "train".to_owned() });
+        assert_eq!(err("train: x\nval: ''\nnames: [a]\n"), YamlError::EmptySplit { key: "val".to_owned() });
+        assert_eq!(err("train: x\nval: []\nnames: [a]\n"), YamlError::EmptySplit { key: "val".to_owned() });
+        assert_eq!(err("train: None\nval: x\nnames: [a]\n"), YamlError::EmptySplit { key: "train".to_owned() });
     }
 
     #[test]
@@ -701,55 +701,55 @@ mod tests {
     fn split_values_of_the_wrong_type_are_rejected() {
         assert!(matches!(
             err("train: 2017\nval: x\nnames: [a]\n"),
-            ConfigError::InvalidSplit { key, .. } if key == "train"
+            YamlError::InvalidSplit { key, .. } if key == "train"
         ));
         assert!(matches!(
             err("train: {a: b}\nval: x\nnames: [a]\n"),
-            ConfigError::InvalidSplit { key, .. } if key == "train"
+            YamlError::InvalidSplit { key, .. } if key == "train"
         ));
         assert!(matches!(
             err("train: x\nval: [a, 3]\nnames: [a]\n"),
-            ConfigError::InvalidSplit { key, .. } if key == "val"
+            YamlError::InvalidSplit { key, .. } if key == "val"
         ));
         assert!(matches!(
             err("train: x\nval: [a, '']\nnames: [a]\n"),
-            ConfigError::InvalidSplit { key, .. } if key == "val"
+            YamlError::InvalidSplit { key, .. } if key == "val"
         ));
         assert!(matches!(
             err(&format!("{MINIMAL}test: true\n")),
-            ConfigError::InvalidSplit { key, .. } if key == "test"
+            YamlError::InvalidSplit { key, .. } if key == "test"
         ));
     }
 
     #[test]
     fn names_or_nc_is_required() {
         // A classification config: folders only, no names.
-        assert_eq!(err("path: mnist\ntrain: train\nval: val\n"), ConfigError::MissingNames);
+        assert_eq!(err("path: mnist\ntrain: train\nval: val\n"), YamlError::MissingNames);
     }
 
     #[test]
     fn nc_alone_makes_placeholder_names() {
         let config = ok("train: a\nval: b\nnc: 3\n");
         assert_eq!(config.names, vec!["class_0", "class_1", "class_2"]);
-        assert_eq!(err("train: a\nval: b\nnc: 0\n"), ConfigError::NoClasses);
-        assert_eq!(err("train: a\nval: b\nnc: -2\n"), ConfigError::NoClasses);
+        assert_eq!(err("train: a\nval: b\nnc: 0\n"), YamlError::NoClasses);
+        assert_eq!(err("train: a\nval: b\nnc: -2\n"), YamlError::NoClasses);
         assert_eq!(
             err("train: a\nval: b\nnc: 100000000000\n"),
-            ConfigError::TooManyClasses { count: 100_000_000_000, limit: MAX_CLASSES }
+            YamlError::TooManyClasses { count: 100_000_000_000, limit: MAX_CLASSES }
         );
         assert_eq!(
             err("train: a\nval: b\nnc: three\n"),
-            ConfigError::InvalidNc { found: "the text \"three\"".to_owned() }
+            YamlError::InvalidNc { found: "the text \"three\"".to_owned() }
         );
-        assert_eq!(err("train: a\nval: b\nnc: 2.5\n"), ConfigError::InvalidNc { found: "2.5".to_owned() });
+        assert_eq!(err("train: a\nval: b\nnc: 2.5\n"), YamlError::InvalidNc { found: "2.5".to_owned() });
         assert_eq!(ok("train: a\nval: b\nnc: 2.0\n").names.len(), 2);
     }
 
     #[test]
     fn nc_must_match_names() {
         assert_eq!(ok(&format!("{MINIMAL}nc: 2\n")).names.len(), 2);
-        assert_eq!(err(&format!("{MINIMAL}nc: 3\n")), ConfigError::NcMismatch { nc: 3, names: 2 });
-        assert_eq!(err(&format!("{MINIMAL}nc: -1\n")), ConfigError::NcMismatch { nc: -1, names: 2 });
+        assert_eq!(err(&format!("{MINIMAL}nc: 3\n")), YamlError::NcMismatch { nc: 3, names: 2 });
+        assert_eq!(err(&format!("{MINIMAL}nc: -1\n")), YamlError::NcMismatch { nc: -1, names: 2 });
         // A null nc is ignored.
         assert_eq!(ok(&format!("{MINIMAL}nc:\n")).names.len(), 2);
     }
@@ -762,23 +762,20 @@ mod tests {
         assert_eq!(config.names, vec!["cat", "dog"]);
         assert_eq!(
             err("train: a\nval: b\nnames: {0: cat, 2: dog}\n"),
-            ConfigError::NameKeysNotContiguous { count: 2, max_expected: 1, missing: 1 }
+            YamlError::NameKeysNotContiguous { count: 2, max_expected: 1, missing: 1 }
         );
         assert_eq!(
             err("train: a\nval: b\nnames: {1: cat, 2: dog}\n"),
-            ConfigError::NameKeysNotContiguous { count: 2, max_expected: 1, missing: 0 }
+            YamlError::NameKeysNotContiguous { count: 2, max_expected: 1, missing: 0 }
         );
         assert_eq!(
             err("train: a\nval: b\nnames: {-1: cat, 0: dog}\n"),
-            ConfigError::NameKeysNotContiguous { count: 2, max_expected: 1, missing: 1 }
+            YamlError::NameKeysNotContiguous { count: 2, max_expected: 1, missing: 1 }
         );
-        assert_eq!(err("train: a\nval: b\nnames: {0: cat, '0': dog}\n"), ConfigError::DuplicateNameKey { index: 0 });
-        assert_eq!(
-            err("train: a\nval: b\nnames: {cat: 0}\n"),
-            ConfigError::InvalidNameKey { key: "\"cat\"".to_owned() }
-        );
-        assert_eq!(err("train: a\nval: b\nnames: {0.5: cat}\n"), ConfigError::InvalidNameKey { key: "0.5".to_owned() });
-        assert_eq!(err("train: a\nval: b\nnames: {}\n"), ConfigError::NoClasses);
+        assert_eq!(err("train: a\nval: b\nnames: {0: cat, '0': dog}\n"), YamlError::DuplicateNameKey { index: 0 });
+        assert_eq!(err("train: a\nval: b\nnames: {cat: 0}\n"), YamlError::InvalidNameKey { key: "\"cat\"".to_owned() });
+        assert_eq!(err("train: a\nval: b\nnames: {0.5: cat}\n"), YamlError::InvalidNameKey { key: "0.5".to_owned() });
+        assert_eq!(err("train: a\nval: b\nnames: {}\n"), YamlError::NoClasses);
     }
 
     #[test]
@@ -787,21 +784,21 @@ mod tests {
         assert_eq!(config.names, vec!["7", "1.5", "True", "None", "x y"]);
         assert!(matches!(
             err("train: a\nval: b\nnames: [[a]]\n"),
-            ConfigError::InvalidClassName { index, .. } if index == "0"
+            YamlError::InvalidClassName { index, .. } if index == "0"
         ));
         assert!(matches!(
             err("train: a\nval: b\nnames: {0: {a: b}}\n"),
-            ConfigError::InvalidClassName { index, .. } if index == "0"
+            YamlError::InvalidClassName { index, .. } if index == "0"
         ));
     }
 
     #[test]
     fn names_of_the_wrong_shape_are_rejected() {
-        assert_eq!(err("train: a\nval: b\nnames: []\n"), ConfigError::NoClasses);
-        assert_eq!(err("train: a\nval: b\nnames:\n"), ConfigError::NoClasses);
+        assert_eq!(err("train: a\nval: b\nnames: []\n"), YamlError::NoClasses);
+        assert_eq!(err("train: a\nval: b\nnames:\n"), YamlError::NoClasses);
         assert_eq!(
             err("train: a\nval: b\nnames: cat\n"),
-            ConfigError::InvalidNames { found: "the text \"cat\"".to_owned() }
+            YamlError::InvalidNames { found: "the text \"cat\"".to_owned() }
         );
     }
 
@@ -812,10 +809,7 @@ mod tests {
         assert_eq!(ok(&format!("{MINIMAL}kpt_shape: [4, 2]\n")).kpt_shape, Some((4, 2)));
         assert_eq!(ok(&format!("{MINIMAL}kpt_shape:\n")).kpt_shape, None);
         for bad in ["[0, 3]", "[17, 4]", "[17, 1]", "[17]", "[17, 3, 1]", "17", "[-1, 2]", "[a, 3]"] {
-            assert!(
-                matches!(err(&format!("{MINIMAL}kpt_shape: {bad}\n")), ConfigError::InvalidKptShape { .. }),
-                "{bad}"
-            );
+            assert!(matches!(err(&format!("{MINIMAL}kpt_shape: {bad}\n")), YamlError::InvalidKptShape { .. }), "{bad}");
         }
         assert_eq!(
             err(&format!("{MINIMAL}kpt_shape: [0, 3]\n")).to_string(),
@@ -829,17 +823,17 @@ mod tests {
         assert_eq!(config.flip_idx, Some(vec![0, 2, 1]));
         assert!(matches!(
             err(&format!("{MINIMAL}kpt_shape: [3, 2]\nflip_idx: [0, 1]\n")),
-            ConfigError::InvalidFlipIdx { problem } if problem.contains("has 2 entries")
+            YamlError::InvalidFlipIdx { problem } if problem.contains("has 2 entries")
         ));
         assert!(matches!(
             err(&format!("{MINIMAL}kpt_shape: [3, 2]\nflip_idx: [0, 1, 3]\n")),
-            ConfigError::InvalidFlipIdx { problem } if problem.contains("keypoint 3")
+            YamlError::InvalidFlipIdx { problem } if problem.contains("keypoint 3")
         ));
         assert!(matches!(
             err(&format!("{MINIMAL}kpt_shape: [2, 2]\nflip_idx: [0, x]\n")),
-            ConfigError::InvalidFlipIdx { .. }
+            YamlError::InvalidFlipIdx { .. }
         ));
-        assert!(matches!(err(&format!("{MINIMAL}flip_idx: 3\n")), ConfigError::InvalidFlipIdx { .. }));
+        assert!(matches!(err(&format!("{MINIMAL}flip_idx: 3\n")), YamlError::InvalidFlipIdx { .. }));
         // Without kpt_shape only the type is checked.
         assert_eq!(ok(&format!("{MINIMAL}flip_idx: [1, 0]\n")).flip_idx, Some(vec![1, 0]));
     }
@@ -849,11 +843,8 @@ mod tests {
         assert_eq!(ok(&format!("{MINIMAL}task: segment\n")).task, Some(Task::Segment));
         assert_eq!(ok(&format!("{MINIMAL}task: OBB\n")).task, Some(Task::Obb));
         assert_eq!(ok(&format!("{MINIMAL}task:\n")).task, None);
-        assert_eq!(
-            err(&format!("{MINIMAL}task: classify\n")),
-            ConfigError::InvalidTask { found: "classify".to_owned() }
-        );
-        assert_eq!(err(&format!("{MINIMAL}task: pose\n")), ConfigError::MissingKptShape);
+        assert_eq!(err(&format!("{MINIMAL}task: classify\n")), YamlError::InvalidTask { found: "classify".to_owned() });
+        assert_eq!(err(&format!("{MINIMAL}task: pose\n")), YamlError::MissingKptShape);
         let config = ok(&format!("{MINIMAL}task: pose\nkpt_shape: [5, 3]\n"));
         assert_eq!(config.task, Some(Task::Pose));
     }
@@ -914,23 +905,22 @@ mod tests {
 
     // ---- Real files ----------------------------------------------------------------------
 
-    const DATASETS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/datasets");
-
-    fn read(relative: &str) -> String {
-        let path = format!("{DATASETS}/{relative}");
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
+    fn read(datasets: &std::path::Path, relative: &str) -> String {
+        let path = datasets.join(relative);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
     }
 
     #[test]
     fn every_ultralytics_yaml_parses_or_fails_clearly() {
-        let dir = format!("{DATASETS}/ultralytics-yamls");
+        let Some(datasets) = testkit::real_datasets("every_ultralytics_yaml_parses_or_fails_clearly") else { return };
+        let dir = datasets.join("ultralytics-yamls");
         let mut entries: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("reading {dir}: {e}"))
+            .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
             .collect();
         entries.sort();
-        assert!(entries.len() >= 50, "expected the Ultralytics YAMLs in {dir}");
+        assert!(entries.len() >= 50, "expected the Ultralytics YAMLs in {}", dir.display());
         for path in entries {
             let text = std::fs::read_to_string(&path).unwrap();
             match parse_data_yaml(&text) {
@@ -947,7 +937,8 @@ mod tests {
 
     #[test]
     fn known_ultralytics_configs() {
-        let yaml = |name: &str| parse_data_yaml(&read(&format!("ultralytics-yamls/{name}")));
+        let Some(datasets) = testkit::real_datasets("known_ultralytics_configs") else { return };
+        let yaml = |name: &str| parse_data_yaml(&read(&datasets, &format!("ultralytics-yamls/{name}")));
 
         let coco8 = yaml("coco8.yaml").unwrap();
         assert_eq!(coco8.names.len(), 80);
@@ -988,12 +979,14 @@ mod tests {
             "path: ../datasets/mnist160\ntrain: train\nval: val\ntest: test\n",
             "path: imagenet10\ntrain: train\nval: val\ndownload: https://example.invalid/imagenet10.zip\n",
         ] {
-            assert_eq!(err(text), ConfigError::MissingNames);
+            assert_eq!(err(text), YamlError::MissingNames);
         }
     }
 
     #[test]
     fn sample_dataset_configs() {
+        let Some(datasets) = testkit::real_datasets("sample_dataset_configs") else { return };
+        let read = |relative: &str| read(&datasets, relative);
         let coco8 = parse_data_yaml(&read("coco8/data.yaml")).unwrap();
         assert_eq!(coco8.names.len(), 80);
         assert_eq!(coco8.path, None);

@@ -11,7 +11,7 @@ use zip::result::ZipError;
 use zip::unstable::read::ZipIterable;
 use zip::{CompressionMethod, ZipReadOptions};
 
-use super::walker::{too_many_members, MemberReader, Source, Trip, Walker};
+use super::walker::{too_many_members, CallerInput, MemberData, Trip, Walker};
 use super::{ArchiveError, Limits, OnFile, RejectReason, Walk};
 
 const S_IFMT: u32 = 0o170_000;
@@ -36,7 +36,7 @@ pub fn walk_zip<R: Read + Seek>(reader: R, limits: &Limits, on_file: OnFile<'_>)
             continue;
         };
         let mut file = entry.with_reader(files.reader_mut(), ZipReadOptions::new()).map_err(|e| zip_error(&trip, e))?;
-        let mut member = MemberReader::new(&mut file, &name, size, &trip);
+        let mut member = MemberData::new(&mut file, &name, size, &trip);
         walker.deliver(&name, size, &mut member, on_file)?;
     }
     Ok(walker.walk)
@@ -150,10 +150,10 @@ fn admit_entry(
 }
 
 /// Opens the central directory (its end record) and checks the member count.
-fn open<R: Read + Seek>(reader: R, limits: &Limits) -> Result<(Trip, ZipIterable<Source<R>>), ArchiveError> {
+fn open<R: Read + Seek>(reader: R, limits: &Limits) -> Result<(Trip, ZipIterable<CallerInput<R>>), ArchiveError> {
     let trip = Trip::default();
-    let source = Source { inner: reader, trip: trip.clone() };
-    let archive = ZipIterable::try_new(source, Config::default()).map_err(|e| zip_error(&trip, e))?;
+    let input = CallerInput { inner: reader, trip: trip.clone() };
+    let archive = ZipIterable::try_new(input, Config::default()).map_err(|e| zip_error(&trip, e))?;
     if archive.len() as u64 > limits.max_members {
         return Err(too_many_members(limits));
     }

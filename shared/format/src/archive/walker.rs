@@ -48,12 +48,12 @@ fn copy_io_error(error: &io::Error) -> io::Error {
 }
 
 /// The caller's reader; remembers that a failure came from it rather than from a parser.
-pub(super) struct Source<R> {
+pub(super) struct CallerInput<R> {
     pub(super) inner: R,
     pub(super) trip: Trip,
 }
 
-impl<R> Source<R> {
+impl<R> CallerInput<R> {
     fn note<T>(&self, result: io::Result<T>) -> io::Result<T> {
         if let Err(error) = &result {
             if error.kind() != io::ErrorKind::Interrupted {
@@ -64,14 +64,14 @@ impl<R> Source<R> {
     }
 }
 
-impl<R: Read> Read for Source<R> {
+impl<R: Read> Read for CallerInput<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let result = self.inner.read(buf);
         self.note(result)
     }
 }
 
-impl<R: Seek> Seek for Source<R> {
+impl<R: Seek> Seek for CallerInput<R> {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
         let result = self.inner.seek(pos);
         self.note(result)
@@ -80,7 +80,7 @@ impl<R: Seek> Seek for Source<R> {
 
 /// The reader handed to the callback: yields exactly the declared size, fails when the data
 /// is shorter or longer, and keeps the first failure so the walk can report its real cause.
-pub(super) struct MemberReader<'a> {
+pub(super) struct MemberData<'a> {
     inner: &'a mut dyn Read,
     label: &'a str,
     declared: u64,
@@ -89,7 +89,7 @@ pub(super) struct MemberReader<'a> {
     failure: Option<io::Error>,
 }
 
-impl<'a> MemberReader<'a> {
+impl<'a> MemberData<'a> {
     pub(super) fn new(inner: &'a mut dyn Read, label: &'a str, declared: u64, trip: &'a Trip) -> Self {
         Self { inner, label, declared, done: 0, trip, failure: None }
     }
@@ -119,7 +119,7 @@ impl<'a> MemberReader<'a> {
     }
 }
 
-impl Read for MemberReader<'_> {
+impl Read for MemberData<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if let Some(failure) = &self.failure {
             return Err(copy_io_error(failure));
@@ -239,7 +239,7 @@ impl<'a> Walker<'a> {
         &mut self,
         name: &str,
         size: u64,
-        member: &mut MemberReader<'_>,
+        member: &mut MemberData<'_>,
         on_file: OnFile<'_>,
     ) -> Result<(), ArchiveError> {
         let result = on_file(name, size, member);

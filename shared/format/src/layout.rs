@@ -12,7 +12,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::hash::{BuildHasher, RandomState};
 
-use crate::validation::Issue;
+use crate::Issue;
 
 use super::data_yaml::{DatasetConfig, SplitSpec};
 
@@ -467,7 +467,7 @@ fn display(path: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::data_yaml::parse_data_yaml;
+    use crate::data_yaml::parse_data_yaml;
 
     fn files_under(tree: &MemoryTree, dir: &str) -> Vec<String> {
         let mut files = Vec::new();
@@ -760,9 +760,7 @@ mod tests {
 
     // ---- Real files ----------------------------------------------------------------------
 
-    const DATASETS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/datasets");
-
-    fn disk_tree(dir: &str) -> MemoryTree {
+    fn disk_tree(datasets: &std::path::Path, dir: &str) -> MemoryTree {
         fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
             for entry in std::fs::read_dir(dir).unwrap() {
                 let path = entry.unwrap().path();
@@ -774,24 +772,25 @@ mod tests {
                 }
             }
         }
-        let root = std::path::PathBuf::from(format!("{DATASETS}/{dir}"));
+        let root = datasets.join(dir);
         let mut out = Vec::new();
         walk(&root, &root, &mut out);
         MemoryTree::new(out)
     }
 
-    fn read_config(tree_path: &str) -> DatasetConfig {
-        let text = std::fs::read_to_string(format!("{DATASETS}/{tree_path}")).unwrap();
+    fn read_config(datasets: &std::path::Path, tree_path: &str) -> DatasetConfig {
+        let text = std::fs::read_to_string(datasets.join(tree_path)).unwrap();
         parse_data_yaml(&text).unwrap()
     }
 
     #[test]
     fn coco8_resolves_like_ultralytics() {
-        let t = disk_tree("coco8");
+        let Some(datasets) = testkit::real_datasets("coco8_resolves_like_ultralytics") else { return };
+        let t = disk_tree(&datasets, "coco8");
         let paths: Vec<String> = t.paths().map(str::to_owned).collect();
         let yaml = find_config(&paths).unwrap();
         assert_eq!(yaml, "coco8/data.yaml");
-        let config = read_config(&yaml);
+        let config = read_config(&datasets, &yaml);
         let base = resolve_base(&config, &yaml, &t);
         assert_eq!(base, "coco8");
         let train = resolve_split(&config.splits[0], &base, &t, &mut no_lists);
@@ -807,8 +806,9 @@ mod tests {
 
     #[test]
     fn roboflow_export_resolves_with_its_original_yaml() {
-        let t = disk_tree("roboflow-blackline");
-        let config = read_config("roboflow-blackline/data.yaml.orig");
+        let Some(datasets) = testkit::real_datasets("roboflow_export_resolves_with_its_original_yaml") else { return };
+        let t = disk_tree(&datasets, "roboflow-blackline");
+        let config = read_config(&datasets, "roboflow-blackline/data.yaml.orig");
         let yaml = "roboflow-blackline/data.yaml";
         let base = resolve_base(&config, yaml, &t);
         assert_eq!(base, "roboflow-blackline", "the absolute `path:` is ignored");

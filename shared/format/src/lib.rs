@@ -1,18 +1,28 @@
-//! The YOLO dataset format, as Ultralytics reads it.
+//! `yds-format`: the YOLO dataset format as Ultralytics reads it, and the archives it comes in.
+//! The bottom layer: it parses and judges bytes, text and paths, and never touches storage, the
+//! database or the network (no tokio here), so every rule is testable with plain strings and
+//! fuzzed on its own (`fuzz/`).
+//!
+//! # Layout
 //!
 //! - [`data_yaml`]: the dataset configuration (`names`, splits, `kpt_shape`, ...).
-//! - [`image_file`]: what an image file is (format, size after EXIF orientation, integrity).
 //! - [`layout`]: which files are images, where an image's label file lives, how a split's
 //!   sources (directory, list of directories, `.txt` list file) resolve to image paths.
-//! - [`labels`]: label lines for the four tasks (detect, segment, pose, OBB).
-//!
-//! This module only parses and judges text and paths; it never touches storage or the network,
-//! so every rule is testable with plain strings.
+//! - [`labels`]: label files and lines for the four tasks (detect, segment, pose, OBB).
+//! - [`image_file`]: what an image file is (format, size after EXIF orientation, integrity).
+//! - [`issue`]: an [`Issue`], a finding about one image or its label file, with a stable code.
+//! - [`archive`]: zip, tar and tar.gz members one at a time, refusing hostile ones.
 
+#![forbid(unsafe_code)]
+
+pub mod archive;
 pub mod data_yaml;
 pub mod image_file;
+pub mod issue;
 pub mod labels;
 pub mod layout;
+
+pub use issue::Issue;
 
 use serde::{Deserialize, Serialize};
 

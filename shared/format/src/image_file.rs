@@ -22,7 +22,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::validation::Issue;
+use crate::Issue;
 
 /// Smallest side, in pixels, the trainer accepts (`shape > 9`).
 pub const MIN_IMAGE_SIDE: u32 = 10;

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use flate2::bufread::GzDecoder;
 use tar::EntryType;
 
-use super::walker::{display_name, human_bytes, MemberReader, Source, Trip, Walker};
+use super::walker::{display_name, human_bytes, CallerInput, MemberData, Trip, Walker};
 use super::{ArchiveError, Limits, OnFile, RejectReason, Walk};
 
 /// Most bytes the tar stream may yield between two members: padding, headers, GNU long names
@@ -42,8 +42,8 @@ pub type OnFileAt<'a> = &'a mut dyn FnMut(&str, u64, &mut dyn Read, Option<u64>)
 /// plain tar can be read again from exactly that member by seeking there.
 pub fn walk_tar_at<R: Read>(reader: R, gz: bool, limits: &Limits, on_file: OnFileAt<'_>) -> Result<Walk, ArchiveError> {
     let trip = Trip::default();
-    let source = Source { inner: reader, trip: trip.clone() };
-    let buffered = BufReader::with_capacity(256 << 10, source);
+    let input = CallerInput { inner: reader, trip: trip.clone() };
+    let buffered = BufReader::with_capacity(256 << 10, input);
     if gz {
         let members = GzMembers::Member(GzDecoder::new(buffered));
         walk_stream(members, true, limits, on_file, trip)
@@ -131,7 +131,7 @@ fn walk_stream<S: Read>(
             }
             unread = 0;
             let label = admitted.clone().unwrap_or_else(|| display_name(&raw));
-            let mut member = MemberReader::new(&mut entry, &label, size, &trip);
+            let mut member = MemberData::new(&mut entry, &label, size, &trip);
             if let Some(name) = &admitted {
                 walker.deliver(name, size, &mut member, &mut |n, s, r| on_file(n, s, r, Some(start)))?;
             }
