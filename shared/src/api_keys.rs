@@ -96,7 +96,9 @@ pub struct KeyLookup {
 impl From<ApiKeys> for KeyLookup {
     /// Only the configured keys (tests, or a deployment without stored keys).
     fn from(keys: ApiKeys) -> Self {
-        Self { configured: keys.into_hashes(), db: None, cache: Arc::default() }
+        // Kept hashed, as stored keys are: the clear key lives only in the environment.
+        let configured = keys.entries().map(|(key, tenant)| (hash(key), tenant.to_owned())).collect();
+        Self { configured, db: None, cache: Arc::default() }
     }
 }
 

@@ -34,7 +34,7 @@
 pub mod api_keys;
 pub use yds_format::archive;
 pub mod backends;
-pub mod config;
+pub use yds_config as config;
 pub mod coordinator;
 pub mod datasets;
 pub mod db;

@@ -31,6 +31,15 @@ impl Cursors {
         Self { key: hmac::Key::new(hmac::HMAC_SHA256, secret) }
     }
 
+    /// The signer of the public functions: the configured `YDS_CURSOR_SECRET`, or without one
+    /// (local mode only) a random key, and cursors then live as long as the process.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        match &config.cursor_secret {
+            Some(secret) => Self::new(secret.as_bytes()),
+            None => Self::new(uuid::Uuid::new_v4().as_bytes()),
+        }
+    }
+
     /// What the tag covers: the scope, then the payload (callers Debug-quote the parts of a
     /// scope, so no newline inside one can shift a boundary).
     fn signed_text(scope: &str, payload: &str) -> String {

@@ -13,7 +13,10 @@ async fn main() -> anyhow::Result<()> {
         max_body_bytes: PUBLIC_MAX_BODY,
     };
     let store = yds::backends::object_store(&config).await?;
-    server::run(Service::new(images::ImagesApi::new(db, config.cursors(), store), options), config.port)
-        .await
-        .map_err(|e| anyhow::anyhow!(e))
+    server::run(
+        Service::new(images::ImagesApi::new(db, yds::pagination::Cursors::from_config(&config), store), options),
+        config.port,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e))
 }

@@ -12,7 +12,10 @@ async fn main() -> anyhow::Result<()> {
         api_keys: Some(KeyLookup::new(config.api_keys.clone(), db.clone())),
         max_body_bytes: PUBLIC_MAX_BODY,
     };
-    server::run(Service::new(list::ListDatasets::new(db, config.cursors()), options), config.port)
-        .await
-        .map_err(|e| anyhow::anyhow!(e))
+    server::run(
+        Service::new(list::ListDatasets::new(db, yds::pagination::Cursors::from_config(&config)), options),
+        config.port,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!(e))
 }

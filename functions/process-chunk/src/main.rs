@@ -13,7 +13,7 @@ fn main() -> anyhow::Result<()> {
 async fn serve() -> anyhow::Result<()> {
     server::init_logging();
     let config = Config::from_env()?;
-    let callers = config.task_callers()?;
+    let callers = yds::queue::caller::TaskCallers::from_config(&config)?;
     let backends = Backends::from_config(&config).await?;
     let db = backends.db.clone();
     tokio::spawn(async move {

@@ -12,7 +12,9 @@ use base64::Engine as _;
 use http::HeaderMap;
 use serde::Deserialize;
 
+use super::cloud_tasks::CloudTasksConfig;
 use super::headers;
+use crate::config::{Config, ConfigError, QueueConfig};
 
 /// The header the local dispatcher carries its secret in.
 pub const LOCAL_TOKEN_HEADER: &str = "x-yds-task-token";
@@ -44,6 +46,26 @@ struct Claims {
 }
 
 impl TaskCallers {
+    /// Who process-chunk accepts tasks from under `config`: Cloud Tasks' identity for the
+    /// configured queue, or the local dispatcher (then `YDS_TASK_TOKEN` is required: nobody
+    /// else may run tasks).
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        match &config.queue {
+            QueueConfig::CloudTasks { queue, target_url, service_account } => {
+                let tasks = CloudTasksConfig::new(queue.clone(), target_url.clone(), service_account.clone());
+                Ok(TaskCallers::CloudTasks {
+                    queue_id: tasks.queue_id().to_owned(),
+                    service_account: service_account.clone(),
+                    audience: tasks.audience(),
+                })
+            }
+            QueueConfig::Local { .. } => match &config.task_token {
+                Some(token) => Ok(TaskCallers::LocalDispatcher { token: token.clone() }),
+                None => Err(ConfigError::invalid("YDS_TASK_TOKEN", "required by process-chunk on the local queue")),
+            },
+        }
+    }
+
     pub fn check(&self, request_headers: &HeaderMap) -> Result<(), Refused> {
         let header = |name: &str| request_headers.get(name).and_then(|v| v.to_str().ok());
         match self {
@@ -130,6 +152,34 @@ mod tests {
         let mut no_name = delivery("yds-import", Some(good));
         no_name.remove(headers::TASK_NAME);
         assert_eq!(refused(no_name), "no Cloud Tasks task name");
+    }
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: std::collections::HashMap<&str, &str> = vars.iter().copied().collect();
+        Config::from_lookup(|name| vars.get(name).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn callers_come_from_the_configured_queue() {
+        let err = TaskCallers::from_config(&config(&[]).unwrap()).unwrap_err();
+        assert_eq!(err.name, "YDS_TASK_TOKEN", "the local queue needs its secret");
+        let with_token = config(&[("YDS_TASK_TOKEN", "t")]).unwrap();
+        assert_eq!(TaskCallers::from_config(&with_token).unwrap(), TaskCallers::LocalDispatcher { token: "t".into() });
+        let cloud_tasks = config(&[
+            ("YDS_QUEUE_BACKEND", "cloud_tasks"),
+            ("YDS_TASKS_QUEUE", "projects/p/locations/l/queues/q"),
+            ("YDS_PROCESS_CHUNK_URL", "https://pc.run.app/tasks"),
+            ("YDS_TASKS_SERVICE_ACCOUNT", "tasks@p.iam.gserviceaccount.com"),
+        ])
+        .unwrap();
+        assert_eq!(
+            TaskCallers::from_config(&cloud_tasks).unwrap(),
+            TaskCallers::CloudTasks {
+                queue_id: "q".into(),
+                service_account: "tasks@p.iam.gserviceaccount.com".into(),
+                audience: "https://pc.run.app".into(),
+            }
+        );
     }
 
     #[test]

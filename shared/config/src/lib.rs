@@ -1,16 +1,15 @@
-//! Configuration from the environment, read once at start-up.
+//! `yds-config`: the configuration, read from the environment once at start-up.
 //!
 //! Nothing else in the workspace reads the environment: `main` builds a [`Config`] with
-//! [`Config::from_env`] and passes the parts down. A bad variable is named in the error so a
-//! misconfigured deployment fails at boot, not on the first request.
+//! [`Config::from_env`] and passes the parts down to the layers that use them. A bad variable
+//! is named in the error so a misconfigured deployment fails at boot, not on the first
+//! request. Plain data only: this crate depends on no other of ours, so every layer may read
+//! its settings here.
 
-use std::collections::HashMap;
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::time::Duration;
-
-use crate::pagination::Cursors;
-use crate::queue::caller::TaskCallers;
-use crate::queue::cloud_tasks::CloudTasksConfig;
 
 /// Which URLs an import may name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,16 +38,20 @@ pub enum QueueConfig {
     CloudTasks { queue: String, target_url: String, service_account: String },
 }
 
-/// API keys and the tenant each belongs to.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The API keys of `YDS_API_KEYS` and the tenant each belongs to.
+///
+/// The edge keeps only their hashes once it has them (`yds_edge::access::KeyLookup`); until
+/// then, `Debug` shows the tenants, never a key, so a logged configuration leaks none.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ApiKeys {
-    tenants_by_key: HashMap<String, String>,
+    /// `(key, tenant)`, in the variable's order.
+    entries: Vec<(String, String)>,
 }
 
 impl ApiKeys {
     /// Parses `key` or `key:tenant` entries separated by commas; a bare key belongs to `default`.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let mut tenants_by_key = HashMap::new();
+        let mut entries = Vec::new();
         for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let (key, tenant) = match entry.split_once(':') {
                 Some((key, tenant)) => (key.trim(), tenant.trim()),
@@ -57,24 +60,25 @@ impl ApiKeys {
             if key.is_empty() || tenant.is_empty() {
                 return Err(ConfigError::invalid("YDS_API_KEYS", "empty key or tenant"));
             }
-            // Kept hashed, as stored keys are: the clear key lives only in the environment.
-            tenants_by_key.insert(crate::api_keys::hash(key), tenant.to_owned());
+            entries.push((key.to_owned(), tenant.to_owned()));
         }
-        Ok(Self { tenants_by_key })
+        Ok(Self { entries })
     }
 
-    /// The tenant owning `key`, if the key is known.
-    pub fn tenant_of(&self, key: &str) -> Option<&str> {
-        self.tenants_by_key.get(&crate::api_keys::hash(key)).map(String::as_str)
-    }
-
-    /// Tenants by the SHA-256 of their keys.
-    pub fn into_hashes(self) -> HashMap<String, String> {
-        self.tenants_by_key
+    /// `(key, tenant)` pairs.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries.iter().map(|(key, tenant)| (key.as_str(), tenant.as_str()))
     }
 
     pub fn is_empty(&self) -> bool {
-        self.tenants_by_key.is_empty()
+        self.entries.is_empty()
+    }
+}
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tenants: Vec<&str> = self.entries.iter().map(|(_, tenant)| tenant.as_str()).collect();
+        f.debug_struct("ApiKeys").field("tenants", &tenants).finish_non_exhaustive()
     }
 }
 
@@ -167,7 +171,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(name: &'static str, problem: impl Into<String>) -> Self {
+    pub fn invalid(name: &'static str, problem: impl Into<String>) -> Self {
         Self { name, problem: problem.into() }
     }
 }
@@ -270,34 +274,6 @@ impl Config {
             },
         })
     }
-
-    /// The cursor signer of the public functions. Without a configured secret (local mode
-    /// only) a random one: cursors then live as long as the process.
-    pub fn cursors(&self) -> Cursors {
-        match &self.cursor_secret {
-            Some(secret) => Cursors::new(secret.as_bytes()),
-            None => Cursors::new(uuid::Uuid::new_v4().as_bytes()),
-        }
-    }
-
-    /// Who process-chunk accepts tasks from: Cloud Tasks' identity for the configured queue, or
-    /// the local dispatcher (then `YDS_TASK_TOKEN` is required: nobody else may run tasks).
-    pub fn task_callers(&self) -> Result<TaskCallers, ConfigError> {
-        match &self.queue {
-            QueueConfig::CloudTasks { queue, target_url, service_account } => {
-                let tasks = CloudTasksConfig::new(queue.clone(), target_url.clone(), service_account.clone());
-                Ok(TaskCallers::CloudTasks {
-                    queue_id: tasks.queue_id().to_owned(),
-                    service_account: service_account.clone(),
-                    audience: tasks.audience(),
-                })
-            }
-            QueueConfig::Local { .. } => match &self.task_token {
-                Some(token) => Ok(TaskCallers::LocalDispatcher { token: token.clone() }),
-                None => Err(ConfigError::invalid("YDS_TASK_TOKEN", "required by process-chunk on the local queue")),
-            },
-        }
-    }
 }
 
 fn parse_number<T: std::str::FromStr>(
@@ -325,6 +301,8 @@ fn parse_probability(get: &impl Fn(&str) -> Option<String>, name: &'static str) 
 mod tests {
     use super::*;
 
+    use std::collections::HashMap;
+
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|name| map.get(name).cloned())
@@ -333,10 +311,9 @@ mod tests {
     #[test]
     fn api_keys_bare_and_with_tenant() {
         let keys = ApiKeys::parse("k1, k2:acme ,").unwrap();
-        assert_eq!(keys.tenant_of("k1"), Some("default"));
-        assert_eq!(keys.tenant_of("k2"), Some("acme"));
-        assert_eq!(keys.tenant_of("k3"), None);
+        assert_eq!(keys.entries().collect::<Vec<_>>(), [("k1", "default"), ("k2", "acme")]);
         assert!(ApiKeys::parse("k1:").is_err());
+        assert!(!format!("{keys:?}").contains("k1"), "Debug shows no key: {keys:?}");
     }
 
     #[test]
@@ -367,9 +344,6 @@ mod tests {
         assert_eq!(c.port, 8080);
         assert_eq!(c.url_policy, UrlPolicy::Local);
         assert_eq!(c.storage, StorageConfig::Local { root: "/d/storage".into() });
-        assert_eq!(c.task_callers().unwrap_err().name, "YDS_TASK_TOKEN", "the local queue needs its secret");
-        let with_token = config(&[("YDS_TASK_TOKEN", "t")]).unwrap();
-        assert_eq!(with_token.task_callers().unwrap(), TaskCallers::LocalDispatcher { token: "t".into() });
         assert_eq!(c.queue, QueueConfig::Local { dir: "/d/queue".into() });
     }
 
@@ -386,13 +360,12 @@ mod tests {
             ("YDS_TASKS_SERVICE_ACCOUNT", "tasks@p.iam.gserviceaccount.com"),
         ])
         .unwrap();
-        assert!(matches!(c.queue, QueueConfig::CloudTasks { .. }));
         assert_eq!(
-            c.task_callers().unwrap(),
-            TaskCallers::CloudTasks {
-                queue_id: "q".into(),
+            c.queue,
+            QueueConfig::CloudTasks {
+                queue: "projects/p/locations/l/queues/q".into(),
+                target_url: "https://pc.run.app/tasks".into(),
                 service_account: "tasks@p.iam.gserviceaccount.com".into(),
-                audience: "https://pc.run.app".into(),
             }
         );
     }
