@@ -13,8 +13,6 @@ use crate::memory::MemoryBudget;
 use crate::queue::cloud_tasks::{CloudTasksConfig, CloudTasksQueue};
 use crate::queue::{LocalQueue, QueueError, TaskQueue};
 use crate::source::Fetcher;
-use crate::storage::flaky::FlakyStore;
-use crate::storage::retry::RetryingStore;
 use crate::storage::{GcsStore, LocalStore, ObjectStore, StorageError};
 
 /// Largest source file downloaded (an archive of a 100 GB dataset, with room).
@@ -110,16 +108,5 @@ impl Backends {
 /// The object store `config` names (with the local chaos settings applied); for the functions
 /// that need only it.
 pub async fn object_store(config: &Config) -> Result<Arc<dyn ObjectStore>, StorageError> {
-    let store: Arc<dyn ObjectStore> = match &config.storage {
-        StorageConfig::Local { root } => Arc::new(LocalStore::new(root.clone())),
-        StorageConfig::Gcs { bucket, endpoint: None } => Arc::new(GcsStore::new(bucket).await?),
-        StorageConfig::Gcs { bucket, endpoint: Some(endpoint) } => {
-            Arc::new(GcsStore::with_endpoint(bucket, endpoint).await?)
-        }
-    };
-    Ok(match config.chaos.storage_failure {
-        // Injected failures are retried as the Cloud Storage client retries real ones.
-        p if p > 0.0 => Arc::new(RetryingStore::new(Arc::new(FlakyStore::new(store, p)))),
-        _ => store,
-    })
+    yds_storage::open(&config.storage, &config.chaos).await
 }

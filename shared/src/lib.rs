@@ -46,14 +46,16 @@ pub mod ingest;
 pub mod inline;
 pub mod jobs;
 pub mod members;
-pub mod memory;
+pub mod memory {
+    pub use yds_storage::MemoryBudget;
+}
 pub mod pagination;
 pub mod planning;
 pub mod queue;
 pub mod rate_limit;
 pub mod reading;
 pub mod source;
-pub mod storage;
+pub use yds_storage as storage;
 pub mod validation {
     pub use yds_format::Issue;
 }

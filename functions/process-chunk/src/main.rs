@@ -6,7 +6,7 @@ use yds::http::{server, EdgeOptions, Service};
 const TASK_MAX_BODY: usize = 8 * 1024 * 1024;
 
 fn main() -> anyhow::Result<()> {
-    yds::memory::return_freed_memory_promptly();
+    process_chunk::return_freed_memory_promptly();
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve())
 }
 

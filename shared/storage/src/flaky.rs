@@ -83,7 +83,7 @@ impl ObjectStore for FlakyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::LocalStore;
+    use crate::LocalStore;
 
     #[tokio::test]
     async fn a_failing_batch_writes_a_prefix_of_its_objects_then_fails() {

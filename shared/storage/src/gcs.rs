@@ -14,6 +14,7 @@ use std::ops::Range;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use gcloud_storage::client::{Client, ClientConfig};
@@ -45,6 +46,14 @@ struct RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// The delays between attempts: doubling from the first, capped.
+    fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::new()
+            .with_min_delay(self.first_backoff)
+            .with_max_delay(self.max_backoff)
+            .with_max_times(self.attempts.saturating_sub(1) as usize)
+    }
+
     const PRODUCTION: RetryPolicy =
         RetryPolicy { attempts: 5, first_backoff: Duration::from_millis(250), max_backoff: Duration::from_secs(4) };
     const EMULATOR: RetryPolicy =
@@ -166,24 +175,17 @@ impl GcsStore {
     }
 
     /// Runs `call` until it succeeds, fails for good, or has used up its attempts.
-    async fn retrying<T, F, Fut>(&self, op: &str, key: &str, mut call: F) -> Result<T, GcsError>
+    async fn retrying<T, F, Fut>(&self, op: &str, key: &str, call: F) -> Result<T, GcsError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, GcsError>>,
     {
-        let mut backoff = self.retry.first_backoff;
-        let mut attempt = 1;
-        loop {
-            match call().await {
-                Err(err) if attempt < self.retry.attempts && is_transient(&err) => {
-                    tracing::warn!(op, key, attempt, error = %err, "transient Cloud Storage error; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(self.retry.max_backoff);
-                    attempt += 1;
-                }
-                result => return result,
-            }
-        }
+        call.retry(self.retry.backoff())
+            .when(is_transient)
+            .notify(
+                |err, delay| tracing::warn!(op, key, ?delay, error = %err, "transient Cloud Storage error; retrying"),
+            )
+            .await
     }
 
     /// Deletes `name` as it is in the bucket (no key check: listed names are deleted as found).

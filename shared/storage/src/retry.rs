@@ -9,14 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 
 use super::{ListPage, ObjectStore, StorageError};
 
 pub struct RetryingStore {
     inner: Arc<dyn ObjectStore>,
-    attempts: u32,
-    first_backoff: Duration,
+    backoff: ExponentialBuilder,
 }
 
 impl RetryingStore {
@@ -26,29 +26,25 @@ impl RetryingStore {
     }
 
     pub fn with_attempts(inner: Arc<dyn ObjectStore>, attempts: u32) -> Self {
-        Self { inner, attempts: attempts.max(1), first_backoff: Duration::from_millis(20) }
+        let backoff = ExponentialBuilder::new()
+            .with_min_delay(Duration::from_millis(20))
+            .with_factor(4.0)
+            .with_max_delay(Duration::from_secs(5))
+            .with_max_times(attempts.saturating_sub(1) as usize);
+        Self { inner, backoff }
     }
 
     /// Runs `call` until it succeeds, fails for good (a missing object, a bad key) or has
     /// used every attempt.
-    async fn retry<T, F, Fut>(&self, mut call: F) -> Result<T, StorageError>
+    async fn retry<T, F, Fut>(&self, call: F) -> Result<T, StorageError>
     where
         F: FnMut() -> Fut + Send,
         Fut: Future<Output = Result<T, StorageError>> + Send,
     {
-        let mut backoff = self.first_backoff;
-        let mut attempt = 1;
-        loop {
-            match call().await {
-                Err(StorageError::Io(err)) if attempt < self.attempts => {
-                    tracing::debug!(attempt, error = %err, "storage call failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 4;
-                    attempt += 1;
-                }
-                outcome => return outcome,
-            }
-        }
+        call.retry(self.backoff)
+            .when(|err| matches!(err, StorageError::Io(_)))
+            .notify(|err, delay| tracing::debug!(error = %err, ?delay, "storage call failed; retrying"))
+            .await
     }
 }
 
@@ -99,8 +95,8 @@ impl ObjectStore for RetryingStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::flaky::FlakyStore;
-    use crate::storage::LocalStore;
+    use crate::flaky::FlakyStore;
+    use crate::LocalStore;
 
     #[tokio::test]
     async fn failures_that_a_retry_clears_never_reach_the_caller() {

@@ -1,11 +1,24 @@
-//! Object storage behind one trait, so the same code runs on Cloud Storage and on a local
-//! directory.
+//! `yds-storage`: object storage behind one trait, so the same code runs on Cloud Storage and
+//! on a local directory. An adapter layer: it knows keys and bytes, never what they mean.
 //!
 //! Keys are `/`-separated relative paths. The layout is fixed:
 //! `datasets/{dataset_id}/{images,labels,config}/...` for imported files and
 //! `temp/{job_id}/...` for staging ([`keys`]). A backend must never write outside its root,
 //! whatever key it is handed.
+//!
+//! # Layout
+//!
+//! - [`ObjectStore`], the trait, with its two backends: [`local`] (a directory) and [`gcs`]
+//!   (a Cloud Storage bucket through its JSON API, so every call can run on an emulator).
+//! - [`retry`] and [`flaky`]: the local stack's injected failures (`YDS_CHAOS_STORAGE_FAIL`)
+//!   and the retries that absorb them, as the Cloud Storage backend retries real ones.
+//! - [`keys`]: the object layout, in one place.
+//! - [`budget`]: a process's budget of file bytes held in memory at once.
+//! - [`open`]: the store a configuration names.
 
+#![forbid(unsafe_code)]
+
+pub mod budget;
 pub mod flaky;
 pub mod gcs;
 pub mod keys;
@@ -13,10 +26,12 @@ pub mod local;
 pub mod retry;
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub use budget::MemoryBudget;
 pub use gcs::GcsStore;
 pub use local::LocalStore;
 
@@ -91,6 +106,27 @@ pub trait ObjectStore: Send + Sync + 'static {
             }
         }
     }
+}
+
+/// The object store `config` names, with the local stack's injected failures (`chaos`) and
+/// the retries that absorb them when those are on.
+pub async fn open(
+    config: &yds_config::StorageConfig,
+    chaos: &yds_config::Chaos,
+) -> Result<Arc<dyn ObjectStore>, StorageError> {
+    use yds_config::StorageConfig;
+    let store: Arc<dyn ObjectStore> = match config {
+        StorageConfig::Local { root } => Arc::new(LocalStore::new(root.clone())),
+        StorageConfig::Gcs { bucket, endpoint: None } => Arc::new(GcsStore::new(bucket).await?),
+        StorageConfig::Gcs { bucket, endpoint: Some(endpoint) } => {
+            Arc::new(GcsStore::with_endpoint(bucket, endpoint).await?)
+        }
+    };
+    Ok(match chaos.storage_failure {
+        // Injected failures are retried as the Cloud Storage client retries real ones.
+        p if p > 0.0 => Arc::new(retry::RetryingStore::new(Arc::new(flaky::FlakyStore::new(store, p)))),
+        _ => store,
+    })
 }
 
 /// Refuses keys that could escape a backend's root or alias another key.

@@ -51,27 +51,6 @@ impl MemoryBudget {
     }
 }
 
-/// Sizes from which glibc's `malloc` maps memory of its own instead of carving it from an
-/// arena: above it, a freed buffer goes back to the system at once.
-const MMAP_THRESHOLD: i32 = 1 << 20;
-/// Allocation arenas, instead of eight per core.
-const ARENA_MAX: i32 = 2;
-
-/// Keeps glibc's allocator from holding on to freed image buffers. By default it raises its
-/// mmap threshold to the largest block freed so far (up to 32 MiB): after one 16 MiB read, every
-/// image buffer comes from arenas that rarely shrink, one per thread. Measured with 10 000
-/// realistic images, process-chunk peaked at 145–156 MB that way and at 67–109 MB with a fixed
-/// 1 MiB threshold. Called once, first thing, by the functions that handle file bytes.
-pub fn return_freed_memory_promptly() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: `mallopt` only sets allocator parameters; it is called before any other thread
-    // exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
-        libc::mallopt(libc::M_ARENA_MAX, ARENA_MAX);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
