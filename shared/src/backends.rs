@@ -7,10 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::archive::Limits;
-use crate::config::{Config, Pacing, QueueConfig, StorageConfig, UrlPolicy};
+use crate::config::{Config, Pacing, StorageConfig, UrlPolicy};
 use crate::db::Db;
 use crate::memory::MemoryBudget;
-use crate::queue::cloud_tasks::{CloudTasksConfig, CloudTasksQueue};
 use crate::queue::{LocalQueue, QueueError, TaskQueue};
 use crate::source::Fetcher;
 use crate::storage::{GcsStore, LocalStore, ObjectStore, StorageError};
@@ -80,13 +79,7 @@ impl Backends {
     pub async fn from_config(config: &Config) -> Result<Self, BackendError> {
         let db = Db::connect(&config.mongodb_uri, &config.db_name).await?;
         let store = object_store(config).await?;
-        let queue: Arc<dyn TaskQueue> = match &config.queue {
-            QueueConfig::Local { dir } => Arc::new(LocalQueue::new(dir.clone())),
-            QueueConfig::CloudTasks { queue, target_url, service_account } => {
-                let tasks = CloudTasksConfig::new(queue.clone(), target_url.clone(), service_account.clone());
-                Arc::new(CloudTasksQueue::new(tasks).await?)
-            }
-        };
+        let queue = yds_queue::open(&config.queue).await?;
         Ok(Self {
             db,
             store,

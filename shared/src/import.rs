@@ -14,8 +14,9 @@ use crate::db::{is_duplicate_key, Db};
 use crate::format::Task;
 use crate::http::ApiError;
 use crate::jobs::{ImportSource, JobDoc, JobStatus};
-use crate::queue::{TaskBody, TaskQueue};
+use crate::queue::TaskQueue;
 use crate::source;
+use crate::tasks::TaskBody;
 
 /// The body of `POST /datasets/import`.
 #[derive(Debug, Deserialize)]
@@ -257,7 +258,7 @@ async fn resume(
         // delivery is noticed and sent again.
         let unavailable = |e: crate::queue::QueueError| ApiError::Unavailable(e.to_string());
         crate::watchdog::schedule(queue, lease, &job.id, 0).await.map_err(unavailable)?;
-        queue.enqueue(&TaskBody::Plan { job_id: job.id.clone() }).await.map_err(unavailable)?;
+        queue.enqueue(&TaskBody::Plan { job_id: job.id.clone() }.task()).await.map_err(unavailable)?;
     }
     Ok(Accepted { job_id: job.id, dataset_id: job.dataset_id, status: job.status })
 }

@@ -4,14 +4,15 @@
 use crate::backends::Backends;
 use crate::ingest::{self, Delivery};
 use crate::planning;
-use crate::queue::{LocalQueue, TaskBody};
+use crate::queue::LocalQueue;
+use crate::tasks::TaskBody;
 
 /// Delivers every queued task (and the tasks they enqueue) until the queue is empty.
 /// Returns how many deliveries were made.
 pub async fn drain(backends: &Backends, queue: &LocalQueue) -> Result<usize, String> {
     let mut delivered = 0;
     loop {
-        let tasks = queue.drain();
+        let tasks = take(queue);
         if tasks.is_empty() {
             return Ok(delivered);
         }
@@ -20,6 +21,12 @@ pub async fn drain(backends: &Backends, queue: &LocalQueue) -> Result<usize, Str
             delivered += 1;
         }
     }
+}
+
+/// Takes every due task off the queue, as the import's task bodies.
+pub fn take(queue: &LocalQueue) -> Vec<TaskBody> {
+    let parse = |task: yds_queue::Task| serde_json::from_str(task.json()).expect("the import wrote the task");
+    queue.drain().into_iter().map(parse).collect()
 }
 
 /// Delivers one task as process-chunk would.

@@ -51,10 +51,11 @@ pub mod memory {
 }
 pub mod pagination;
 pub mod planning;
-pub mod queue;
+pub use yds_queue as queue;
 pub mod rate_limit;
 pub mod reading;
 pub mod source;
+pub mod tasks;
 pub use yds_storage as storage;
 pub mod validation {
     pub use yds_format::Issue;

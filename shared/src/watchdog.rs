@@ -28,7 +28,8 @@ use crate::coordinator::{self, ChunkDoc};
 use crate::db::DbResult;
 use crate::ingest;
 use crate::jobs::{self, FileError, JobDoc};
-use crate::queue::{QueueError, TaskBody, TaskQueue};
+use crate::queue::{QueueError, TaskQueue};
+use crate::tasks::TaskBody;
 
 /// Re-enqueues of one chunk before it is given up as a dead letter.
 pub const MAX_REDELIVERIES: u32 = 3;
@@ -59,7 +60,7 @@ pub fn interval(lease: Duration) -> Duration {
 /// Schedules round `round` of the job's watchdog, one [`interval`] of `lease` from now.
 pub async fn schedule(queue: &dyn TaskQueue, lease: Duration, job_id: &str, round: u32) -> Result<(), QueueError> {
     let body = TaskBody::Watch { job_id: job_id.to_owned(), round };
-    queue.enqueue_after(&body, interval(lease)).await
+    queue.enqueue_after(&body.task(), interval(lease)).await
 }
 
 /// One round: recovers lost chunks, then schedules the next round unless the job ended. The
@@ -122,7 +123,7 @@ async fn recover_planning(backends: &Backends, job: &JobDoc) -> Result<(), Watch
         tracing::warn!(job_id = %job.id, redelivery, "planning presumed lost; its task is sent again");
         let pass = job.index_cursor.map(|c| c.pass).unwrap_or(0);
         let body = TaskBody::ContinuePlan { job_id: job.id.clone(), pass, redelivery };
-        backends.queue.enqueue(&body).await?;
+        backends.queue.enqueue(&body.task()).await?;
     }
     Ok(())
 }
@@ -139,7 +140,7 @@ async fn schedule_last_clean_up(backends: &Backends, job_id: &str, round: u32) -
         .await?;
     if marked.modified_count == 1 {
         let body = TaskBody::Watch { job_id: job_id.to_owned(), round: round + 1 };
-        backends.queue.enqueue_after(&body, backends.pacing.chunk_lease).await?;
+        backends.queue.enqueue_after(&body.task(), backends.pacing.chunk_lease).await?;
     }
     Ok(())
 }
@@ -209,7 +210,7 @@ async fn recover(backends: &Backends, chunk: &ChunkDoc) -> Result<(), WatchError
     if claimed.modified_count == 1 {
         tracing::warn!(job_id = %chunk.job_id, index = chunk.index, redelivery, "chunk presumed lost; enqueued again");
         let body = TaskBody::Chunk { job_id: chunk.job_id.clone(), index: chunk.index, files: Vec::new(), redelivery };
-        backends.queue.enqueue(&body).await?;
+        backends.queue.enqueue(&body.task()).await?;
     }
     Ok(())
 }

@@ -13,7 +13,8 @@ use yds::backends::Backends;
 use yds::import::{start_import, ImportSettings};
 use yds::ingest::Delivery;
 use yds::jobs::{JobDoc, JobStatus};
-use yds::queue::{LocalQueue, TaskBody};
+use yds::queue::LocalQueue;
+use yds::tasks::TaskBody;
 
 fn spec(layout: Layout, seed: u64) -> DatasetSpec {
     let mut spec = DatasetSpec::small(seed);
@@ -71,7 +72,7 @@ struct Run {
 async fn run(backends: &Backends, queue: &LocalQueue, job_id: &str) -> Run {
     let mut run = Run { chunks_while_staging: 0, passes: 0 };
     loop {
-        let tasks = queue.drain();
+        let tasks = yds::inline::take(&queue);
         if tasks.is_empty() {
             return run;
         }

@@ -12,7 +12,8 @@ use yds::backends::Backends;
 use yds::import::{start_import, ImportSettings};
 use yds::ingest::Delivery;
 use yds::jobs::{JobDoc, JobStatus};
-use yds::queue::{LocalQueue, TaskBody};
+use yds::queue::LocalQueue;
+use yds::tasks::TaskBody;
 
 fn spec(images: usize) -> DatasetSpec {
     let mut spec = DatasetSpec::small(11);
@@ -61,7 +62,7 @@ async fn a_zip_over_http_is_planned_from_its_central_directory_and_read_by_range
     let job_id = import(&backends, &queue, &server.url("d.zip"), 40).await;
 
     // Planning alone reads the central directory and the YAML, not the members.
-    for task in queue.drain() {
+    for task in yds::inline::take(&queue) {
         yds::inline::deliver(&backends, &task, Delivery::default()).await.unwrap();
     }
     let planned = job(&backends, &job_id).await;
@@ -99,7 +100,7 @@ async fn tar_staging_continues_over_many_passes_when_the_budget_is_spent() {
         let mut passes = 0;
         let mut duplicated = false;
         loop {
-            let tasks = queue.drain();
+            let tasks = yds::inline::take(&queue);
             if tasks.is_empty() {
                 break;
             }
@@ -153,7 +154,7 @@ async fn orphan_labels_are_counted_exactly_across_chunks_and_duplicate_deliverie
     let job_id = import(&backends, &queue, &format!("file://{}/", src.display()), 8).await;
     // Every task twice, as Cloud Tasks may: planning marks the same labels used again.
     loop {
-        let tasks = queue.drain();
+        let tasks = yds::inline::take(&queue);
         if tasks.is_empty() {
             break;
         }
@@ -186,7 +187,7 @@ async fn chunks_of_several_read_groups_import_exactly_whatever_the_memory_budget
         let url = format!("file://{}", dir.path().join("d.tar.gz").display());
         let job_id = import(&backends, &queue, &url, 200).await;
         loop {
-            let tasks = queue.drain();
+            let tasks = yds::inline::take(&queue);
             if tasks.is_empty() {
                 break;
             }
@@ -263,7 +264,7 @@ async fn run_losing(backends: &Backends, queue: &LocalQueue, job_id: &str, mut l
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !job(backends, job_id).await.status.is_terminal() {
         assert!(std::time::Instant::now() < deadline, "the job never ended");
-        for task in queue.drain() {
+        for task in yds::inline::take(&queue) {
             if !lose(&task) {
                 yds::inline::deliver(backends, &task, Delivery::default()).await.unwrap();
             }
@@ -416,7 +417,7 @@ async fn scratch_written_after_the_first_clean_up_is_cleared_by_the_last_round()
     // Rounds are due one lease / 3 apart (at least 1 s), the last one a lease after the end.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while std::time::Instant::now() < deadline {
-        let tasks = queue.drain();
+        let tasks = yds::inline::take(&queue);
         if tasks.is_empty() {
             if late_written && backends.store.size(&late).await.unwrap().is_none() {
                 break;
@@ -437,7 +438,7 @@ async fn scratch_written_after_the_first_clean_up_is_cleared_by_the_last_round()
     assert!(late_written, "a watchdog round ran after the end");
     assert_eq!(backends.store.size(&late).await.unwrap(), None, "the last round cleared it");
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert!(queue.drain().is_empty(), "no round after the last");
+    assert!(yds::inline::take(&queue).is_empty(), "no round after the last");
 }
 
 /// An archive may repeat one name any number of times: the member index refuses every repeat,

@@ -6,8 +6,8 @@ use import_trigger::ImportTrigger;
 use yds::api_keys::KeyLookup;
 use yds::config::ApiKeys;
 use yds::http::{EdgeOptions, Service, PUBLIC_MAX_BODY};
-use yds::queue::TaskBody;
 use yds::rate_limit::RateLimit;
+use yds::tasks::TaskBody;
 
 fn post(body: &str, idempotency_key: Option<&str>) -> yds::http::Request {
     let mut builder =
@@ -46,7 +46,7 @@ async fn accepted_imports_record_the_job_and_enqueue_planning_once() {
     let again = service.call(post(body, Some("abc"))).await;
     let again: serde_json::Value = serde_json::from_slice(again.body()).unwrap();
     assert_eq!(again["job_id"], job_id);
-    assert_eq!(queue.drain(), vec![TaskBody::Plan { job_id: job_id.to_owned() }]);
+    assert_eq!(yds::inline::take(&queue), vec![TaskBody::Plan { job_id: job_id.to_owned() }]);
     assert_eq!(db.jobs.count_documents(mongodb::bson::doc! {}).await.unwrap(), 1);
 }
 
@@ -68,7 +68,7 @@ async fn invalid_requests_write_nothing() {
     }
     let get = http::Request::get("/datasets/import").header("x-api-key", "k").body(Bytes::new()).unwrap();
     assert_eq!(service.call(get).await.status(), 405);
-    assert!(queue.drain().is_empty());
+    assert!(yds::inline::take(&queue).is_empty());
     assert_eq!(db.jobs.count_documents(mongodb::bson::doc! {}).await.unwrap(), 0);
     assert_eq!(db.datasets.count_documents(mongodb::bson::doc! {}).await.unwrap(), 0);
 }

@@ -14,7 +14,8 @@ use yds::http::{json_response, ApiError, Caller, Handler, Request, Response};
 use yds::ingest::{self, ChunkError, Delivery};
 use yds::planning;
 use yds::queue::caller::TaskCallers;
-use yds::queue::{headers, TaskBody};
+use yds::queue::headers;
+use yds::tasks::TaskBody;
 
 pub struct ProcessChunk {
     backends: Backends,
@@ -49,12 +50,7 @@ impl Handler for ProcessChunk {
         }
         let body: TaskBody =
             serde_json::from_slice(req.body()).map_err(|e| ApiError::BadRequest(format!("not a task body: {e}")))?;
-        let retries: u32 = req
-            .headers()
-            .get(headers::RETRY_COUNT)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let retries = headers::retry_count(req.headers());
         let last_attempt = retries + 1 >= self.max_attempts;
         match &body {
             TaskBody::Plan { job_id } | TaskBody::ContinuePlan { job_id, .. } => {

@@ -12,7 +12,8 @@ use yds::import::{start_import, ImportSettings};
 use yds::ingest::Delivery;
 use yds::jobs::JobStatus;
 use yds::queue::caller::TaskCallers;
-use yds::queue::{headers, TaskBody};
+use yds::queue::headers;
+use yds::tasks::TaskBody;
 
 fn task_request(task: &TaskBody, retries: u32) -> yds::http::Request {
     http::Request::post("/tasks")
@@ -46,12 +47,12 @@ async fn every_chunk_counts_once_under_duplicates_and_crashes() {
     let dir = tempfile::tempdir().unwrap();
     let (service, backends, queue, generated, job_id) = setup(dir.path(), 3).await;
 
-    let plan = queue.drain();
+    let plan = yds::inline::take(&queue);
     assert_eq!(plan, vec![TaskBody::Plan { job_id: job_id.clone() }]);
     assert_eq!(service.call(task_request(&plan[0], 0)).await.status(), 200);
     // A duplicate plan delivery re-enqueues nothing new and creates no chunk twice.
     assert_eq!(service.call(task_request(&plan[0], 0)).await.status(), 200);
-    let chunks = queue.drain();
+    let chunks = yds::inline::take(&queue);
     assert_eq!(chunks.len(), generated.image_count().div_ceil(3));
     assert_eq!(backends.db.chunks.count_documents(doc! {"job_id": &job_id}).await.unwrap(), chunks.len() as u64);
 
@@ -99,9 +100,9 @@ async fn every_chunk_counts_once_under_duplicates_and_crashes() {
 async fn a_chunk_failing_on_its_last_attempt_is_recorded_and_the_job_ends() {
     let dir = tempfile::tempdir().unwrap();
     let (service, backends, queue, generated, job_id) = setup(dir.path(), 100).await;
-    let plan = queue.drain();
+    let plan = yds::inline::take(&queue);
     assert_eq!(service.call(task_request(&plan[0], 0)).await.status(), 200);
-    let chunks = queue.drain();
+    let chunks = yds::inline::take(&queue);
     assert_eq!(chunks.len(), 1);
     assert!(matches!(&chunks[0], TaskBody::Chunk { .. }));
     // The source archive vanished after planning: every attempt fails.
@@ -140,7 +141,7 @@ async fn a_source_that_cannot_be_read_fails_the_job_once() {
         ProcessChunk::new(backends.clone(), TaskCallers::Anyone, 5, Chaos::default()),
         EdgeOptions { api_keys: None, max_body_bytes: 1 << 20 },
     );
-    let plan = queue.drain();
+    let plan = yds::inline::take(&queue);
     assert_eq!(service.call(task_request(&plan[0], 0)).await.status(), 200);
     assert_eq!(service.call(task_request(&plan[0], 0)).await.status(), 200);
     let job = yds::jobs::find(&backends.db, &accepted.job_id).await.unwrap().unwrap();
@@ -149,5 +150,5 @@ async fn a_source_that_cannot_be_read_fails_the_job_once() {
     assert_eq!(job.errors[0].code, "archive_corrupt", "named .zip, so read as zip, and it is not one");
     let dataset = backends.db.datasets.find_one(doc! {"_id": &accepted.dataset_id}).await.unwrap().unwrap();
     assert_eq!(dataset.status, yds::datasets::DatasetStatus::Failed);
-    assert!(queue.drain().is_empty());
+    assert!(yds::inline::take(&queue).is_empty());
 }

@@ -26,8 +26,8 @@ use crate::format::layout::{self, FileTree};
 use crate::format::Task;
 use crate::jobs::{EarlyChunks, FileError, JobDoc, ERROR_SAMPLE};
 use crate::members::{self, MemberDoc, MemberReader, MemberTree};
-use crate::queue::TaskBody;
 use crate::storage::keys;
+use crate::tasks::TaskBody;
 
 /// Most files a chunk task lists itself (~250 bytes each, well under Cloud Tasks' 1 MB).
 const FILES_IN_TASK_MAX: usize = 2000;
@@ -481,7 +481,10 @@ impl Cutter {
             // A task carries its file list while it stays far below Cloud Tasks' 1 MB limit; a
             // larger chunk's task carries none and process-chunk reads the list from the record.
             let files = if files.len() <= FILES_IN_TASK_MAX { files } else { Vec::new() };
-            backends.queue.enqueue(&TaskBody::Chunk { job_id: job_id.clone(), index, files, redelivery: 0 }).await?;
+            backends
+                .queue
+                .enqueue(&TaskBody::Chunk { job_id: job_id.clone(), index, files, redelivery: 0 }.task())
+                .await?;
             // Progress while planning goes on; the final totals are set when planning ends.
             backends
                 .db

@@ -16,8 +16,8 @@ use mongodb::bson::{doc, DateTime};
 use crate::backends::Backends;
 use crate::coordinator;
 use crate::jobs::{self, FileError};
-use crate::queue::TaskBody;
 use crate::storage::StorageError;
+use crate::tasks::TaskBody;
 
 use indexing::Indexing;
 
@@ -125,7 +125,9 @@ pub async fn plan(backends: &Backends, job_id: &str) -> Result<(), PlanError> {
                     .await?;
                 backends
                     .queue
-                    .enqueue(&TaskBody::ContinuePlan { job_id: job_id.to_owned(), pass: cursor.pass, redelivery: 0 })
+                    .enqueue(
+                        &TaskBody::ContinuePlan { job_id: job_id.to_owned(), pass: cursor.pass, redelivery: 0 }.task(),
+                    )
                     .await?;
                 return Ok(());
             }

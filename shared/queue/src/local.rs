@@ -12,18 +12,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use backon::{BackoffBuilder, ExponentialBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::caller::LOCAL_TOKEN_HEADER;
-use super::{headers, QueueError, TaskBody, TaskQueue};
+use super::{headers, QueueError, Task, TaskQueue};
 
-/// A task as stored on disk. The dispatcher reads the body as raw JSON ([`RawBody`]) and posts
-/// it as it is: a chunk task lists its files, and parsing and re-serializing that list cost
-/// more CPU than the delivery itself.
+/// A task as stored on disk, its body as the enqueuer wrote it: the dispatcher posts it as it
+/// is, never parsing it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct StoredTask<Body = TaskBody> {
+struct StoredTask {
     name: String,
-    body: Body,
+    body: RawBody,
     /// Deliveries that already failed.
     failures: u32,
     /// Not to be delivered before this time (ms since the epoch).
@@ -58,29 +58,29 @@ impl LocalQueue {
         names
     }
 
-    /// Takes every due task off the queue and returns its body, without HTTP: for handler tests
-    /// that drive process-chunk directly.
-    pub fn drain(&self) -> Vec<TaskBody> {
-        let mut bodies = Vec::new();
+    /// Takes every due task off the queue, without HTTP: for tests and tools that deliver tasks
+    /// in-process instead of through the dispatcher.
+    pub fn drain(&self) -> Vec<Task> {
+        let mut tasks = Vec::new();
         let now = now_ms();
         for name in self.pending_names() {
             let path = self.pending_dir().join(format!("{name}.json"));
-            match read_task::<TaskBody>(&path) {
+            match read_task(&path) {
                 Some(task) if task.not_before_ms > now => continue,
-                Some(task) => bodies.push(task.body),
+                Some(task) => tasks.push(Task { name: task.name, body: task.body }),
                 None => {}
             }
             let _ = std::fs::remove_file(&path);
         }
-        bodies
+        tasks
     }
 }
 
 #[async_trait]
 impl TaskQueue for LocalQueue {
-    async fn enqueue_after(&self, body: &TaskBody, delay: Duration) -> Result<(), QueueError> {
+    async fn enqueue_after(&self, task: &Task, delay: Duration) -> Result<(), QueueError> {
         let not_before_ms = if delay.is_zero() { 0 } else { now_ms() + delay.as_millis() as u64 };
-        let task = StoredTask { name: body.task_name(), body: body.clone(), failures: 0, not_before_ms };
+        let task = StoredTask { name: task.name.clone(), body: task.body.clone(), failures: 0, not_before_ms };
         let dir = self.pending_dir();
         tokio::task::spawn_blocking(move || write_new(&dir, &task))
             .await
@@ -105,7 +105,7 @@ fn write_new(dir: &Path, task: &StoredTask) -> std::io::Result<()> {
 }
 
 /// Replaces a task's file (to record a failure).
-fn write_over(dir: &Path, task: &StoredTask<RawBody>) -> std::io::Result<()> {
+fn write_over(dir: &Path, task: &StoredTask) -> std::io::Result<()> {
     let path = dir.join(format!("{}.json", task.name));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     std::io::Write::write_all(&mut tmp, &serde_json::to_vec(task)?)?;
@@ -116,7 +116,7 @@ fn write_over(dir: &Path, task: &StoredTask<RawBody>) -> std::io::Result<()> {
 /// A task body as the enqueuer wrote it.
 type RawBody = Box<serde_json::value::RawValue>;
 
-fn read_task<Body: serde::de::DeserializeOwned>(path: &Path) -> Option<StoredTask<Body>> {
+fn read_task(path: &Path) -> Option<StoredTask> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
@@ -206,7 +206,7 @@ impl Dispatcher {
     /// Up to `want` due tasks, in name order (a job's chunks front to back). Only the files of
     /// tasks about to be delivered are read, so a queue of thousands of large chunk tasks costs
     /// one directory listing per poll.
-    fn due_tasks(&self, want: usize) -> Vec<StoredTask<RawBody>> {
+    fn due_tasks(&self, want: usize) -> Vec<StoredTask> {
         let now = now_ms();
         let in_flight = self.in_flight.lock().expect("not poisoned").clone();
         let mut delayed = self.delayed.lock().expect("not poisoned");
@@ -218,7 +218,7 @@ impl Dispatcher {
             if in_flight.contains(&name) || delayed.get(&name).is_some_and(|&at| at > now) {
                 continue;
             }
-            let Some(task) = read_task::<RawBody>(&self.queue.pending_dir().join(format!("{name}.json"))) else {
+            let Some(task) = read_task(&self.queue.pending_dir().join(format!("{name}.json"))) else {
                 continue;
             };
             if task.not_before_ms > now {
@@ -231,7 +231,7 @@ impl Dispatcher {
         due
     }
 
-    async fn deliver(&self, mut task: StoredTask<RawBody>) {
+    async fn deliver(&self, mut task: StoredTask) {
         let duplicate = self.options.chaos_duplicate > 0.0 && rand::random::<f64>() < self.options.chaos_duplicate;
         let ok = if duplicate {
             let (a, b) = tokio::join!(self.post(&task), self.post(&task));
@@ -251,9 +251,7 @@ impl Dispatcher {
                 let _ = std::fs::create_dir_all(&dead);
                 let _ = std::fs::rename(&path, dead.join(format!("{}.json", task.name)));
             } else {
-                let backoff =
-                    self.options.min_backoff.saturating_mul(1 << task.failures.min(16)).min(self.options.max_backoff);
-                task.not_before_ms = now_ms() + backoff.as_millis() as u64;
+                task.not_before_ms = now_ms() + self.backoff(task.failures).as_millis() as u64;
                 if let Err(err) = write_over(&dir, &task) {
                     tracing::error!(task = %task.name, error = %err, "could not record a failed delivery");
                 }
@@ -262,8 +260,19 @@ impl Dispatcher {
         self.in_flight.lock().expect("not poisoned").remove(&task.name);
     }
 
+    /// How long a task waits after its `failures`-th failed delivery: doubling from the
+    /// minimum, capped at the maximum, as Cloud Tasks' retry config does.
+    fn backoff(&self, failures: u32) -> Duration {
+        let schedule = ExponentialBuilder::new()
+            .with_min_delay(self.options.min_backoff)
+            .with_max_delay(self.options.max_backoff)
+            .without_max_times()
+            .build();
+        schedule.take(failures as usize + 1).last().unwrap_or(self.options.min_backoff)
+    }
+
     /// One delivery; true on a 2xx answer.
-    async fn post(&self, task: &StoredTask<RawBody>) -> bool {
+    async fn post(&self, task: &StoredTask) -> bool {
         let mut request = self.client.post(&self.options.target);
         if let Some(token) = &self.options.token {
             request = request.header(LOCAL_TOKEN_HEADER, token);
@@ -294,29 +303,43 @@ impl Dispatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
 
     #[tokio::test]
     async fn enqueue_deduplicates_by_name_and_survives_a_new_handle() {
         let dir = tempfile::tempdir().unwrap();
         let queue = LocalQueue::new(dir.path());
-        let plan = TaskBody::Plan { job_id: "j1".into() };
+        let plan = Task::new("j1-plan", &json!({"kind": "plan", "job_id": "j1"}));
         queue.enqueue(&plan).await.unwrap();
-        queue.enqueue(&plan).await.unwrap();
-        queue.enqueue(&TaskBody::Chunk { job_id: "j1".into(), index: 3, files: vec![], redelivery: 0 }).await.unwrap();
+        let same_name = Task::new("j1-plan", &json!({"kind": "plan", "job_id": "another"}));
+        queue.enqueue(&same_name).await.unwrap();
+        queue.enqueue(&Task::new("j1-chunk-0000003", &json!({"kind": "chunk"}))).await.unwrap();
         let reopened = LocalQueue::new(dir.path());
         assert_eq!(reopened.pending_names(), ["j1-chunk-0000003", "j1-plan"]);
-        let bodies = reopened.drain();
-        assert_eq!(bodies.len(), 2);
-        assert!(bodies.contains(&plan));
+        let tasks = reopened.drain();
+        assert_eq!(tasks.len(), 2);
+        assert!(tasks.contains(&plan), "the first task of a name is kept: {tasks:?}");
         assert!(reopened.pending_names().is_empty());
+    }
+
+    #[test]
+    fn a_failed_task_waits_twice_as_long_each_time_up_to_the_maximum() {
+        let options = DispatcherOptions {
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+            ..DispatcherOptions::new("http://127.0.0.1:9/")
+        };
+        let dispatcher = Dispatcher::new(LocalQueue::new("/nonexistent"), options);
+        let waits: Vec<u128> = (1..=6).map(|failures| dispatcher.backoff(failures).as_millis()).collect();
+        assert_eq!(waits, [200, 400, 800, 1000, 1000, 1000]);
     }
 
     /// A loopback task target that fails the first `failures` deliveries of each task and
     /// records every delivery's task name, retry count and body.
-    async fn target(failures: u32) -> (String, Arc<Mutex<Vec<(String, u32, TaskBody)>>>) {
+    async fn target(failures: u32) -> (String, Arc<Mutex<Vec<(String, u32, Value)>>>) {
         use http_body_util::{BodyExt, Full};
         use hyper::body::Incoming;
-        let seen: Arc<Mutex<Vec<(String, u32, TaskBody)>>> = Arc::default();
+        let seen: Arc<Mutex<Vec<(String, u32, Value)>>> = Arc::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/tasks", listener.local_addr().unwrap());
         let log = seen.clone();
@@ -333,7 +356,7 @@ mod tests {
                                 (header(headers::TASK_NAME), header(headers::RETRY_COUNT).parse().unwrap());
                             assert_eq!(header("content-type"), "application/json");
                             let bytes = req.into_body().collect().await.unwrap().to_bytes();
-                            let body: TaskBody = serde_json::from_slice(&bytes).unwrap();
+                            let body: Value = serde_json::from_slice(&bytes).unwrap();
                             log.lock().unwrap().push((name, retries, body));
                             let status = if retries < failures { 500 } else { 200 };
                             Ok::<_, std::convert::Infallible>(
@@ -376,21 +399,14 @@ mod tests {
     async fn failed_deliveries_are_retried_with_growing_retry_counts_and_the_same_body() {
         let dir = tempfile::tempdir().unwrap();
         let queue = LocalQueue::new(dir.path());
-        let files = vec![crate::coordinator::ChunkFile {
-            split: "train".into(),
-            file_name: "a \"quoted\" é.jpg".into(),
-            image: crate::members::Location::Staged { key: "temp/j/a.jpg".into() },
-            size: 12,
-            label: None,
-            label_size: 0,
-        }];
-        let chunk = TaskBody::Chunk { job_id: "j".into(), index: 7, files, redelivery: 0 };
+        let body = json!({"kind": "chunk", "files": [{"file_name": "a \"quoted\" é.jpg", "size": 12}]});
+        let chunk = Task::new("j-chunk-0000007", &body);
         queue.enqueue(&chunk).await.unwrap();
         let (url, seen) = target(2).await;
         run_until_empty(&queue, fast(url)).await;
         let seen = seen.lock().unwrap().clone();
-        let name = chunk.task_name();
-        let expected: Vec<_> = (0..3).map(|retries| (name.clone(), retries, chunk.clone())).collect();
+        let name = chunk.name.clone();
+        let expected: Vec<_> = (0..3).map(|retries| (name.clone(), retries, body.clone())).collect();
         // The body is posted as stored, also after each failure rewrote the task's file.
         assert_eq!(seen, expected);
         assert!(!dir.path().join(format!("dead/{name}.json")).exists());
@@ -400,7 +416,7 @@ mod tests {
     async fn exhausted_tasks_move_to_dead_letters() {
         let dir = tempfile::tempdir().unwrap();
         let queue = LocalQueue::new(dir.path());
-        queue.enqueue(&TaskBody::Plan { job_id: "j".into() }).await.unwrap();
+        queue.enqueue(&Task::new("j-plan", &json!({"kind": "plan"}))).await.unwrap();
         let (url, seen) = target(u32::MAX).await;
         run_until_empty(&queue, DispatcherOptions { max_attempts: 3, ..fast(url) }).await;
         assert_eq!(seen.lock().unwrap().len(), 3);
@@ -412,7 +428,7 @@ mod tests {
     async fn chaos_duplicate_delivers_twice() {
         let dir = tempfile::tempdir().unwrap();
         let queue = LocalQueue::new(dir.path());
-        queue.enqueue(&TaskBody::Plan { job_id: "j".into() }).await.unwrap();
+        queue.enqueue(&Task::new("j-plan", &json!({"kind": "plan"}))).await.unwrap();
         let (url, seen) = target(0).await;
         run_until_empty(&queue, DispatcherOptions { chaos_duplicate: 1.0, ..fast(url) }).await;
         assert_eq!(seen.lock().unwrap().len(), 2);

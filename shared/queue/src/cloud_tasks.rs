@@ -1,7 +1,7 @@
 //! The production [`TaskQueue`]: one Cloud Tasks `CreateTask` call per enqueue.
 //!
-//! Each task is an HTTP task aimed at process-chunk: a POST of the [`TaskBody`] JSON with an OIDC
-//! token for the invoker service account, named `{queue}/tasks/{body.task_name()}`. The name makes
+//! Each task is an HTTP task aimed at process-chunk: a POST of the task's JSON body with an OIDC
+//! token for the invoker service account, named `{queue}/tasks/{task.name}`. The name makes
 //! Cloud Tasks deduplicate a re-enqueue of the same work (`ALREADY_EXISTS`, taken as success), the
 //! same contract as [`LocalQueue`](super::LocalQueue). Retries and backoff are the queue's own
 //! retry config; Cloud Tasks then delivers with the `X-CloudTasks-*` headers of
@@ -19,7 +19,7 @@ use google_cloud_gax::options::RequestOptionsBuilder;
 use google_cloud_tasks_v2::client::CloudTasks;
 use google_cloud_tasks_v2::model::{CreateTaskRequest, HttpMethod, HttpRequest, OidcToken, Task};
 
-use super::{QueueError, TaskBody, TaskQueue};
+use super::{QueueError, Task as QueuedTask, TaskQueue};
 
 /// The dispatch deadline when none is configured: one chunk's time budget.
 pub const DEFAULT_DISPATCH_DEADLINE: Duration = Duration::from_secs(10 * 60);
@@ -138,11 +138,11 @@ impl CloudTasksQueue {
     }
 
     /// The exact `CreateTask` request that [`enqueue`](TaskQueue::enqueue) sends for `body`.
-    pub fn create_task_request(&self, body: &TaskBody) -> CreateTaskRequest {
-        let name = body.task_name();
-        debug_assert!(is_valid_task_id(&name), "task name {name:?} is not a valid Cloud Tasks task ID");
-        let id = task_id(&name);
-        let json = serde_json::to_vec(body).expect("a TaskBody always serializes");
+    pub fn create_task_request(&self, task: &QueuedTask) -> CreateTaskRequest {
+        let name = &task.name;
+        debug_assert!(is_valid_task_id(name), "task name {name:?} is not a valid Cloud Tasks task ID");
+        let id = task_id(name);
+        let json = task.json().as_bytes().to_vec();
         let oidc =
             OidcToken::new().set_service_account_email(&self.config.service_account).set_audience(&self.audience);
         let http = HttpRequest::new()
@@ -162,8 +162,8 @@ impl CloudTasksQueue {
 
 #[async_trait]
 impl TaskQueue for CloudTasksQueue {
-    async fn enqueue_after(&self, body: &TaskBody, delay: std::time::Duration) -> Result<(), QueueError> {
-        let mut request = self.create_task_request(body);
+    async fn enqueue_after(&self, task: &QueuedTask, delay: std::time::Duration) -> Result<(), QueueError> {
+        let mut request = self.create_task_request(task);
         if !delay.is_zero() {
             let at = std::time::SystemTime::now() + delay;
             let since_epoch = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -223,7 +223,7 @@ pub fn is_valid_task_id(id: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// The task ID for a task name: the name itself when valid (as every [`TaskBody::task_name`] is),
+/// The task ID for a task name: the name itself when valid (as the import's task names are),
 /// else the name with other characters replaced by `_`, cut to fit, and suffixed with a hash of
 /// the original name so distinct names never share an ID.
 pub fn task_id(name: &str) -> String {
@@ -282,13 +282,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn task_names_are_valid_task_ids() {
-        let job = "0123456789abcdef0123456789abcdef";
-        let plan = TaskBody::Plan { job_id: job.into() };
-        let chunk = TaskBody::Chunk { job_id: job.into(), index: 9_999_999, files: vec![], redelivery: 0 };
-        for body in [plan, chunk] {
-            assert!(is_valid_task_id(&body.task_name()), "{}", body.task_name());
-            assert_eq!(task_id(&body.task_name()), body.task_name());
+    fn valid_task_ids_are_kept_as_they_are() {
+        for name in ["0123456789abcdef0123456789abcdef-plan", "0123456789abcdef0123456789abcdef-chunk-9999999-r3"] {
+            assert!(is_valid_task_id(name), "{name}");
+            assert_eq!(task_id(name), name);
         }
     }
 

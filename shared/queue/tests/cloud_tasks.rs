@@ -2,7 +2,7 @@
 //! requests (and answers ALREADY_EXISTS for a name it has seen, as the service does); the real
 //! REST transport runs against a loopback fake of the endpoint; and the recorded tasks are then
 //! delivered the way Cloud Tasks delivers them, to a loopback HTTP server that reads them as
-//! process-chunk does.
+//! process-chunk does: the body exactly as enqueued, the attempt from the headers.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -15,16 +15,15 @@ use google_cloud_gax::error::rpc::{Code, Status};
 use google_cloud_gax::options::RequestOptions;
 use google_cloud_gax::response::Response;
 use google_cloud_tasks_v2::client::CloudTasks;
-use google_cloud_tasks_v2::model::{CreateTaskRequest, HttpMethod, Task};
+use google_cloud_tasks_v2::model::{CreateTaskRequest, HttpMethod, Task as CloudTask};
 use google_cloud_tasks_v2::Error;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use serde_json::json;
 use tokio::net::TcpListener;
-use yds::coordinator::ChunkFile;
-use yds::members::Location;
-use yds::queue::cloud_tasks::{CloudTasksConfig, CloudTasksQueue};
-use yds::queue::{headers, QueueError, TaskBody, TaskQueue};
+use yds_queue::cloud_tasks::{CloudTasksConfig, CloudTasksQueue};
+use yds_queue::{headers, QueueError, Task, TaskQueue};
 
 const QUEUE: &str = "projects/yds-test/locations/europe-west1/queues/yds-import";
 const TARGET: &str = "https://process-chunk-abc123-ew.a.run.app/";
@@ -35,20 +34,19 @@ fn config(target: &str) -> CloudTasksConfig {
     CloudTasksConfig::new(QUEUE, target, INVOKER)
 }
 
-fn plan() -> TaskBody {
-    TaskBody::Plan { job_id: JOB.into() }
+fn plan() -> Task {
+    Task::new(format!("{JOB}-plan"), &json!({"kind": "plan", "job_id": JOB}))
 }
 
-fn chunk() -> TaskBody {
-    let file = |n: &str| ChunkFile {
-        split: "train".into(),
-        file_name: format!("{n}.jpg"),
-        image: Location::Staged { key: format!("staging/{JOB}/train/{n}.jpg") },
-        size: 1000,
-        label: Some(Location::Staged { key: format!("staging/{JOB}/train/{n}.txt") }),
-        label_size: 20,
-    };
-    TaskBody::Chunk { job_id: JOB.into(), index: 3, files: vec![file("a"), file("b é")], redelivery: 0 }
+/// A file of a chunk's list, shaped as the import writes them.
+fn file(name: &str, size: u64) -> serde_json::Value {
+    let at = |ext: &str| json!({"at": "staged", "key": format!("staging/{JOB}/train/{name}.{ext}")});
+    json!({"split": "train", "file_name": format!("{name}.jpg"), "image": at("jpg"), "size": size, "label": at("txt"), "label_size": 20})
+}
+
+fn chunk() -> Task {
+    let body = json!({"kind": "chunk", "job_id": JOB, "index": 3, "files": [file("a", 1000), file("b é", 1000)]});
+    Task::new(format!("{JOB}-chunk-0000003"), &body)
 }
 
 /// Makes the error a failing `CreateTask` returns.
@@ -58,7 +56,7 @@ type MakeError = fn() -> Error;
 #[derive(Debug, Default)]
 struct FakeCloudTasks {
     calls: Mutex<Vec<(CreateTaskRequest, RequestOptions)>>,
-    created: Mutex<Vec<Task>>,
+    created: Mutex<Vec<CloudTask>>,
     /// When set, every call fails with this error instead.
     fail: Mutex<Option<MakeError>>,
 }
@@ -68,7 +66,7 @@ impl FakeCloudTasks {
         self.calls.lock().unwrap().clone()
     }
 
-    fn created(&self) -> Vec<Task> {
+    fn created(&self) -> Vec<CloudTask> {
         self.created.lock().unwrap().clone()
     }
 }
@@ -78,7 +76,7 @@ impl google_cloud_tasks_v2::stub::CloudTasks for FakeCloudTasks {
         &self,
         req: CreateTaskRequest,
         options: RequestOptions,
-    ) -> google_cloud_tasks_v2::Result<Response<Task>> {
+    ) -> google_cloud_tasks_v2::Result<Response<CloudTask>> {
         self.calls.lock().unwrap().push((req.clone(), options));
         if let Some(fail) = *self.fail.lock().unwrap() {
             return Err(fail());
@@ -103,19 +101,22 @@ fn stub_queue(target: &str) -> (Arc<FakeCloudTasks>, CloudTasksQueue) {
 #[test]
 fn create_task_request_is_exactly_the_cloud_tasks_http_task() {
     let (_, queue) = stub_queue(TARGET);
-    for body in [plan(), chunk()] {
-        let req = queue.create_task_request(&body);
+    for queued in [plan(), chunk()] {
+        let req = queue.create_task_request(&queued);
         assert_eq!(req.parent, QUEUE);
         let task = req.task.as_ref().expect("a task");
-        assert_eq!(task.name, format!("{QUEUE}/tasks/{}", body.task_name()));
+        assert_eq!(task.name, format!("{QUEUE}/tasks/{}", queued.name));
         assert!(task.schedule_time.is_none(), "no schedule: retries are the queue's");
         assert_eq!(task.dispatch_deadline, Some(google_cloud_wkt::Duration::clamp(600, 0)));
         let http = task.http_request().expect("an HTTP task");
         assert_eq!(http.url, TARGET);
         assert_eq!(http.http_method, HttpMethod::Post);
         assert_eq!(http.headers, HashMap::from([("content-type".to_owned(), "application/json".to_owned())]));
-        assert_eq!(http.body, Bytes::from(serde_json::to_vec(&body).unwrap()), "raw JSON bytes, not base64");
-        assert_eq!(serde_json::from_slice::<TaskBody>(&http.body).unwrap(), body);
+        assert_eq!(
+            http.body,
+            Bytes::from(queued.json().to_owned()),
+            "the body as enqueued: raw JSON bytes, not base64"
+        );
         let oidc = http.oidc_token().expect("an OIDC token");
         assert_eq!(oidc.service_account_email, INVOKER);
         assert_eq!(oidc.audience, "https://process-chunk-abc123-ew.a.run.app");
@@ -144,8 +145,8 @@ async fn enqueue_sends_create_task_and_a_repeat_is_deduplicated() {
 
     let calls = fake.calls();
     assert_eq!(calls.len(), 3);
-    for ((req, options), body) in calls.iter().zip([plan(), plan(), chunk()]) {
-        assert_eq!(req, &queue.create_task_request(&body), "enqueue sends exactly create_task_request");
+    for ((req, options), queued) in calls.iter().zip([plan(), plan(), chunk()]) {
+        assert_eq!(req, &queue.create_task_request(&queued), "enqueue sends exactly create_task_request");
         assert_eq!(options.idempotent(), Some(true), "named tasks make CreateTask safe to retry");
         assert_eq!(options.attempt_timeout(), &Some(Duration::from_secs(30)));
     }
@@ -195,22 +196,16 @@ async fn errors_other_than_already_exists_are_unavailable_without_secrets() {
 #[tokio::test]
 async fn a_task_over_the_size_limit_is_refused_before_the_call() {
     let (fake, queue) = stub_queue(TARGET);
-    let file = |i: usize| ChunkFile {
-        split: "train".into(),
-        file_name: format!("images/{i:08}.jpg"),
-        image: Location::Staged { key: format!("staging/{JOB}/train/images/{i:08}.jpg") },
-        size: 100_000,
-        label: Some(Location::Staged { key: format!("staging/{JOB}/train/labels/{i:08}.txt") }),
-        label_size: 20,
-    };
-    let big = TaskBody::Chunk { job_id: JOB.into(), index: 0, files: (0..10_000).map(file).collect(), redelivery: 0 };
+    let files =
+        |n: usize| -> Vec<serde_json::Value> { (0..n).map(|i| file(&format!("images/{i:08}"), 100_000)).collect() };
+    let big = Task::new(format!("{JOB}-chunk-0000000"), &json!({"kind": "chunk", "files": files(10_000)}));
     match queue.enqueue(&big).await {
         Err(QueueError::Unavailable(message)) => assert!(message.contains("1 MB task limit"), "{message}"),
         Ok(()) => panic!("a task over 1 MB is refused"),
     }
     assert!(fake.calls().is_empty(), "no CreateTask call for a task Cloud Tasks would refuse");
     // Planning puts at most 2,000 files in a task (more travel in the chunk's record).
-    let fits = TaskBody::Chunk { job_id: JOB.into(), index: 1, files: (0..2_000).map(file).collect(), redelivery: 0 };
+    let fits = Task::new(format!("{JOB}-chunk-0000001"), &json!({"kind": "chunk", "files": files(2_000)}));
     queue.enqueue(&fits).await.expect("2,000 such files fit");
 }
 
@@ -229,15 +224,9 @@ impl Received {
     }
 
     /// What process-chunk takes from a delivery: the task body and the retry count.
-    fn as_process_chunk_reads_it(&self) -> (TaskBody, u32) {
-        let body: TaskBody = serde_json::from_slice(&self.body).expect("process-chunk parses the body");
-        let retries: u32 = self
-            .headers
-            .get(headers::RETRY_COUNT)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        (body, retries)
+    fn as_process_chunk_reads_it(&self) -> (String, u32) {
+        let body = String::from_utf8(self.body.to_vec()).expect("a UTF-8 JSON body");
+        (body, headers::retry_count(&self.headers))
     }
 }
 
@@ -307,7 +296,7 @@ async fn process_chunk_stand_in(script: Arc<Mutex<Vec<u16>>>) -> Recorder {
 
 /// Delivers `task` as Cloud Tasks does: its method, URL, headers and body, plus the
 /// `X-CloudTasks-*` headers; returns the answer's status.
-async fn deliver(client: &reqwest::Client, task: &Task, retry_count: u32, execution_count: u32) -> u16 {
+async fn deliver(client: &reqwest::Client, task: &CloudTask, retry_count: u32, execution_count: u32) -> u16 {
     let http = task.http_request().expect("an HTTP task");
     assert_eq!(http.http_method, HttpMethod::Post);
     let (queue_name, task_id) = task.name.split_once("/tasks/").expect("a full task name");
@@ -349,15 +338,14 @@ async fn created_tasks_deliver_as_process_chunk_expects() {
     let received = server.received();
     assert_eq!(received.len(), 4);
     let expected = [(plan(), 0, "0"), (plan(), 0, "0"), (chunk(), 0, "0"), (chunk(), 1, "1")];
-    for (got, (body, retries, executions)) in received.iter().zip(expected) {
+    for (got, (queued, retries, executions)) in received.iter().zip(expected) {
         assert_eq!(got.method, "POST");
         assert_eq!(got.path, "/");
         assert_eq!(got.header("content-type"), "application/json");
-        assert_eq!(got.header(headers::TASK_NAME), body.task_name());
+        assert_eq!(got.header(headers::TASK_NAME), queued.name);
         assert_eq!(got.header(headers::QUEUE_NAME), "yds-import");
         assert_eq!(got.header(headers::EXECUTION_COUNT), executions);
-        assert_eq!(got.as_process_chunk_reads_it(), (body.clone(), retries));
-        assert_eq!(got.body, Bytes::from(serde_json::to_vec(&body).unwrap()));
+        assert_eq!(got.as_process_chunk_reads_it(), (queued.json().to_owned(), retries));
     }
 }
 
@@ -391,7 +379,7 @@ async fn fake_rest_endpoint() -> Recorder {
 #[tokio::test]
 async fn real_transport_against_a_loopback_endpoint() {
     let endpoint = fake_rest_endpoint().await;
-    yds::queue::cloud_tasks::install_crypto_provider();
+    yds_queue::cloud_tasks::install_crypto_provider();
     let client = CloudTasks::builder()
         .with_endpoint(endpoint.url.trim_end_matches('/'))
         .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build())
@@ -402,7 +390,7 @@ async fn real_transport_against_a_loopback_endpoint() {
 
     queue.enqueue(&chunk()).await.expect("created");
     queue.enqueue(&chunk()).await.expect("ALREADY_EXISTS is success");
-    match queue.enqueue(&TaskBody::Plan { job_id: "denied".into() }).await {
+    match queue.enqueue(&Task::new("denied-plan", &json!({"kind": "plan"}))).await {
         Err(QueueError::Unavailable(message)) => {
             assert!(message.contains("PERMISSION_DENIED: The principal lacks"), "{message}")
         }
@@ -426,6 +414,6 @@ async fn real_transport_against_a_loopback_endpoint() {
     assert_eq!(http["oidcToken"]["serviceAccountEmail"], INVOKER);
     assert_eq!(http["oidcToken"]["audience"], "https://process-chunk-abc123-ew.a.run.app");
     let body = base64::engine::general_purpose::STANDARD.decode(http["body"].as_str().unwrap()).unwrap();
-    assert_eq!(serde_json::from_slice::<TaskBody>(&body).unwrap(), chunk());
+    assert_eq!(body, chunk().json().as_bytes(), "the body as enqueued");
     assert_eq!(received[1].body, first.body, "the repeat sends the same request");
 }

@@ -1,20 +1,12 @@
-//! Task delivery behind one trait: Cloud Tasks in production, a durable directory locally.
+//! The import's tasks: what process-chunk is asked to do, and their names on the queue.
 //!
-//! Delivery is at least once, in any order, possibly concurrently twice. Enqueueing a task whose
-//! name was already enqueued is a no-op (as Cloud Tasks deduplicates named tasks), which lets a
-//! retried planner re-enqueue its chunks safely. Handlers must be idempotent.
+//! The queue carries a task's name and JSON body without reading them ([`yds_queue::Task`]);
+//! this module alone writes and reads the bodies.
 
-pub mod caller;
-pub mod cloud_tasks;
-pub mod local;
-
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::coordinator::ChunkFile;
 use crate::members::required;
-
-pub use local::LocalQueue;
 
 /// What process-chunk is asked to do. The JSON body of every task: a map tagged by `kind`.
 ///
@@ -93,6 +85,11 @@ impl TryFrom<TaskFields> for TaskBody {
 }
 
 impl TaskBody {
+    /// The queue's task: this body under its name.
+    pub fn task(&self) -> yds_queue::Task {
+        yds_queue::Task::new(self.task_name(), self)
+    }
+
     /// A deterministic name, so a re-enqueue of the same work is deduplicated.
     pub fn task_name(&self) -> String {
         match self {
@@ -103,32 +100,6 @@ impl TaskBody {
             TaskBody::Chunk { job_id, index, redelivery, .. } => format!("{job_id}-chunk-{index:07}-r{redelivery}"),
             TaskBody::Watch { job_id, round } => format!("{job_id}-watch-{round:05}"),
         }
-    }
-}
-
-/// Headers Cloud Tasks sets on each delivery; the local dispatcher sets the same ones.
-pub mod headers {
-    pub const TASK_NAME: &str = "x-cloudtasks-taskname";
-    pub const RETRY_COUNT: &str = "x-cloudtasks-taskretrycount";
-    pub const EXECUTION_COUNT: &str = "x-cloudtasks-taskexecutioncount";
-    pub const QUEUE_NAME: &str = "x-cloudtasks-queuename";
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    #[error("task queue unavailable: {0}")]
-    Unavailable(String),
-}
-
-#[async_trait]
-pub trait TaskQueue: Send + Sync + 'static {
-    /// Enqueues `body` under its deterministic name, to be delivered no sooner than `delay`
-    /// from now; an existing task of that name is kept.
-    async fn enqueue_after(&self, body: &TaskBody, delay: std::time::Duration) -> Result<(), QueueError>;
-
-    /// Enqueues `body` for delivery as soon as possible.
-    async fn enqueue(&self, body: &TaskBody) -> Result<(), QueueError> {
-        self.enqueue_after(body, std::time::Duration::ZERO).await
     }
 }
 

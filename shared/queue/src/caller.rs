@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::cloud_tasks::CloudTasksConfig;
 use super::headers;
-use crate::config::{Config, ConfigError, QueueConfig};
+use yds_config::{Config, ConfigError, QueueConfig};
 
 /// The header the local dispatcher carries its secret in.
 pub const LOCAL_TOKEN_HEADER: &str = "x-yds-task-token";
