@@ -10,8 +10,8 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use yds::queue::local::{Dispatcher, DispatcherOptions};
-use yds::queue::LocalQueue;
+use yds_queue::local::{Dispatcher, DispatcherOptions};
+use yds_queue::LocalQueue;
 
 use crate::{ensure_mongod, free_port, gateway, Mongod, ProcessSpec, Supervisor};
 

@@ -12,7 +12,10 @@
 //! - [`server`]: [`FileServer`], a loopback HTTP/1.1 server over a directory, with HEAD and
 //!   single byte-range requests, for imports from `http://` URLs.
 //! - [`fs`]: [`copy_dir`], to copy the read-only shared datasets into a writable temp dir.
-//! - [`env`]: what `cargo xtask test` provides: the test `mongod`'s URI, the tools folder, the
+//! - `db` (feature `store`): a fresh database on the test `mongod`, and a look inside it.
+//! - `inline` (feature `import`): the import run in-process on such a database, its tasks
+//!   delivered by calling the same entry process-chunk uses.
+//! - [`env`](mod@env): what `cargo xtask test` provides: the test `mongod`'s URI, the tools folder, the
 //!   function binaries; and the real datasets beside the repository, when they are there.
 //! - [`bulk`]: [`write_bulk_archives`] writes one large synthetic dataset (up to millions of
 //!   images) straight into a `.tar.gz` and a `.zip`, without the tree, for benchmarks.
@@ -23,9 +26,13 @@
 pub mod archive;
 pub mod bulk;
 pub mod dataset;
+#[cfg(feature = "store")]
+pub mod db;
 mod encode;
 pub mod env;
 pub mod fs;
+#[cfg(feature = "import")]
+pub mod inline;
 pub mod server;
 
 pub use archive::{pack_tar, pack_tar_gz, pack_zip};

@@ -25,10 +25,10 @@ const ROUTES: [(&str, &str, &str); 7] = [
 ];
 
 /// The environment variables the binaries read: every quoted `PORT`, `MONGODB_URI` or `YDS_*`
-/// name in `shared/src/config.rs` (the only module that reads the environment), plus the
+/// name in `shared/config/src/lib.rs` (the only module that reads the environment), plus the
 /// tracing filter.
 fn known_env() -> BTreeSet<String> {
-    let config = read(&repo().join("shared/src/config.rs"));
+    let config = read(&repo().join("shared/config/src/lib.rs"));
     let mut names: BTreeSet<String> = config
         .split('"')
         .skip(1)

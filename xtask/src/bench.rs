@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use local_stack::stack::{Stack, StackOptions, FUNCTIONS};
-use mongodb::bson::{doc, Bson, Document};
+use mongodb::bson::doc;
 use serde_json::{json, Value};
 use testkit::{BulkSpec, BulkSummary, FileServer, SizeMix};
 
@@ -453,19 +453,19 @@ async fn drive_import(args: &BenchArgs, stack: &Stack, work: &Path, format: Form
     bar.finish();
     memory.sample(&stack.pids());
 
-    let db = mongodb::Client::with_uri_str(&stack.mongodb_uri).await?.database("yds");
-    let job = db.collection::<Document>("import_jobs").find_one(doc! {"_id": &job_id}).await?;
-    let job = job.context("the job record")?;
-    let created = job.get_datetime("created_at").ok().copied();
-    let wall = match (created, job.get_datetime("finished_at")) {
-        (Some(created), Ok(finished)) => millis(finished.timestamp_millis() - created.timestamp_millis()),
-        _ => polled,
+    let db = yds_store::Db::connect(&stack.mongodb_uri, "yds").await?;
+    let job = db.jobs.find(&job_id).await?.context("the job record")?;
+    let wall = match job.finished_at {
+        Some(finished) => millis(finished.timestamp_millis() - job.created_at.timestamp_millis()),
+        None => polled,
     };
-    let chunks = ChunkTimes::read(&db, &job_id, created).await?;
+    let chunks = ChunkTimes::read(&db, &job_id, job.created_at).await?;
     let dataset_id = status["dataset_id"].as_str().unwrap_or_default();
-    let dataset = db.collection::<Document>("datasets").find_one(doc! {"_id": dataset_id}).await?;
-    let duplicates = dataset.as_ref().and_then(duplicate_counts);
-    let mongod_time = mongod_time_by_collection(&db).await?;
+    let dataset = db.datasets.find(dataset_id).await?;
+    let duplicates = dataset.and_then(|d| d.duplicates).map(|d| (d.within_split, d.cross_split));
+    // The `top` command is an administrative one, not a collection's: no owner of ours has it.
+    let yds = mongodb::Client::with_uri_str(&stack.mongodb_uri).await?.database("yds");
+    let mongod_time = mongod_time_by_collection(&yds).await?;
     let served = (server.requests(), server.bytes_served());
     Ok(ImportRun { format, wall, status, timed_out, chunks, memory, duplicates, mongod_time, bench_cpu, served })
 }
@@ -640,24 +640,14 @@ struct ChunkTimes {
 }
 
 impl ChunkTimes {
-    async fn read(
-        db: &mongodb::Database,
-        job_id: &str,
-        created: Option<mongodb::bson::DateTime>,
-    ) -> anyhow::Result<ChunkTimes> {
-        let mut cursor = db
-            .collection::<Document>("import_chunks")
-            .find(doc! {"job_id": job_id})
-            .projection(doc! {"state": 1, "elapsed_ms": 1, "finished_at": 1})
-            .await?;
+    async fn read(db: &yds_store::Db, job_id: &str, created: yds_store::DateTime) -> anyhow::Result<ChunkTimes> {
         let mut times = ChunkTimes::default();
         let mut finished = Vec::new();
-        while cursor.advance().await? {
-            let chunk: Document = cursor.deserialize_current()?;
+        for chunk in db.chunks.of_job(job_id).await? {
             times.count += 1;
-            times.failed += u64::from(chunk.get_str("state").is_ok_and(|s| s == "failed"));
-            times.elapsed_ms.extend(chunk.get("elapsed_ms").and_then(bson_u64));
-            if let (Some(created), Ok(at)) = (created, chunk.get_datetime("finished_at")) {
+            times.failed += u64::from(chunk.state == yds_store::ChunkState::Failed);
+            times.elapsed_ms.extend(chunk.elapsed_ms);
+            if let Some(at) = chunk.finished_at {
                 finished.push(millis(at.timestamp_millis() - created.timestamp_millis()));
             }
         }
@@ -675,21 +665,6 @@ impl ChunkTimes {
             text.push_str(&format!(" ({} of {} chunks)", self.elapsed_ms.len(), self.count));
         }
         text
-    }
-}
-
-/// `duplicates.{within_split, cross_split}` of a dataset record, once the job has ended.
-fn duplicate_counts(dataset: &Document) -> Option<(u64, u64)> {
-    let counts = dataset.get_document("duplicates").ok()?;
-    Some((bson_u64(counts.get("within_split")?)?, bson_u64(counts.get("cross_split")?)?))
-}
-
-fn bson_u64(value: &Bson) -> Option<u64> {
-    match value {
-        Bson::Int32(v) => u64::try_from(*v).ok(),
-        Bson::Int64(v) => u64::try_from(*v).ok(),
-        Bson::Double(v) if *v >= 0.0 => Some(*v as u64),
-        _ => None,
     }
 }
 

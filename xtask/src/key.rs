@@ -23,12 +23,12 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     }
     let uri = std::env::var("MONGODB_URI").context("set MONGODB_URI to the database the functions use")?;
     let db_name = std::env::var("YDS_DB_NAME").unwrap_or_else(|_| "yds".into());
-    let db = yds::db::Db::connect(&uri, &db_name).await?;
+    let db = yds_store::Db::connect(&uri, &db_name).await?;
     db.ensure_indexes().await?;
     match command.as_str() {
         "create" => {
             let tenant = tenant.filter(|t| !t.trim().is_empty()).context("--tenant is required")?;
-            let key = yds::api_keys::create(&db, &tenant, &label).await?;
+            let key = yds_edge::access::create(&db, &tenant, &label).await?;
             eprintln!(
                 "API key for tenant {tenant} (shown once; only its hash is stored; revoke with --prefix {}):",
                 &key[..12]
@@ -37,7 +37,7 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         }
         "revoke" => {
             let prefix = prefix.context("--prefix is required")?;
-            let revoked = yds::api_keys::revoke(&db, &prefix).await?;
+            let revoked = yds_edge::access::revoke(&db, &prefix).await?;
             println!("revoked {revoked} key(s); instances stop accepting them within a minute");
         }
         other => bail!("unknown key command `{other}`\n{USAGE}"),

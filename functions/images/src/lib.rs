@@ -4,22 +4,21 @@
 //! `GET /datasets/{id}/images/{image_id}/file`, its bytes as imported (what a labelling tool or
 //! a training loader fetches).
 
+mod view;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{header, Method, StatusCode};
+use serde::Deserialize;
 use serde_json::json;
-use yds::datasets;
-use yds::db::Db;
-use yds::format::data_yaml::MAX_CLASSES;
-use yds::http::{
-    json_response, path_segments, query_params, reject_unknown_params, ApiError, Caller, Handler, Request, Response,
-};
-use yds::images::{self, ImageDoc, ImageQuery};
-use yds::memory::MemoryBudget;
-use yds::pagination::{self, Cursors};
-use yds::storage::{keys, ObjectStore, StorageError};
+use yds_edge::cursors::{self, Cursors};
+use yds_edge::query::{self, path_segments, NoParams, QueryParams};
+use yds_edge::{json_response, ApiError, Caller, Handler, Request, Response};
+use yds_format::data_yaml::MAX_CLASSES;
+use yds_storage::{keys, MemoryBudget, ObjectStore, StorageError};
+use yds_store::{Db, ImageDoc, ImageQuery};
 
 /// Image bytes one process reads at once for the files it serves, together; a larger file is
 /// not served through the API (Cloud Run answers at most 32 MiB without streaming).
@@ -38,6 +37,22 @@ impl ImagesApi {
     }
 }
 
+/// The query of `GET /datasets/{id}/images`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+    split: Option<String>,
+    class_id: Option<String>,
+    valid: Option<String>,
+    issue: Option<String>,
+}
+
+impl QueryParams for PageQuery {
+    const NAMES: &'static [&'static str] = &["limit", "cursor", "split", "class_id", "valid", "issue"];
+}
+
 #[async_trait]
 impl Handler for ImagesApi {
     async fn handle(&self, req: Request, caller: &Caller) -> Result<Response, ApiError> {
@@ -53,9 +68,9 @@ impl Handler for ImagesApi {
         match route {
             Route::Page(dataset_id) => self.page(&req, caller, dataset_id).await,
             Route::Image(dataset_id, image_id) => {
-                reject_unknown_params(&query_params(&req)?, &[])?;
+                query::parse::<NoParams>(&req)?;
                 let image = self.image(caller, &dataset_id, &image_id).await?;
-                Ok(json_response(StatusCode::OK, &image.to_view()))
+                Ok(json_response(StatusCode::OK, &view::image(&image)))
             }
             Route::File(dataset_id, image_id) => self.file(&req, caller, &dataset_id, &image_id).await,
         }
@@ -68,45 +83,44 @@ impl Handler for ImagesApi {
 
 impl ImagesApi {
     async fn page(&self, req: &Request, caller: &Caller, dataset_id: String) -> Result<Response, ApiError> {
-        let params = query_params(req)?;
-        reject_unknown_params(&params, &["limit", "cursor", "split", "class_id", "valid", "issue"])?;
-        let limit = pagination::parse_limit(params.get("limit"), 100, 1000)?;
-        let class_id = parse_class_id(params.get("class_id"))?;
-        let split = params.get("split").cloned();
+        let params: PageQuery = query::parse(req)?;
+        let limit = cursors::parse_limit(params.limit.as_ref(), 100, 1000)?;
+        let class_id = parse_class_id(params.class_id.as_ref())?;
+        let split = params.split;
         if split.as_deref() == Some("") {
             return Err(ApiError::BadRequest("`split` must not be empty".into()));
         }
-        let valid = match params.get("valid").map(String::as_str) {
+        let valid = match params.valid.as_deref() {
             None => None,
             Some("true") => Some(true),
             Some("false") => Some(false),
             Some(_) => return Err(ApiError::BadRequest("`valid` must be `true` or `false`".into())),
         };
-        let issue = params.get("issue").cloned();
+        let issue = params.issue;
         if issue.as_deref().is_some_and(|c| c.is_empty() || c.len() > 64) {
             return Err(ApiError::BadRequest("`issue` must be an issue code".into()));
         }
-        let Some(dataset) = datasets::find_for_tenant(&self.db, caller.tenant(), &dataset_id).await? else {
+        let Some(dataset) = self.db.datasets.find_for_tenant(caller.tenant(), &dataset_id).await? else {
             return Err(ApiError::NotFound(format!("dataset `{dataset_id}` not found")));
         };
         // A cursor is valid only for the tenant, dataset and filters it was issued for.
         let scope =
             format!("images\n{:?}\n{dataset_id:?}\n{split:?}\n{class_id:?}\n{valid:?}\n{issue:?}", caller.tenant());
-        let after: Option<String> = params.get("cursor").map(|c| self.cursors.decode(&scope, c)).transpose()?;
+        let after: Option<String> = params.cursor.map(|c| self.cursors.decode(&scope, &c)).transpose()?;
         let query =
             ImageQuery { dataset_id, split, class_id, valid, issue, all_splits: dataset.split_names, after, limit };
-        let (items, next) = images::page(&self.db, &query).await?;
-        let items: Vec<_> = items.iter().map(|i| i.to_view()).collect();
+        let (items, next) = self.db.images.page(&query).await?;
+        let items: Vec<_> = items.iter().map(view::image).collect();
         let next_cursor = next.map(|c| self.cursors.encode(&scope, &c));
         Ok(json_response(StatusCode::OK, &json!({"items": items, "next_cursor": next_cursor})))
     }
 
     /// An image of a dataset of the caller's tenant; 404 for anything else.
     async fn image(&self, caller: &Caller, dataset_id: &str, image_id: &str) -> Result<ImageDoc, ApiError> {
-        if datasets::find_for_tenant(&self.db, caller.tenant(), dataset_id).await?.is_none() {
+        if self.db.datasets.find_for_tenant(caller.tenant(), dataset_id).await?.is_none() {
             return Err(ApiError::NotFound(format!("dataset `{dataset_id}` not found")));
         }
-        images::find(&self.db, dataset_id, image_id).await?.ok_or_else(|| image_not_found(dataset_id, image_id))
+        self.db.images.find(dataset_id, image_id).await?.ok_or_else(|| image_not_found(dataset_id, image_id))
     }
 
     /// The image's bytes, with its BLAKE3 hash as the entity tag: an imported file never
@@ -118,7 +132,7 @@ impl ImagesApi {
         dataset_id: &str,
         image_id: &str,
     ) -> Result<Response, ApiError> {
-        reject_unknown_params(&query_params(req)?, &[])?;
+        query::parse::<NoParams>(req)?;
         let image = self.image(caller, dataset_id, image_id).await?;
         let etag = format!("\"{}\"", image.content_hash);
         let response = |status: StatusCode, body: Bytes| {
@@ -126,7 +140,7 @@ impl ImagesApi {
                 .status(status)
                 .header(header::ETAG, &etag)
                 .header(header::CACHE_CONTROL, "private, max-age=86400")
-                .header(header::CONTENT_TYPE, images::media_type(&image.format))
+                .header(header::CONTENT_TYPE, view::media_type(&image.format))
                 .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
                 .body(body)
                 .expect("valid response parts")

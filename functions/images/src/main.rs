@@ -1,7 +1,8 @@
-use yds::api_keys::KeyLookup;
-use yds::config::Config;
-use yds::db::Db;
-use yds::http::{server, EdgeOptions, Service, PUBLIC_MAX_BODY};
+use yds_config::Config;
+use yds_edge::access::KeyLookup;
+use yds_edge::cursors::Cursors;
+use yds_edge::{server, EdgeOptions, Service, PUBLIC_MAX_BODY};
+use yds_store::Db;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -12,11 +13,7 @@ async fn main() -> anyhow::Result<()> {
         api_keys: Some(KeyLookup::new(config.api_keys.clone(), db.clone())),
         max_body_bytes: PUBLIC_MAX_BODY,
     };
-    let store = yds::backends::object_store(&config).await?;
-    server::run(
-        Service::new(images::ImagesApi::new(db, yds::pagination::Cursors::from_config(&config), store), options),
-        config.port,
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!(e))
+    let objects = yds_storage::open(&config.storage, &config.chaos).await?;
+    let handler = images::ImagesApi::new(db, Cursors::from_config(&config), objects);
+    server::run(Service::new(handler, options), config.port).await.map_err(|e| anyhow::anyhow!(e))
 }

@@ -1,26 +1,34 @@
 //! import-trigger: `POST /datasets/import`.
 //!
-//! Validates the request, records the dataset and the job, enqueues planning and answers
-//! `202 Accepted` with the job's status URL. All rules live in [`yds::import`].
+//! Checks the request, records the dataset and the job, enqueues planning and answers
+//! `202 Accepted` with the job's status URL. All rules live in [`yds_import::accept`].
 
 use async_trait::async_trait;
 use http::{header, Method, StatusCode};
-use yds::backends::Backends;
-use yds::http::{json_response, path_segments, ApiError, Caller, Handler, Request, Response};
-use yds::import::{check_request, start_import, ImportSettings};
-use yds::rate_limit::RateLimit;
+use yds_edge::query::path_segments;
+use yds_edge::rate_limit::RateLimit;
+use yds_edge::{json_response, ApiError, Caller, Handler, Request, Response};
+use yds_import::accept::{AcceptError, Acceptor};
+use yds_store::Db;
 
 pub struct ImportTrigger {
-    backends: Backends,
-    settings: ImportSettings,
+    db: Db,
+    acceptor: Acceptor,
     limit: RateLimit,
 }
 
 impl ImportTrigger {
-    pub fn new(backends: Backends, default_chunk_size: u32, limit: RateLimit) -> Self {
-        let lease = backends.pacing.chunk_lease;
-        let settings = ImportSettings { url_policy: backends.url_policy, default_chunk_size, lease };
-        Self { backends, settings, limit }
+    pub fn new(importer: yds_import::Importer, default_chunk_size: u32, limit: RateLimit) -> Self {
+        Self { db: importer.db.clone(), acceptor: Acceptor::new(importer, default_chunk_size), limit }
+    }
+}
+
+/// The edge's answer to a refused import.
+fn refusal(err: AcceptError) -> ApiError {
+    match err {
+        AcceptError::Malformed(detail) => ApiError::BadRequest(detail),
+        AcceptError::Invalid(detail) => ApiError::Unprocessable(detail),
+        AcceptError::Unavailable(cause) => ApiError::Unavailable(cause.to_string()),
     }
 }
 
@@ -42,19 +50,11 @@ impl Handler for ImportTrigger {
         };
         // Only well-formed imports count against the key's limit: a malformed request costs
         // nothing and gets its own precise problem.
-        check_request(req.body(), &self.settings)?;
+        self.acceptor.check(req.body()).map_err(refusal)?;
         if let Some(key_id) = &caller.key_id {
-            self.limit.admit(&self.backends.db, "import", key_id).await?;
+            self.limit.admit(&self.db, "import", key_id).await?;
         }
-        let accepted = start_import(
-            &self.backends.db,
-            self.backends.queue.as_ref(),
-            &self.settings,
-            caller.tenant(),
-            idempotency_key,
-            req.body(),
-        )
-        .await?;
+        let accepted = self.acceptor.start(caller.tenant(), idempotency_key, req.body()).await.map_err(refusal)?;
         let mut response = json_response(StatusCode::ACCEPTED, &accepted);
         let location = format!("/datasets/import/{}/status", accepted.job_id);
         response.headers_mut().insert(header::LOCATION, location.parse().expect("ids are URL-safe"));
@@ -62,6 +62,6 @@ impl Handler for ImportTrigger {
     }
 
     async fn health(&self) -> Result<(), String> {
-        self.backends.db.ping().await.map_err(|e| e.to_string())
+        self.db.ping().await.map_err(|e| e.to_string())
     }
 }

@@ -1,15 +1,16 @@
 //! list: `GET /datasets` — the caller's datasets, newest first, keyset-paginated — and
 //! `GET /datasets/{id}`, one of them (what a client polls after an import, without paging).
 
+mod view;
+
 use async_trait::async_trait;
 use http::{Method, StatusCode};
+use serde::Deserialize;
 use serde_json::json;
-use yds::datasets::{self, DatasetCursor};
-use yds::db::Db;
-use yds::http::{
-    json_response, path_segments, query_params, reject_unknown_params, ApiError, Caller, Handler, Request, Response,
-};
-use yds::pagination::{self, Cursors};
+use yds_edge::cursors::{self, Cursors};
+use yds_edge::query::{self, path_segments, NoParams, QueryParams};
+use yds_edge::{json_response, ApiError, Caller, Handler, Request, Response};
+use yds_store::{DatasetCursor, Db};
 
 pub struct ListDatasets {
     db: Db,
@@ -20,6 +21,18 @@ impl ListDatasets {
     pub fn new(db: Db, cursors: Cursors) -> Self {
         Self { db, cursors }
     }
+}
+
+/// The query of `GET /datasets`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+impl QueryParams for PageQuery {
+    const NAMES: &'static [&'static str] = &["limit", "cursor"];
 }
 
 #[async_trait]
@@ -46,22 +59,21 @@ impl Handler for ListDatasets {
 
 impl ListDatasets {
     async fn one(&self, req: &Request, caller: &Caller, id: &str) -> Result<Response, ApiError> {
-        reject_unknown_params(&query_params(req)?, &[])?;
-        match datasets::find_for_tenant(&self.db, caller.tenant(), id).await? {
-            Some(dataset) => Ok(json_response(StatusCode::OK, &dataset.to_view())),
+        query::parse::<NoParams>(req)?;
+        match self.db.datasets.find_for_tenant(caller.tenant(), id).await? {
+            Some(dataset) => Ok(json_response(StatusCode::OK, &view::dataset(&dataset))),
             None => Err(ApiError::NotFound(format!("dataset `{id}` not found"))),
         }
     }
 
     async fn page(&self, req: &Request, caller: &Caller) -> Result<Response, ApiError> {
-        let params = query_params(req)?;
-        reject_unknown_params(&params, &["limit", "cursor"])?;
-        let limit = pagination::parse_limit(params.get("limit"), 50, 1000)?;
+        let params: PageQuery = query::parse(req)?;
+        let limit = cursors::parse_limit(params.limit.as_ref(), 50, 1000)?;
         // A cursor is valid only for the tenant it was issued to.
         let scope = format!("datasets\n{:?}", caller.tenant());
-        let after: Option<DatasetCursor> = params.get("cursor").map(|c| self.cursors.decode(&scope, c)).transpose()?;
-        let (items, next) = datasets::page(&self.db, caller.tenant(), after, limit).await?;
-        let items: Vec<_> = items.iter().map(|d| d.to_view()).collect();
+        let after: Option<DatasetCursor> = params.cursor.map(|c| self.cursors.decode(&scope, &c)).transpose()?;
+        let (items, next) = self.db.datasets.page(caller.tenant(), after, limit).await?;
+        let items: Vec<_> = items.iter().map(view::dataset).collect();
         let next_cursor = next.map(|c| self.cursors.encode(&scope, &c));
         Ok(json_response(StatusCode::OK, &json!({"items": items, "next_cursor": next_cursor})))
     }

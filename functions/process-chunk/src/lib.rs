@@ -8,33 +8,28 @@
 use async_trait::async_trait;
 use http::{Method, StatusCode};
 use serde_json::json;
-use yds::backends::Backends;
-use yds::config::Chaos;
-use yds::http::{json_response, ApiError, Caller, Handler, Request, Response};
-use yds::ingest::{self, ChunkError, Delivery};
-use yds::planning;
-use yds::queue::caller::TaskCallers;
-use yds::queue::headers;
-use yds::tasks::TaskBody;
+use yds_config::Chaos;
+use yds_edge::{json_response, ApiError, Caller, Handler, Request, Response};
+use yds_import::{Attempt, ImportError, Importer, TaskBody};
+use yds_queue::caller::TaskCallers;
+use yds_queue::headers;
 
 pub struct ProcessChunk {
-    backends: Backends,
+    importer: Importer,
     callers: TaskCallers,
     max_attempts: u32,
     chaos: Chaos,
 }
 
 impl ProcessChunk {
-    pub fn new(backends: Backends, callers: TaskCallers, max_attempts: u32, chaos: Chaos) -> Self {
-        Self { backends, callers, max_attempts, chaos }
+    pub fn new(importer: Importer, callers: TaskCallers, max_attempts: u32, chaos: Chaos) -> Self {
+        Self { importer, callers, max_attempts, chaos }
     }
-}
 
-impl ProcessChunk {
-    /// Whether to inject a crash into this delivery (`YDS_CHAOS_CRASH`). Never on the last
+    /// Whether to inject a crash into this attempt (`YDS_CHAOS_CRASH`). Never on the last
     /// attempt: injected faults must not exhaust the queue.
-    fn injected_crash(&self, last_attempt: bool) -> bool {
-        !last_attempt && self.chaos.crash > 0.0 && rand::random::<f64>() < self.chaos.crash
+    fn injected_crash(&self, is_last: bool) -> bool {
+        !is_last && self.chaos.crash > 0.0 && rand::random::<f64>() < self.chaos.crash
     }
 }
 
@@ -50,41 +45,17 @@ impl Handler for ProcessChunk {
         }
         let body: TaskBody =
             serde_json::from_slice(req.body()).map_err(|e| ApiError::BadRequest(format!("not a task body: {e}")))?;
-        let retries = headers::retry_count(req.headers());
-        let last_attempt = retries + 1 >= self.max_attempts;
-        match &body {
-            TaskBody::Plan { job_id } | TaskBody::ContinuePlan { job_id, .. } => {
-                planning::plan_or_fail(&self.backends, job_id, last_attempt).await.map_err(ApiError::Unavailable)?;
-                // The pass is done but its answer is lost: the redelivery must change nothing.
-                if self.injected_crash(last_attempt) {
-                    return Err(ApiError::Internal("injected crash after planning (YDS_CHAOS_CRASH)".into()));
-                }
-            }
-            TaskBody::Watch { job_id, round } => yds::watchdog::watch(&self.backends, job_id, *round)
-                .await
-                .map_err(|e| ApiError::Unavailable(e.to_string()))?,
-            TaskBody::Chunk { job_id, index, files, .. } => {
-                let delivery = Delivery { crash_half_way: self.injected_crash(last_attempt) };
-                match ingest::process_chunk(&self.backends, job_id, *index, files, delivery).await {
-                    Ok(()) => {}
-                    Err(ChunkError::InjectedCrash) => {
-                        return Err(ApiError::Internal("injected crash (YDS_CHAOS_CRASH)".into()))
-                    }
-                    Err(err) if last_attempt => {
-                        tracing::error!(job_id, index, error = %err, "chunk failed on its last attempt");
-                        ingest::give_up_chunk(&self.backends, job_id, *index, files, "storage or database error")
-                            .await
-                            .map_err(ApiError::internal)?;
-                    }
-                    Err(err) => return Err(ApiError::Unavailable(err.to_string())),
-                }
-            }
+        let is_last = headers::retry_count(req.headers()) + 1 >= self.max_attempts;
+        let attempt = Attempt { is_last, crash: self.injected_crash(is_last) };
+        match yds_import::deliver(&self.importer, &body, attempt).await {
+            Ok(()) => Ok(json_response(StatusCode::OK, &json!({"status": "done"}))),
+            Err(ImportError::InjectedCrash) => Err(ApiError::Internal("injected crash (YDS_CHAOS_CRASH)".into())),
+            Err(err) => Err(ApiError::Unavailable(err.to_string())),
         }
-        Ok(json_response(StatusCode::OK, &json!({"status": "done"})))
     }
 
     async fn health(&self) -> Result<(), String> {
-        self.backends.db.ping().await.map_err(|e| e.to_string())
+        self.importer.db.ping().await.map_err(|e| e.to_string())
     }
 }
 

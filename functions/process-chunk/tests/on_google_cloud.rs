@@ -21,16 +21,17 @@ use google_cloud_tasks_v2::model::{CreateTaskRequest, Task};
 use local_stack::fake_gcs::{ensure_fake_gcs, FakeGcs};
 use process_chunk::ProcessChunk;
 use serde_json::json;
+use testkit::inline::{count, of_job, test_importer};
 use tokio::sync::mpsc;
-use yds::config::{Chaos, UrlPolicy};
-use yds::http::{EdgeOptions, Service};
-use yds::import::{start_import, ImportSettings};
-use yds::jobs::JobStatus;
-use yds::queue::caller::TaskCallers;
-use yds::queue::cloud_tasks::{CloudTasksConfig, CloudTasksQueue};
-use yds::queue::headers;
-use yds::storage::gcs::GcsStore;
-use yds::storage::ObjectStore;
+use yds_config::Chaos;
+use yds_edge::{EdgeOptions, Service};
+use yds_import::accept::Acceptor;
+use yds_queue::caller::TaskCallers;
+use yds_queue::cloud_tasks::{CloudTasksConfig, CloudTasksQueue};
+use yds_queue::headers;
+use yds_storage::gcs::GcsStore;
+use yds_storage::ObjectStore;
+use yds_store::JobStatus;
 
 const QUEUE: &str = "projects/yds-test/locations/europe-west1/queues/yds-import";
 const INVOKER: &str = "yds-tasks@yds-test.iam.gserviceaccount.com";
@@ -134,12 +135,6 @@ async fn run_task(client: reqwest::Client, task: Task, counts: Arc<Deliveries>) 
     }
 }
 
-fn tools_dir() -> PathBuf {
-    std::env::var_os("YDS_TEST_TOOLS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.yds-tools"))
-}
-
 async fn all_keys(store: &dyn ObjectStore, prefix: &str) -> Vec<String> {
     let (mut keys, mut page) = (Vec::new(), None);
     loop {
@@ -154,7 +149,7 @@ async fn all_keys(store: &dyn ObjectStore, prefix: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tar_gz_on_gcs_imports_exactly_through_cloud_tasks_deliveries() {
-    let bin = tokio::task::spawn_blocking(|| ensure_fake_gcs(&tools_dir())).await.unwrap().unwrap();
+    let bin = tokio::task::spawn_blocking(|| ensure_fake_gcs(&testkit::tools_dir())).await.unwrap().unwrap();
     let gcs =
         FakeGcs::start(&bin, &PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fake-gcs-cloud-run")).await.unwrap();
     gcs.create_bucket("yds-sources").await.unwrap();
@@ -180,17 +175,17 @@ async fn a_tar_gz_on_gcs_imports_exactly_through_cloud_tasks_deliveries() {
     let service = Arc::new(CloudTasksService { requests: Mutex::default(), names: Mutex::default(), to_deliver });
     let queue = CloudTasksQueue::with_client(CloudTasks::from_stub::<CloudTasksService>(service.clone()), tasks_config);
 
-    let (mut backends, _local_queue) = yds::inline::test_backends(dir.path()).await;
-    backends.store = Arc::new(GcsStore::with_endpoint("yds-data", &gcs.endpoint).await.unwrap());
-    backends.queue = Arc::new(queue.clone());
-    backends.gcs_endpoint = Some(gcs.endpoint.clone());
+    let (mut importer, _local_queue) = test_importer(dir.path()).await;
+    importer.objects = Arc::new(GcsStore::with_endpoint("yds-data", &gcs.endpoint).await.unwrap());
+    importer.queue = Arc::new(queue.clone());
+    importer.sources.gcs_endpoint = Some(gcs.endpoint.clone());
     // Short leases and one staging pass per member: many watchdog rounds and ContinuePlan tasks.
-    backends.pacing.chunk_lease = Duration::from_secs(3);
-    backends.pacing.plan_budget = Duration::ZERO;
+    importer.pacing.chunk_lease = Duration::from_secs(3);
+    importer.pacing.plan_budget = Duration::ZERO;
     let handler =
-        ProcessChunk::new(backends.clone(), callers, MAX_ATTEMPTS, Chaos { crash: 0.5, storage_failure: 0.0 });
+        ProcessChunk::new(importer.clone(), callers, MAX_ATTEMPTS, Chaos { crash: 0.5, storage_failure: 0.0 });
     let server = Service::new(handler, EdgeOptions { api_keys: None, max_body_bytes: 8 << 20 });
-    tokio::spawn(yds::http::server::serve(listener, server, std::future::pending()));
+    tokio::spawn(yds_edge::server::serve(listener, server, std::future::pending()));
 
     let counts = Arc::new(Deliveries::default());
     let client = reqwest::Client::new();
@@ -203,30 +198,28 @@ async fn a_tar_gz_on_gcs_imports_exactly_through_cloud_tasks_deliveries() {
         });
     }
 
-    let settings =
-        ImportSettings { url_policy: UrlPolicy::Strict, default_chunk_size: 2, lease: backends.pacing.chunk_lease };
     let body = json!({"name": "on-gcp", "archive_url": "gs://yds-sources/exports/d.tar.gz"}).to_string();
-    let accepted = start_import(&backends.db, &queue, &settings, "default", None, body.as_bytes()).await.unwrap();
+    let accepted = Acceptor::new(importer.clone(), 2).start("default", None, body.as_bytes()).await.unwrap();
     let scratch = format!("temp/{}/", accepted.job_id);
     let mut staged_seen = false;
     let job = loop {
-        let job = yds::jobs::find(&backends.db, &accepted.job_id).await.unwrap().unwrap();
+        let job = importer.db.jobs.find(&accepted.job_id).await.unwrap().unwrap();
         if job.status.is_terminal() {
             break job;
         }
-        staged_seen = staged_seen || !all_keys(backends.store.as_ref(), &scratch).await.is_empty();
+        staged_seen = staged_seen || !all_keys(importer.objects.as_ref(), &scratch).await.is_empty();
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(staged_seen, "the tar.gz was staged under {scratch} in the bucket");
 
     assert_eq!(job.status, JobStatus::Completed, "errors: {:?}", job.errors);
-    let stats = job.result.clone().unwrap().stats;
+    let stats = job.result.clone().unwrap().statistics;
     assert_eq!(stats.images, generated.image_count() as u64);
     assert_eq!(stats.annotations, generated.annotation_count() as u64);
     let dataset_id = job.dataset_id.clone();
-    let stored = all_keys(backends.store.as_ref(), &format!("datasets/{dataset_id}/images/")).await;
+    let stored = all_keys(importer.objects.as_ref(), &format!("datasets/{dataset_id}/images/")).await;
     assert_eq!(stored.len(), generated.image_count(), "every image stored once in the bucket");
-    let documents = backends.db.images.count_documents(mongodb::bson::doc! {"dataset_id": &dataset_id}).await.unwrap();
+    let documents = count(&importer.db, "images", mongodb::bson::doc! {"dataset_id": &dataset_id}).await;
     assert_eq!(documents, generated.image_count() as u64);
 
     // Every CreateTask is an HTTP task to process-chunk with the invoker's OIDC token.
@@ -246,8 +239,7 @@ async fn a_tar_gz_on_gcs_imports_exactly_through_cloud_tasks_deliveries() {
     let continued = requests.iter().filter(|r| r.task.as_ref().unwrap().name.contains("-plan-")).count();
     assert!(continued > 0, "the staging pass continued in new tasks");
     let chunk_tasks = service.names.lock().unwrap().iter().filter(|n| n.contains("-chunk-")).count();
-    let chunk_records =
-        backends.db.chunks.count_documents(mongodb::bson::doc! {"job_id": &accepted.job_id}).await.unwrap();
+    let chunk_records = count(&importer.db, "import_chunks", mongodb::bson::doc! {"job_id": &accepted.job_id}).await;
     assert_eq!(chunk_tasks as u64, chunk_records, "one task per chunk, however often the planner ran");
     assert!(counts.total.load(Ordering::Relaxed) > 2 * chunk_tasks as u32, "duplicated deliveries");
     assert!(counts.retried.load(Ordering::Relaxed) > 0, "injected crashes were retried");
@@ -267,22 +259,21 @@ async fn a_tar_gz_on_gcs_imports_exactly_through_cloud_tasks_deliveries() {
     assert_eq!(other_queue.send().await.unwrap().status(), 403);
 
     // The watchdog's round after the end removes the job's scratch objects.
-    let mut left = all_keys(backends.store.as_ref(), &scratch).await;
+    let mut left = all_keys(importer.objects.as_ref(), &scratch).await;
     for _ in 0..100 {
         if left.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        left = all_keys(backends.store.as_ref(), &scratch).await;
+        left = all_keys(importer.objects.as_ref(), &scratch).await;
     }
     assert!(left.is_empty(), "scratch objects left: {left:?}");
     // So are its member records, which labels were used and the chunk file lists (deleted
     // before the objects); the chunk records stay, with their outcomes.
-    let under_job = yds::members::under(&accepted.job_id, "");
-    assert_eq!(backends.db.members.count_documents(under_job.clone()).await.unwrap(), 0);
-    assert_eq!(backends.db.used_labels.count_documents(under_job.clone()).await.unwrap(), 0);
-    assert_eq!(backends.db.chunk_files.count_documents(under_job).await.unwrap(), 0);
-    let chunks_left =
-        backends.db.chunks.count_documents(mongodb::bson::doc! {"job_id": &accepted.job_id}).await.unwrap();
+    let under_job = of_job(&accepted.job_id);
+    for scratch_records in ["import_members", "import_used_labels", "import_chunk_files"] {
+        assert_eq!(count(&importer.db, scratch_records, under_job.clone()).await, 0, "{scratch_records}");
+    }
+    let chunks_left = count(&importer.db, "import_chunks", mongodb::bson::doc! {"job_id": &accepted.job_id}).await;
     assert_eq!(chunks_left, chunk_records);
 }

@@ -1,7 +1,7 @@
-use yds::api_keys::KeyLookup;
-use yds::config::Config;
-use yds::db::Db;
-use yds::http::{server, EdgeOptions, Service, PUBLIC_MAX_BODY};
+use yds_config::Config;
+use yds_edge::access::KeyLookup;
+use yds_edge::{server, EdgeOptions, Service, PUBLIC_MAX_BODY};
+use yds_store::Db;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -1,3 +1,7 @@
+#![doc = include_str!("../../README.md")]
+//!
+//! # This crate
+//!
 //! `yds-config`: the configuration, read from the environment once at start-up.
 //!
 //! Nothing else in the workspace reads the environment: `main` builds a [`Config`] with
@@ -43,12 +47,12 @@ pub enum QueueConfig {
 /// The edge keeps only their hashes once it has them (`yds_edge::access::KeyLookup`); until
 /// then, `Debug` shows the tenants, never a key, so a logged configuration leaks none.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct ApiKeys {
+pub struct ConfiguredKeys {
     /// `(key, tenant)`, in the variable's order.
     entries: Vec<(String, String)>,
 }
 
-impl ApiKeys {
+impl ConfiguredKeys {
     /// Parses `key` or `key:tenant` entries separated by commas; a bare key belongs to `default`.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let mut entries = Vec::new();
@@ -75,10 +79,10 @@ impl ApiKeys {
     }
 }
 
-impl std::fmt::Debug for ApiKeys {
+impl std::fmt::Debug for ConfiguredKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let tenants: Vec<&str> = self.entries.iter().map(|(_, tenant)| tenant.as_str()).collect();
-        f.debug_struct("ApiKeys").field("tenants", &tenants).finish_non_exhaustive()
+        f.debug_struct("ConfiguredKeys").field("tenants", &tenants).finish_non_exhaustive()
     }
 }
 
@@ -99,7 +103,7 @@ pub struct Config {
     pub db_name: String,
     pub storage: StorageConfig,
     pub queue: QueueConfig,
-    pub api_keys: ApiKeys,
+    pub api_keys: ConfiguredKeys,
     pub url_policy: UrlPolicy,
     /// Files per chunk when the import request names none.
     pub default_chunk_size: u32,
@@ -252,7 +256,7 @@ impl Config {
                     ))
                 }
             },
-            api_keys: ApiKeys::parse(&get("YDS_API_KEYS").unwrap_or_default())?,
+            api_keys: ConfiguredKeys::parse(&get("YDS_API_KEYS").unwrap_or_default())?,
             url_policy,
             default_chunk_size: parse_number(&get, "YDS_CHUNK_SIZE", 500)?,
             task_max_attempts: parse_number(&get, "YDS_TASK_MAX_ATTEMPTS", 8)?,
@@ -310,9 +314,9 @@ mod tests {
 
     #[test]
     fn api_keys_bare_and_with_tenant() {
-        let keys = ApiKeys::parse("k1, k2:acme ,").unwrap();
+        let keys = ConfiguredKeys::parse("k1, k2:acme ,").unwrap();
         assert_eq!(keys.entries().collect::<Vec<_>>(), [("k1", "default"), ("k2", "acme")]);
-        assert!(ApiKeys::parse("k1:").is_err());
+        assert!(ConfiguredKeys::parse("k1:").is_err());
         assert!(!format!("{keys:?}").contains("k1"), "Debug shows no key: {keys:?}");
     }
 

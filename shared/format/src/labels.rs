@@ -61,6 +61,12 @@ pub const WARNING_CODES: &[&str] = &[
 /// Most issues reported for one file; the rest are summed up in one `issues_truncated`.
 pub const MAX_FILE_ISSUES: usize = 100;
 
+/// Largest label file judged: 16 MiB is hundreds of thousands of boxes or a very dense set of
+/// polygons; a larger one is refused (the image counts as corrupt) rather than parsed.
+pub const MAX_LABEL_FILE_BYTES: usize = 16 << 20;
+/// Longest label line judged: 1 MiB holds a polygon of ~50 000 vertices.
+pub const MAX_LABEL_LINE_BYTES: usize = 1 << 20;
+
 /// Largest accepted coordinate (1% tolerance), as in the trainer.
 const COORD_MAX: f32 = 1.01;
 /// Smallest accepted value (1% tolerance), as in the trainer.
@@ -127,6 +133,41 @@ pub fn infer_task(
 /// The number of values on each non-blank row of a label file, for [`infer_task`].
 pub fn row_token_counts(text: &str) -> Vec<usize> {
     lines(text).map(|line| tokens(line).count()).filter(|&count| count > 0).collect()
+}
+
+/// Judges a label file's bytes: refused over the size limits or when not UTF-8 (both make it
+/// corrupt), parsed otherwise.
+pub fn judge_label_bytes(bytes: &[u8], rules: &LabelRules) -> ParsedLabels {
+    let longest_line = bytes.split(|b| *b == b'\n').map(<[u8]>::len).max().unwrap_or(0);
+    if bytes.len() > MAX_LABEL_FILE_BYTES || longest_line > MAX_LABEL_LINE_BYTES {
+        return too_large(&format!("{} bytes, longest line {longest_line} bytes", bytes.len()));
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => parse_label_file(text, rules),
+        Err(_) => ParsedLabels::corrupt(Issue::new("label_not_utf8", "the label file is not UTF-8 text")),
+    }
+}
+
+/// The verdict on a label file over the limits, which is never parsed; `what` describes its
+/// size.
+pub fn too_large(what: &str) -> ParsedLabels {
+    let message = format!(
+        "the label file ({what}) is over the limits of {MAX_LABEL_FILE_BYTES} bytes per file and \
+         {MAX_LABEL_LINE_BYTES} per line"
+    );
+    ParsedLabels::corrupt(Issue::new("label_too_large", message))
+}
+
+impl ParsedLabels {
+    /// No label file: a background image.
+    pub fn none() -> Self {
+        Self { annotations: Vec::new(), issues: Vec::new(), corrupt: false, duplicates_removed: 0 }
+    }
+
+    /// A label file the trainer would refuse whole, for `issue`.
+    pub fn corrupt(issue: Issue) -> Self {
+        Self { annotations: Vec::new(), issues: vec![issue], corrupt: true, duplicates_removed: 0 }
+    }
 }
 
 /// Parses and judges one label file.
@@ -745,6 +786,23 @@ fn tokens(line: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_files_over_the_limits_are_refused_before_parsing() {
+        let rules = LabelRules { task: Task::Detect, names: vec!["a".into()], kpt_shape: None };
+        assert!(!judge_label_bytes(b"0 0.5 0.5 0.1 0.1\n", &rules).corrupt);
+        let long_line = format!("0 {}\n", "0.5 ".repeat(MAX_LABEL_LINE_BYTES / 4 + 1));
+        let refused = judge_label_bytes(long_line.as_bytes(), &rules);
+        assert!(refused.corrupt && refused.annotations.is_empty());
+        assert_eq!(refused.issues[0].code, "label_too_large");
+        let many_lines = "0 0.5 0.5 0.1 0.1\n".repeat(MAX_LABEL_FILE_BYTES / 18 + 1);
+        assert_eq!(
+            judge_label_bytes(many_lines.as_bytes(), &rules).issues[0].code,
+            "label_too_large",
+            "a file over 16 MiB"
+        );
+        assert_eq!(judge_label_bytes(&[0xff, 0xfe], &rules).issues[0].code, "label_not_utf8");
+    }
 
     fn rules(task: Task, classes: usize) -> LabelRules {
         LabelRules { task, names: (0..classes).map(|i| format!("c{i}")).collect(), kpt_shape: None }

@@ -212,7 +212,7 @@ pub fn base_awaited(config: &DatasetConfig, yaml_path: &str) -> Option<String> {
 }
 
 /// The folder a split with one source resolves to once that folder exists, following
-/// [`locate_source`]: the source joined to `base`, or, when that climbs above the root, the
+/// `locate_source`: the source joined to `base`, or, when that climbs above the root, the
 /// source without its leading `../`. `None` for several sources or an absolute one. Once the
 /// folder exists, nothing added to the archive changes the split's images: every image below
 /// it (hidden paths skipped), named relative to it.

@@ -1,9 +1,13 @@
+#![doc = include_str!("../../README.md")]
+//!
+//! # This crate
+//!
 //! `yds-format`: the YOLO dataset format as Ultralytics reads it, and the archives it comes in.
 //! The bottom layer: it parses and judges bytes, text and paths, and never touches storage, the
 //! database or the network (no tokio here), so every rule is testable with plain strings and
 //! fuzzed on its own (`fuzz/`).
 //!
-//! # Layout
+//! ## Layout
 //!
 //! - [`data_yaml`]: the dataset configuration (`names`, splits, `kpt_shape`, ...).
 //! - [`layout`]: which files are images, where an image's label file lives, how a split's

@@ -1,3 +1,7 @@
+#![doc = include_str!("../../README.md")]
+//!
+//! # This crate
+//!
 //! `yds-queue`: task delivery behind one trait — Cloud Tasks in production, a durable directory
 //! locally. An adapter layer: a task is a name and a JSON body the queue carries without
 //! reading it; what a task means is the import's business.
@@ -6,7 +10,7 @@
 //! name was already enqueued is a no-op (as Cloud Tasks deduplicates named tasks), which lets a
 //! retried planner re-enqueue its chunks safely. Handlers must be idempotent.
 //!
-//! # Layout
+//! ## Layout
 //!
 //! - [`Task`] and [`TaskQueue`], the trait, with its two backends: [`local`] (a directory, and
 //!   the [`local::Dispatcher`] that delivers its tasks over HTTP as Cloud Tasks does) and

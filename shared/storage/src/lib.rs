@@ -1,3 +1,7 @@
+#![doc = include_str!("../../README.md")]
+//!
+//! # This crate
+//!
 //! `yds-storage`: object storage behind one trait, so the same code runs on Cloud Storage and
 //! on a local directory. An adapter layer: it knows keys and bytes, never what they mean.
 //!
@@ -6,7 +10,7 @@
 //! `temp/{job_id}/...` for staging ([`keys`]). A backend must never write outside its root,
 //! whatever key it is handed.
 //!
-//! # Layout
+//! ## Layout
 //!
 //! - [`ObjectStore`], the trait, with its two backends: [`local`] (a directory) and [`gcs`]
 //!   (a Cloud Storage bucket through its JSON API, so every call can run on an emulator).

@@ -1,0 +1,31 @@
+#![doc = include_str!("../../README.md")]
+//!
+//! # This crate
+//!
+//! `yds-edge`: the HTTP edge every public function shares. A request comes in through one of two
+//! runtimes (hyper on Cloud Run, `lambda_http` on AWS), passes the same checks, and reaches a
+//! [`Handler`] that only turns a request into a response and never asks which runtime it runs on.
+//!
+//! ## Layout
+//!
+//! - [`service`]: [`Service`] wraps a [`Handler`] with what every route needs — request ids,
+//!   API-key auth, body limits, `/healthz`, problem+json errors and gzip.
+//! - [`server`]: the two runtimes, picked at start-up, and the JSON logs.
+//! - [`problem`]: [`ApiError`], the one mapping from errors to `application/problem+json`.
+//! - [`access`]: API keys — issuing them, and the edge's cached lookup.
+//! - [`rate_limit`]: per-key limits counted across instances.
+//! - [`query`]: path segments and query strings, unknown parameters refused.
+//! - [`cursors`]: opaque, signed keyset cursors and page sizes.
+
+#![forbid(unsafe_code)]
+
+pub mod access;
+pub mod cursors;
+pub mod problem;
+pub mod query;
+pub mod rate_limit;
+pub mod server;
+pub mod service;
+
+pub use problem::ApiError;
+pub use service::{json_response, Caller, EdgeOptions, Handler, Request, Response, Service, PUBLIC_MAX_BODY};

@@ -1,0 +1,247 @@
+//! One function's logic behind the shared edge: the [`Handler`] type, and the [`Service`] that
+//! wraps it with what every route needs — request ids, API-key auth, body limits, `/healthz`,
+//! problem+json errors ([`crate::problem`]) and gzip — so handlers only turn a request into a
+//! response and never ask which runtime they run on ([`crate::server`]).
+
+use std::io::Write;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, StatusCode};
+use serde::Serialize;
+use tracing::Instrument;
+
+use crate::access::KeyLookup;
+use crate::ApiError;
+
+pub type Request = http::Request<Bytes>;
+pub type Response = http::Response<Bytes>;
+
+/// Who is calling, as established by the edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The tenant owning the API key; `None` on internal routes that take no key.
+    pub tenant: Option<String>,
+    /// A non-secret identifier of the API key (rate limits); `None` on internal routes.
+    pub key_id: Option<String>,
+    pub request_id: String,
+}
+
+impl Caller {
+    /// The tenant of an authenticated caller (public routes always have one).
+    pub fn tenant(&self) -> &str {
+        self.tenant.as_deref().unwrap_or("default")
+    }
+}
+
+/// One function's logic: a request in, a response or an [`ApiError`] out.
+#[async_trait]
+pub trait Handler: Send + Sync + 'static {
+    async fn handle(&self, req: Request, caller: &Caller) -> Result<Response, ApiError>;
+
+    /// Whether the function can serve (checks its database connection).
+    async fn health(&self) -> Result<(), String>;
+}
+
+/// How the edge treats requests before they reach the handler.
+#[derive(Debug, Clone)]
+pub struct EdgeOptions {
+    /// `Some`: every route except `/healthz` needs a known `x-api-key`. `None`: internal
+    /// function (process-chunk), protected by the platform instead.
+    pub api_keys: Option<KeyLookup>,
+    pub max_body_bytes: usize,
+}
+
+/// The largest public request body (the contract's 64 KB).
+pub const PUBLIC_MAX_BODY: usize = 64 * 1024;
+/// Responses smaller than this are not worth compressing.
+const GZIP_MIN_BYTES: usize = 1024;
+
+/// A handler behind the shared edge; cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    handler: Arc<dyn Handler>,
+    options: Arc<EdgeOptions>,
+}
+
+impl Service {
+    pub fn new(handler: impl Handler, options: EdgeOptions) -> Self {
+        Self { handler: Arc::new(handler), options: Arc::new(options) }
+    }
+
+    pub fn max_body_bytes(&self) -> usize {
+        self.options.max_body_bytes
+    }
+
+    /// Serves one request; never fails (errors become problem+json responses).
+    pub async fn call(&self, req: Request) -> Response {
+        let request_id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128)
+            .map(str::to_owned)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        let span =
+            tracing::info_span!("request", request_id = %request_id, method = %req.method(), path = %req.uri().path());
+        let accepts_gzip = accepts_gzip(&req);
+        let started = std::time::Instant::now();
+        let mut response =
+            self.route(req, request_id.clone()).instrument(span.clone()).await.unwrap_or_else(ApiError::into_response);
+        span.in_scope(|| {
+            tracing::info!(
+                status = response.status().as_u16(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "served"
+            )
+        });
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        if accepts_gzip {
+            response = gzip(response);
+        }
+        response
+    }
+
+    async fn route(&self, req: Request, request_id: String) -> Result<Response, ApiError> {
+        if req.uri().path() == "/healthz" {
+            if req.method() != Method::GET && req.method() != Method::HEAD {
+                return Err(ApiError::MethodNotAllowed);
+            }
+            return match self.handler.health().await {
+                Ok(()) => Ok(json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}))),
+                Err(cause) => Err(ApiError::Unavailable(cause)),
+            };
+        }
+        if req.body().len() > self.options.max_body_bytes {
+            return Err(ApiError::PayloadTooLarge(self.options.max_body_bytes));
+        }
+        let owner = match &self.options.api_keys {
+            None => None,
+            Some(keys) => {
+                let key = req.headers().get("x-api-key").and_then(|v| v.to_str().ok());
+                let key = key.filter(|k| !k.is_empty() && k.len() <= 256).ok_or(ApiError::Unauthorized)?;
+                let owner = keys.owner(key).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+                Some(owner.ok_or(ApiError::Unauthorized)?)
+            }
+        };
+        let caller = match owner {
+            Some(owner) => Caller { tenant: Some(owner.tenant), key_id: Some(owner.key_id), request_id },
+            None => Caller { tenant: None, key_id: None, request_id },
+        };
+        self.handler.handle(req, &caller).await
+    }
+}
+
+fn accepts_gzip(req: &Request) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|enc| {
+            let mut parts = enc.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let q_zero = parts.any(|p| p.replace(' ', "") == "q=0");
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !q_zero
+        })
+}
+
+fn gzip(response: Response) -> Response {
+    if response.body().len() < GZIP_MIN_BYTES || response.headers().contains_key(header::CONTENT_ENCODING) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
+    if encoder.write_all(&body).is_err() {
+        return http::Response::from_parts(parts, body);
+    }
+    match encoder.finish() {
+        Ok(compressed) => {
+            parts.headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            parts.headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+            parts.headers.remove(header::CONTENT_LENGTH);
+            http::Response::from_parts(parts, Bytes::from(compressed))
+        }
+        Err(_) => http::Response::from_parts(parts, body),
+    }
+}
+
+/// A JSON response with `status`.
+pub fn json_response(status: StatusCode, value: &impl Serialize) -> Response {
+    let body = serde_json::to_vec(value).expect("API views serialize");
+    http::Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Bytes::from(body))
+        .expect("static response parts are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Echo;
+
+    #[async_trait]
+    impl Handler for Echo {
+        async fn handle(&self, req: Request, caller: &Caller) -> Result<Response, ApiError> {
+            let big = "x".repeat(if req.uri().path() == "/big" { 4096 } else { 1 });
+            Ok(json_response(StatusCode::OK, &serde_json::json!({"tenant": caller.tenant, "big": big})))
+        }
+        async fn health(&self) -> Result<(), String> {
+            Err("db down".into())
+        }
+    }
+
+    fn service() -> Service {
+        Service::new(
+            Echo,
+            EdgeOptions {
+                api_keys: Some(yds_config::ConfiguredKeys::parse("k1:acme").unwrap().into()),
+                max_body_bytes: 16,
+            },
+        )
+    }
+
+    fn request(path: &str, key: Option<&str>, body: &'static str) -> Request {
+        let mut builder = http::Request::builder().uri(path).header("accept-encoding", "br, gzip;q=0.5");
+        if let Some(key) = key {
+            builder = builder.header("x-api-key", key);
+        }
+        builder.body(Bytes::from_static(body.as_bytes())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn keys_map_to_tenants_and_unknown_keys_get_401() {
+        let svc = service();
+        let resp = svc.call(request("/x", Some("k1"), "")).await;
+        assert_eq!(resp.status(), 200);
+        let body: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
+        assert_eq!(body["tenant"], "acme");
+        assert!(resp.headers().contains_key("x-request-id"));
+        assert_eq!(svc.call(request("/x", Some("nope"), "")).await.status(), 401);
+        assert_eq!(svc.call(request("/x", None, "")).await.status(), 401);
+    }
+
+    #[tokio::test]
+    async fn oversized_bodies_get_413_and_health_reports_503() {
+        let svc = service();
+        let resp = svc.call(request("/x", Some("k1"), "0123456789abcdefXYZ")).await;
+        assert_eq!(resp.status(), 413);
+        assert_eq!(svc.call(request("/healthz", None, "")).await.status(), 503);
+    }
+
+    #[tokio::test]
+    async fn large_responses_are_gzipped_when_accepted() {
+        let resp = service().call(request("/big", Some("k1"), "")).await;
+        assert_eq!(resp.headers()[header::CONTENT_ENCODING], "gzip");
+        let mut decoded = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&resp.body()[..]), &mut decoded).unwrap();
+        assert!(decoded.contains(&"x".repeat(4096)));
+        let small = service().call(request("/x", Some("k1"), "")).await;
+        assert!(!small.headers().contains_key(header::CONTENT_ENCODING));
+    }
+}

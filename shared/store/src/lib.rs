@@ -1,0 +1,162 @@
+#![doc = include_str!("../../README.md")]
+//!
+//! # This crate
+//!
+//! `yds-store`: every MongoDB collection, each behind the one owner type that reads and writes
+//! it. The records layer: nothing outside this crate touches a `Collection`, so every write to a
+//! record is one of the named transitions below, and a conditional update that decides an
+//! exactly-once step (a chunk's outcome, a job's ending) is written in exactly one place.
+//!
+//! ## Layout
+//!
+//! | owner | collection(s) | what it keeps |
+//! |---|---|---|
+//! | [`Datasets`] | `datasets` | what an import produces: classes, splits, statistics, findings |
+//! | [`Jobs`] | `import_jobs` | one import request and its state machine |
+//! | [`Chunks`] | `import_chunks`, `import_chunk_files` | the coordinator's per-chunk records (state, lease, outcome, statistics) and, apart, their file lists |
+//! | [`Images`] | `images` | one document per image, annotations and issues embedded |
+//! | [`Members`] | `import_members`, `import_used_labels` | the file index of a job's sources while it imports, and which label files chunks use |
+//! | [`PlanStates`] | `import_plan_states` | where early chunk cutting stood when a tar staging pass paused |
+//! | [`ApiKeys`] | `api_keys` | issued API keys, hashed |
+//! | [`RateLimits`] | `rate_limits` | per-key request counters of the current window |
+//!
+//! Shared record parts: [`statistics`] (counts over a set of images) and [`findings`] (what
+//! is wrong with a file or a source, with a stable code). Records written by older binaries
+//! are read, and their leftovers (indexes) cleared, in [`upgrade`].
+//!
+//! [`Db::ensure_indexes`] asks every owner for its indexes; idempotent, it runs at every start.
+
+#![forbid(unsafe_code)]
+
+pub mod api_keys;
+pub mod chunks;
+pub mod datasets;
+pub mod findings;
+pub mod images;
+pub mod jobs;
+pub mod members;
+pub mod plan_states;
+pub mod rate_limits;
+pub mod statistics;
+pub mod upgrade;
+
+use mongodb::bson::doc;
+/// Times in records (milliseconds since the epoch, UTC).
+pub use mongodb::bson::DateTime;
+use mongodb::{Client, Database};
+
+pub use api_keys::{ApiKeyDoc, ApiKeys};
+pub use chunks::{ChunkDoc, ChunkFile, ChunkState, Chunks, Progress};
+pub use datasets::{DatasetCursor, DatasetDoc, DatasetStatus, Datasets};
+pub use findings::{Finding, ERROR_SAMPLE};
+pub use images::{DuplicateCounts, ImageDoc, ImageQuery, Images};
+pub use jobs::{EarlyChunks, IndexCursor, JobDoc, JobResult, JobStatus, Jobs, Sources};
+pub use members::{Location, MemberDoc, MemberWriter, Members};
+pub use plan_states::PlanStates;
+pub use rate_limits::RateLimits;
+pub use statistics::{ClassCounts, SplitStatistics, Statistics};
+
+/// A failed database call.
+#[derive(Debug, thiserror::Error)]
+#[error("database error: {0}")]
+pub struct StoreError(#[from] pub mongodb::error::Error);
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The owners of one database; cheap to clone, one underlying client.
+#[derive(Clone, Debug)]
+pub struct Db {
+    database: Database,
+    pub datasets: Datasets,
+    pub jobs: Jobs,
+    pub chunks: Chunks,
+    pub images: Images,
+    pub members: Members,
+    pub plan_states: PlanStates,
+    pub api_keys: ApiKeys,
+    pub rate_limits: RateLimits,
+}
+
+impl Db {
+    /// Connects lazily (the driver connects on first use) to database `db_name` at `uri`.
+    pub async fn connect(uri: &str, db_name: &str) -> StoreResult<Self> {
+        let mut options = mongodb::options::ClientOptions::parse(uri).await?;
+        options.app_name = Some("yds".into());
+        options.server_selection_timeout = Some(std::time::Duration::from_secs(10));
+        let client = Client::with_options(options)?;
+        Ok(Self::from_database(client.database(db_name)))
+    }
+
+    fn from_database(database: Database) -> Self {
+        Self {
+            datasets: Datasets::new(&database),
+            jobs: Jobs::new(&database),
+            chunks: Chunks::new(&database),
+            images: Images::new(&database),
+            members: Members::new(&database),
+            plan_states: PlanStates::new(&database),
+            api_keys: ApiKeys::new(&database),
+            rate_limits: RateLimits::new(&database),
+            database,
+        }
+    }
+
+    /// The database's name (tests and tools open their own client on it to look inside).
+    pub fn name(&self) -> &str {
+        self.database.name()
+    }
+
+    /// Round-trips to the server; the health check.
+    pub async fn ping(&self) -> StoreResult<()> {
+        self.database.run_command(doc! {"ping": 1}).await?;
+        Ok(())
+    }
+
+    /// Creates every index the queries use; safe to run concurrently and repeatedly. One
+    /// `createIndexes` round trip per collection that has any.
+    pub async fn ensure_indexes(&self) -> StoreResult<()> {
+        self.datasets.ensure_indexes().await?;
+        self.jobs.ensure_indexes().await?;
+        self.chunks.ensure_indexes().await?;
+        self.api_keys.ensure_indexes().await?;
+        self.rate_limits.ensure_indexes().await?;
+        upgrade::drop_replaced_indexes(&self.database).await?;
+        self.images.ensure_indexes().await?;
+        // Members, used labels and plan states need no index of their own: their `_id`s are
+        // `{job}:{...}`, queried by range.
+        Ok(())
+    }
+}
+
+/// RFC 3339 text of a record's time (millisecond precision, UTC), as the API shows times.
+pub fn rfc3339(time: DateTime) -> String {
+    time.try_to_rfc3339_string().unwrap_or_default()
+}
+
+/// A field that a map tagged by its kind must have for that kind (a [`Location`], a task
+/// body), with serde's wording when it is missing. Such maps are read through a struct of
+/// every field rather than serde's internally tagged reading, which first copies every field
+/// into a buffer of its own.
+pub fn required_field<T>(value: Option<T>, name: &str) -> Result<T, String> {
+    value.ok_or_else(|| format!("missing field `{name}`"))
+}
+
+/// Whether `err` is (only) duplicate-key errors: the write was already done.
+fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
+    use mongodb::error::{ErrorKind, WriteFailure};
+    match err.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == 11000,
+        ErrorKind::InsertMany(e) => {
+            e.write_concern_error.is_none()
+                && e.write_errors.as_ref().is_some_and(|errs| errs.iter().all(|w| w.code == 11000))
+        }
+        ErrorKind::Command(e) => e.code == 11000,
+        _ => false,
+    }
+}
+
+/// The `_id` range of every record of `job_id`: members, used labels, chunk file lists and
+/// plan states are all keyed `{job_id}:{...}`.
+fn of_job(job_id: &str) -> mongodb::bson::Document {
+    doc! {"_id": {"$gte": format!("{job_id}:"), "$lt": format!("{job_id};")}}
+}
