@@ -21,6 +21,8 @@ use mongodb::bson::doc;
 use serde_json::{json, Value};
 use testkit::{BulkSpec, BulkSummary, FileServer, SizeMix};
 
+use crate::binaries::build_release_functions;
+use crate::measure::{cpu_ticks, proc_status_kb};
 use crate::paths;
 
 const API_KEY: &str = "bench-key";
@@ -36,7 +38,7 @@ const TERMINAL: [&str; 3] = ["completed", "completed_with_errors", "failed"];
 const MB: f64 = 1_000_000.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub enum Format {
     TarGz,
     Zip,
     /// The tar.gz unpacked into a folder, imported in place (`file://`).
@@ -70,82 +72,84 @@ impl Format {
     }
 }
 
-struct BenchArgs {
-    images: usize,
-    size_mix: SizeMix,
-    formats: Vec<Format>,
-    chunk_size: Option<u32>,
-    concurrency: usize,
-    timeout: Duration,
-    keep: Option<PathBuf>,
-    seed: u64,
-    /// Archive members: `labels/` before `images/` instead of the sorted order.
-    labels_first: bool,
+/// `cargo xtask bench import|startup`.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Time an import of a synthetic dataset against `tar -xzf` of the same archive.
+    Import(ImportArgs),
+    /// Release binaries: size, exec to first 200, RSS.
+    Startup,
 }
 
-fn parse_args(args: &[String]) -> anyhow::Result<BenchArgs> {
-    let mut parsed = BenchArgs {
-        images: 2000,
-        size_mix: SizeMix::Small,
-        formats: vec![Format::TarGz, Format::Zip],
-        chunk_size: None,
-        concurrency: 4,
-        timeout: Duration::from_secs(30 * 60),
-        keep: None,
-        seed: 1,
-        labels_first: false,
-    };
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        let mut value = |name: &str| iter.next().cloned().with_context(|| format!("{name} needs a value"));
-        match arg.as_str() {
-            "--images" => parsed.images = value("--images")?.parse().context("--images must be a number")?,
-            "--size-mix" => parsed.size_mix = value("--size-mix")?.parse()?,
-            "--format" => {
-                parsed.formats = match value("--format")?.as_str() {
-                    "tar.gz" => vec![Format::TarGz],
-                    "zip" => vec![Format::Zip],
-                    "dir" => vec![Format::Dir],
-                    "both" => vec![Format::TarGz, Format::Zip],
-                    "all" => vec![Format::TarGz, Format::Zip, Format::Dir],
-                    other => bail!("unknown format `{other}` (tar.gz, zip, dir, both or all)"),
-                }
-            }
-            "--chunk-size" => {
-                parsed.chunk_size = Some(value("--chunk-size")?.parse().context("--chunk-size must be a number")?)
-            }
-            "--concurrency" => {
-                parsed.concurrency = value("--concurrency")?.parse().context("--concurrency must be a number")?
-            }
-            "--timeout-mins" => {
-                let minutes: u64 = value("--timeout-mins")?.parse().context("--timeout-mins must be a number")?;
-                parsed.timeout = Duration::from_secs(minutes * 60);
-            }
-            "--keep" => parsed.keep = Some(PathBuf::from(value("--keep")?)),
-            "--seed" => parsed.seed = value("--seed")?.parse().context("--seed must be a number")?,
-            "--labels-first" => parsed.labels_first = true,
-            other => bail!("unknown option `{other}`\n\n{}", crate::USAGE),
+/// `cargo xtask bench import` options.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// Images in the dataset.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub images: u64,
+    /// `small` (32–96 px, many files) or `realistic` (photo-sized).
+    #[arg(long, default_value = "small")]
+    size_mix: SizeMix,
+    /// The sources imported, each on a fresh stack.
+    #[arg(long, value_enum, default_value = "both")]
+    pub format: FormatChoice,
+    /// Files per chunk (default: the stack's).
+    #[arg(long)]
+    chunk_size: Option<u32>,
+    /// Tasks the local queue delivers at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
+    concurrency: u64,
+    /// Minutes an import may take before the bench gives up.
+    #[arg(long, default_value_t = 30)]
+    timeout_mins: u64,
+    /// Keep the generated data and the stacks' folders in DIR.
+    #[arg(long)]
+    keep: Option<PathBuf>,
+    /// The generator's seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Archive members: `labels/` before `images/` instead of the sorted order.
+    #[arg(long)]
+    pub labels_first: bool,
+}
+
+/// `--format`: one source kind, or several.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum FormatChoice {
+    #[value(name = "tar.gz")]
+    TarGz,
+    Zip,
+    Dir,
+    Both,
+    All,
+}
+
+impl FormatChoice {
+    pub fn formats(self) -> Vec<Format> {
+        match self {
+            FormatChoice::TarGz => vec![Format::TarGz],
+            FormatChoice::Zip => vec![Format::Zip],
+            FormatChoice::Dir => vec![Format::Dir],
+            FormatChoice::Both => vec![Format::TarGz, Format::Zip],
+            FormatChoice::All => vec![Format::TarGz, Format::Zip, Format::Dir],
         }
     }
-    anyhow::ensure!(parsed.images > 0, "--images must be at least 1");
-    anyhow::ensure!(parsed.concurrency > 0, "--concurrency must be at least 1");
-    Ok(parsed)
 }
 
 /// `cargo xtask bench <what> ...`; returns the process exit code.
-pub async fn run(args: &[String]) -> anyhow::Result<i32> {
-    match args.split_first() {
-        Some((what, _)) if what == "import" && cfg!(debug_assertions) => rerun_optimized(args),
-        Some((what, rest)) if what == "import" => bench_import(rest).await,
-        Some((what, _)) if what == "startup" => crate::startup::run().await,
-        _ => bail!("usage: cargo xtask bench import [options] | cargo xtask bench startup\n\n{}", crate::USAGE),
+pub async fn run(what: BenchCommand) -> anyhow::Result<i32> {
+    match what {
+        // Everything after `bench`, as typed: the optimized build parses it again.
+        BenchCommand::Import(_) if cfg!(debug_assertions) => rerun_optimized(std::env::args().skip(2).collect()),
+        BenchCommand::Import(args) => bench_import(args).await,
+        BenchCommand::Startup => crate::startup::run().await,
     }
 }
 
 /// Runs this bench again from xtask built in the `harness` profile. The bench process serves
 /// the archive and dispatches the queue's tasks on the same CPUs as the stack it measures: built
 /// for debugging, it took 7–14 CPU-s of a 1 M-image import, a tenth of the whole.
-fn rerun_optimized(args: &[String]) -> anyhow::Result<i32> {
+fn rerun_optimized(args: Vec<String>) -> anyhow::Result<i32> {
     println!("[0/4] Building the bench itself optimized (profile `harness`)");
     let mut command = paths::cargo();
     command.args(["run", "--quiet", "--profile", "harness", "-p", "xtask", "--"]);
@@ -154,9 +158,9 @@ fn rerun_optimized(args: &[String]) -> anyhow::Result<i32> {
     Ok(status.code().unwrap_or(1))
 }
 
-async fn bench_import(raw_args: &[String]) -> anyhow::Result<i32> {
-    let args = parse_args(raw_args)?;
-    let command_line = format!("cargo xtask bench import {}", raw_args.join(" ")).trim_end().to_owned();
+async fn bench_import(args: ImportArgs) -> anyhow::Result<i32> {
+    let typed: Vec<String> = std::env::args().skip(3).collect();
+    let command_line = format!("cargo xtask bench import {}", typed.join(" ")).trim_end().to_owned();
 
     println!("[1/4] Building the release function binaries");
     let bin_dir = build_release_functions()?;
@@ -182,7 +186,7 @@ async fn bench_import(raw_args: &[String]) -> anyhow::Result<i32> {
     println!("      tar -xzf {:.2} s, unzip -q {}", floor.tar_xzf.as_secs_f64(), secs_or_na(floor.unzip));
 
     let mut runs = Vec::new();
-    for format in &args.formats {
+    for format in &args.format.formats() {
         println!("[4/4] Importing {} through a fresh stack", format.label());
         let run = import_once(&args, &bin_dir, &work.path, *format).await?;
         println!("      {} in {:.2} s", run.final_status(), run.wall.as_secs_f64());
@@ -192,21 +196,6 @@ async fn bench_import(raw_args: &[String]) -> anyhow::Result<i32> {
     let report = Report { args: &args, command_line, summary, generation, floor, runs };
     report.print();
     Ok(if report.print_sanity() { 0 } else { 1 })
-}
-
-/// Builds the five functions in the release profile; returns where the binaries are.
-pub fn build_release_functions() -> anyhow::Result<PathBuf> {
-    let mut command = paths::cargo();
-    command.args(["build", "--release", "--bins"]);
-    for package in FUNCTIONS {
-        command.args(["-p", package]);
-    }
-    let status = command.status().context("running cargo build --release")?;
-    if !status.success() {
-        bail!("building the release function binaries failed");
-    }
-    // `paths::bin_dir` is `<target>/debug`; the release binaries are its sibling.
-    Ok(paths::bin_dir().with_file_name("release"))
 }
 
 /// The bench's working folder: a temporary one removed at the end, or `--keep DIR`.
@@ -234,9 +223,9 @@ impl Drop for WorkDir {
     }
 }
 
-async fn generate(args: &BenchArgs, work: &Path) -> anyhow::Result<(BulkSummary, Duration)> {
+async fn generate(args: &ImportArgs, work: &Path) -> anyhow::Result<(BulkSummary, Duration)> {
     let spec = BulkSpec {
-        images: args.images,
+        images: args.images as usize,
         val_fraction: 0.2,
         seed: args.seed,
         size_mix: args.size_mix,
@@ -391,13 +380,13 @@ impl ImportRun {
     }
 }
 
-async fn import_once(args: &BenchArgs, bin_dir: &Path, work: &Path, format: Format) -> anyhow::Result<ImportRun> {
+async fn import_once(args: &ImportArgs, bin_dir: &Path, work: &Path, format: Format) -> anyhow::Result<ImportRun> {
     let data_dir = work.join(format!("stack-{}", format.label()));
     let _ = std::fs::remove_dir_all(&data_dir);
     let mut options = StackOptions::new(data_dir.clone(), bin_dir.to_path_buf(), paths::tools_dir());
     options.api_keys = API_KEYS.into();
     options.url_policy = "local".into();
-    options.queue_concurrency = args.concurrency;
+    options.queue_concurrency = args.concurrency as usize;
     options.chunk_size = args.chunk_size;
     let stack = Stack::start(options).await.context("starting the stack")?;
     let result = drive_import(args, &stack, work, format).await;
@@ -410,7 +399,7 @@ async fn import_once(args: &BenchArgs, bin_dir: &Path, work: &Path, format: Form
     result
 }
 
-async fn drive_import(args: &BenchArgs, stack: &Stack, work: &Path, format: Format) -> anyhow::Result<ImportRun> {
+async fn drive_import(args: &ImportArgs, stack: &Stack, work: &Path, format: Format) -> anyhow::Result<ImportRun> {
     let server = FileServer::start(work.to_path_buf()).await?;
     let client = reqwest::Client::new();
     let url = match format {
@@ -418,7 +407,7 @@ async fn drive_import(args: &BenchArgs, stack: &Stack, work: &Path, format: Form
         _ => server.url(format.file_name()),
     };
     let own_cpu_before = own_cpu_ticks();
-    let job_id = post_import(&client, stack, &url, format, args.images).await?;
+    let job_id = post_import(&client, stack, &url, format, args.images as usize).await?;
 
     let mut memory = MemoryPeaks::default();
     let bar = progress_bar();
@@ -443,7 +432,7 @@ async fn drive_import(args: &BenchArgs, stack: &Stack, work: &Path, format: Form
         if TERMINAL.contains(&status["status"].as_str().unwrap_or_default()) {
             break (status, false);
         }
-        if started.elapsed() > args.timeout {
+        if started.elapsed() > Duration::from_secs(args.timeout_mins * 60) {
             break (status, true);
         }
         tokio::time::sleep(POLL_EVERY).await;
@@ -612,21 +601,6 @@ impl MemoryPeaks {
     }
 }
 
-/// utime + stime of a `/proc/<pid>/stat` line (fields 14 and 15; the name in parentheses may
-/// hold spaces, so fields are counted after its closing parenthesis).
-fn cpu_ticks(stat: &str) -> Option<u64> {
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
-}
-
-pub fn proc_status_kb(text: &str, key: &str) -> Option<u64> {
-    let line = text.lines().find(|l| l.starts_with(key))?;
-    line[key.len()..].trim().trim_end_matches("kB").trim().parse().ok()
-}
-
 /// Per-chunk figures of one job, from `import_chunks`.
 #[derive(Default)]
 struct ChunkTimes {
@@ -679,7 +653,7 @@ fn secs_or_na(value: Option<Duration>) -> String {
 }
 
 struct Report<'a> {
-    args: &'a BenchArgs,
+    args: &'a ImportArgs,
     command_line: String,
     summary: BulkSummary,
     generation: Duration,
@@ -865,15 +839,5 @@ mod tests {
         assert_eq!(percentile(&values, 99), 99);
         assert_eq!(percentile(&[7], 99), 7);
         assert_eq!(percentile(&[1, 2, 3], 50), 2);
-    }
-
-    #[test]
-    fn reads_kilobytes_from_proc_status() {
-        let stat = "4321 (process chunk) S 1 4321 4321 0 -1 4194304 900 0 0 0 250 40 0 0 20 0 9 0 100";
-        assert_eq!(cpu_ticks(stat), Some(290));
-        let text = "Name:\tmongod\nVmHWM:\t  123456 kB\nVmRSS:\t   65432 kB\n";
-        assert_eq!(proc_status_kb(text, "VmHWM:"), Some(123_456));
-        assert_eq!(proc_status_kb(text, "VmRSS:"), Some(65_432));
-        assert_eq!(proc_status_kb(text, "VmSwap:"), None);
     }
 }

@@ -11,16 +11,14 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context};
 
-use crate::{paths, serve, StackArgs};
+use crate::paths;
+use crate::serve::{self, StackArgs};
 
 /// The folder under `.yds-tools/` the reference is installed into; named after the pin, so a
 /// changed pin installs afresh.
 const TOOLS_FOLDER: &str = "ultralytics-8.4.190";
 
-pub async fn run(args: &[String]) -> anyhow::Result<i32> {
-    if let Some(arg) = args.first() {
-        bail!("`cargo xtask conformance` takes no arguments (got `{arg}`)");
-    }
+pub async fn run() -> anyhow::Result<i32> {
     let root = paths::workspace_root();
     let harness = root.join("tools/ultralytics-diff");
     let tools = install(&harness.join("requirements.txt"), &paths::tools_dir().join(TOOLS_FOLDER))?;

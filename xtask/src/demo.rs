@@ -8,8 +8,8 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use testkit::{DatasetSpec, Defects};
 
+use crate::serve::StackArgs;
 use crate::serve::{start_stack, wait_for_signal};
-use crate::StackArgs;
 
 pub async fn run(args: StackArgs) -> anyhow::Result<()> {
     let (stack, key) = start_stack(&args).await?;

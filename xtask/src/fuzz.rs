@@ -21,19 +21,20 @@ pub const TARGETS: [&str; 5] = ["labels", "data_yaml", "member_name", "image", "
 /// The pinned cargo-fuzz.
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
-pub fn run(args: &[String]) -> anyhow::Result<i32> {
-    let mut secs: u64 = 60;
-    let mut targets = Vec::new();
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        match arg.as_str() {
-            "--secs" => {
-                secs = iter.next().context("--secs needs a value")?.parse().context("--secs must be whole seconds")?
-            }
-            name if TARGETS.contains(&name) => targets.push(name.to_owned()),
-            other => bail!("unknown fuzz target or option `{other}` (targets: {})", TARGETS.join(", ")),
-        }
-    }
+/// `cargo xtask fuzz [--secs N] [TARGET...]`.
+#[derive(Debug, clap::Args)]
+pub struct FuzzArgs {
+    /// Seconds each target runs.
+    #[arg(long, default_value_t = 60)]
+    secs: u64,
+    /// The targets to run (default: all).
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(TARGETS))]
+    targets: Vec<String>,
+}
+
+pub fn run(args: FuzzArgs) -> anyhow::Result<i32> {
+    let secs = args.secs;
+    let mut targets = args.targets;
     if targets.is_empty() {
         targets = TARGETS.iter().map(|t| t.to_string()).collect();
     }

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use flate2::{Compression, GzBuilder};
 use local_stack::stack::FUNCTIONS;
 use serde_json::json;
@@ -35,19 +35,24 @@ pub struct Image {
     pub manifest_digest: String,
 }
 
-pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let mut release = true;
-    let mut out = paths::target_dir().join("oci");
-    let mut names = Vec::new();
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        match arg.as_str() {
-            "--debug" => release = false,
-            "--out" => out = PathBuf::from(iter.next().context("--out needs a folder")?),
-            name if FUNCTIONS.contains(&name) => names.push(name.to_owned()),
-            other => bail!("unknown option or function `{other}` (functions: {})", FUNCTIONS.join(", ")),
-        }
-    }
+/// `cargo xtask image [--debug] [--out DIR] [FUNCTION...]`.
+#[derive(Debug, clap::Args)]
+pub struct ImageArgs {
+    /// Image the debug builds instead of the release ones.
+    #[arg(long)]
+    debug: bool,
+    /// Where the OCI layouts go (default: `target/oci`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The functions to image (default: all).
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(FUNCTIONS))]
+    functions: Vec<String>,
+}
+
+pub fn run(args: ImageArgs) -> anyhow::Result<()> {
+    let release = !args.debug;
+    let out = args.out.unwrap_or_else(|| paths::target_dir().join("oci"));
+    let mut names = args.functions;
     if names.is_empty() {
         names = FUNCTIONS.iter().map(|s| s.to_string()).collect();
     }
@@ -273,7 +278,7 @@ mod tests {
             .unwrap();
         let mut status = None;
         for _ in 0..200 {
-            status = crate::startup::healthz(port);
+            status = crate::measure::healthz(port);
             if status.is_some() {
                 break;
             }

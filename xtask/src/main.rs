@@ -1,119 +1,126 @@
-//! `cargo xtask demo|test|serve|bench|image|conformance|fuzz`: the project's commands. Orchestration only: the stack
-//! itself lives in `local-stack`, the sample data in `testkit`.
+//! `cargo xtask demo|test|serve|bench|image|key|conformance|fuzz`: the project's commands.
+//! Orchestration only: the stack itself lives in `local-stack`, the sample data in `testkit`.
 
 mod bench;
+mod binaries;
 mod conformance;
 mod demo;
 mod fuzz;
 mod image;
 mod key;
+mod measure;
 mod paths;
 mod serve;
 mod startup;
 mod test;
 
-use std::path::PathBuf;
+use clap::{Parser, Subcommand};
 
-use anyhow::{bail, Context};
-
-/// Options shared by `serve` and `demo`.
-#[derive(Debug)]
-pub struct StackArgs {
-    pub port: u16,
-    pub data_dir: PathBuf,
-    /// Run release builds of the functions (the ones `bench` measures) instead of the debug
-    /// builds the tests use: minutes more to build once, imports 2–3× faster.
-    pub release: bool,
+/// The project's commands.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", disable_help_subcommand = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn parse_stack_args(args: &[String]) -> anyhow::Result<StackArgs> {
-    let mut parsed = StackArgs { port: 8080, data_dir: PathBuf::from(".yds-data"), release: false };
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        let mut value = |name: &str| iter.next().cloned().with_context(|| format!("{name} needs a value"));
-        match arg.as_str() {
-            "--port" => parsed.port = value("--port")?.parse().context("--port must be a port number")?,
-            "--data-dir" => parsed.data_dir = PathBuf::from(value("--data-dir")?),
-            "--release" => parsed.release = true,
-            other => bail!("unknown option `{other}`\n\n{USAGE}"),
-        }
-    }
-    Ok(parsed)
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the stack, import a sample dataset, keep serving.
+    Demo(serve::StackArgs),
+    /// Start the stack and serve until Ctrl-C.
+    Serve(serve::StackArgs),
+    /// Install and start what tests need, run every test; further arguments go to `cargo test`.
+    Test {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        cargo_test_args: Vec<String>,
+    },
+    /// API keys, hashed in the MongoDB at $MONGODB_URI.
+    Key {
+        #[command(subcommand)]
+        action: key::KeyCommand,
+    },
+    /// An OCI image layout per function (default: all, release).
+    Image(image::ImageArgs),
+    /// Measure an import against `tar -xzf`, or the functions' start-up.
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCommand,
+    },
+    /// Compare YDS' image verdicts with real Ultralytics (installs it).
+    Conformance,
+    /// Run the cargo-fuzz targets N seconds each (nightly).
+    Fuzz(fuzz::FuzzArgs),
 }
-
-const USAGE: &str = "usage:
-  cargo xtask demo  [--port P] [--data-dir D] [--release]
-                                                start the stack, import a sample dataset, keep serving
-  cargo xtask serve [--port P] [--data-dir D] [--release]
-                                                start the stack and serve until Ctrl-C; --release runs
-                                                release builds (slower to build, 2-3x faster imports)
-  cargo xtask test                              install and start what tests need, run every test
-  cargo xtask key create --tenant T [--label L] | key revoke --prefix P
-                                                API keys, hashed in the MongoDB at $MONGODB_URI
-  cargo xtask image [--debug] [--out DIR] [FUNCTION...]
-                                                an OCI image layout per function (default: all, release)
-  cargo xtask bench import [--images N] [--size-mix small|realistic] [--format tar.gz|zip|both]
-        [--chunk-size C] [--concurrency Q] [--timeout-mins M] [--seed S] [--keep DIR] [--labels-first]
-                                                time an import of a synthetic dataset against `tar -xzf`
-  cargo xtask bench startup                     release binaries: size, exec to first 200, RSS
-  cargo xtask conformance                       compare YDS' image verdicts with real Ultralytics (installs it)
-  cargo xtask fuzz [--secs N] [TARGET...]       run the cargo-fuzz targets N seconds each (default 60; nightly;
-                                                targets: labels data_yaml member_name image archive)";
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(command) = args.first() else {
-        println!("{USAGE}");
-        return Ok(());
-    };
-    let rest = &args[1..];
+    let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    match command.as_str() {
-        "serve" => runtime.block_on(serve::run(parse_stack_args(rest)?)),
-        "demo" => runtime.block_on(demo::run(parse_stack_args(rest)?)),
-        "test" => {
-            let code = runtime.block_on(test::run(rest))?;
-            std::process::exit(code);
-        }
-        "bench" => {
-            let code = runtime.block_on(bench::run(rest))?;
-            std::process::exit(code);
-        }
-        "image" => image::run(rest),
-        "key" => runtime.block_on(key::run(rest)),
-        "conformance" => {
-            let code = runtime.block_on(conformance::run(rest))?;
-            std::process::exit(code);
-        }
-        "fuzz" => std::process::exit(fuzz::run(rest)?),
-        "help" | "--help" | "-h" => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        other => bail!("unknown command `{other}`\n\n{USAGE}"),
-    }
+    let code = match cli.command {
+        Command::Serve(args) => runtime.block_on(serve::run(args)).map(|()| 0)?,
+        Command::Demo(args) => runtime.block_on(demo::run(args)).map(|()| 0)?,
+        Command::Test { cargo_test_args } => runtime.block_on(test::run(&cargo_test_args))?,
+        Command::Key { action } => runtime.block_on(key::run(action)).map(|()| 0)?,
+        Command::Image(args) => image::run(args).map(|()| 0)?,
+        Command::Bench { what } => runtime.block_on(bench::run(what))?,
+        Command::Conformance => runtime.block_on(conformance::run())?,
+        Command::Fuzz(args) => fuzz::run(args)?,
+    };
+    std::process::exit(code)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
+    use clap::CommandFactory;
+
     use super::*;
 
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|arg| arg.to_string()).collect()
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("cargo xtask").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
     }
 
     #[test]
     fn stack_args_default_to_debug_builds_on_8080() {
-        let parsed = parse_stack_args(&[]).unwrap();
-        assert_eq!((parsed.port, parsed.data_dir, parsed.release), (8080, PathBuf::from(".yds-data"), false));
+        let Command::Serve(args) = parse(&["serve"]).unwrap().command else { panic!("serve") };
+        assert_eq!((args.port, args.data_dir, args.release), (8080, PathBuf::from(".yds-data"), false));
     }
 
     #[test]
     fn stack_args_take_port_data_dir_and_release_in_any_order() {
-        let parsed = parse_stack_args(&args(&["--release", "--data-dir", "/tmp/d", "--port", "9000"])).unwrap();
-        assert_eq!((parsed.port, parsed.data_dir, parsed.release), (9000, PathBuf::from("/tmp/d"), true));
-        let unknown = parse_stack_args(&args(&["--fast"])).unwrap_err().to_string();
-        assert!(unknown.contains("unknown option `--fast`"), "{unknown}");
-        assert!(parse_stack_args(&args(&["--port"])).unwrap_err().to_string().contains("--port needs a value"));
+        let parsed = parse(&["demo", "--release", "--data-dir", "/tmp/d", "--port", "9000"]).unwrap();
+        let Command::Demo(args) = parsed.command else { panic!("demo") };
+        assert_eq!((args.port, args.data_dir, args.release), (9000, PathBuf::from("/tmp/d"), true));
+        let unknown = parse(&["serve", "--fast"]).unwrap_err().to_string();
+        assert!(unknown.contains("--fast"), "{unknown}");
+        let missing = parse(&["serve", "--port"]).unwrap_err().to_string();
+        assert!(missing.contains("--port"), "{missing}");
+        assert!(parse(&["serve", "--port", "eighty"]).is_err());
+    }
+
+    #[test]
+    fn test_passes_its_arguments_to_cargo_test() {
+        let Command::Test { cargo_test_args } =
+            parse(&["test", "--test", "schemathesis", "--", "--nocapture"]).unwrap().command
+        else {
+            panic!("test")
+        };
+        assert_eq!(cargo_test_args, ["--test", "schemathesis", "--", "--nocapture"]);
+    }
+
+    #[test]
+    fn bench_import_options_are_checked() {
+        let parsed = parse(&["bench", "import", "--images", "500", "--format", "all", "--labels-first"]).unwrap();
+        let Command::Bench { what: bench::BenchCommand::Import(args) } = parsed.command else { panic!("bench") };
+        assert_eq!((args.images, args.format.formats().len(), args.labels_first), (500, 3, true));
+        assert!(parse(&["bench", "import", "--images", "0"]).is_err(), "at least one image");
+        assert!(parse(&["bench", "import", "--format", "rar"]).is_err());
+        assert!(parse(&["bench", "import", "--size-mix", "huge"]).is_err());
     }
 }

@@ -1,31 +1,25 @@
 //! `cargo xtask serve`: build the functions, start the local stack, serve until a signal.
 
+use std::path::PathBuf;
+
 use anyhow::{bail, Context};
 use local_stack::stack::{Stack, StackOptions};
 
-use crate::{paths, StackArgs};
+use crate::{binaries, paths};
 
-/// Builds the function binaries (debug profile). The whole workspace's binaries, exactly as
-/// `cargo xtask test` builds them: the same package selection means the same feature set, so
-/// neither command makes the other rebuild its dependencies. (`--release` builds them as
-/// `bench` does instead.)
-pub fn build_functions() -> anyhow::Result<()> {
-    build_workspace(&["--bins"])
-}
-
-/// `cargo build --workspace` of the given targets. The test run passes `--all-targets`: then
-/// the binaries are built with the same features as the tests (dev-dependencies widen some, e.g.
-/// indexmap's `serde`), so `cargo test` reuses them instead of building the graph a second time.
-pub fn build_workspace(targets: &[&str]) -> anyhow::Result<()> {
-    let status = paths::cargo()
-        .args(["build", "--quiet", "--workspace"])
-        .args(targets)
-        .status()
-        .context("running cargo build")?;
-    if !status.success() {
-        bail!("building the functions failed");
-    }
-    Ok(())
+/// Options shared by `serve` and `demo`.
+#[derive(Debug, clap::Args)]
+pub struct StackArgs {
+    /// The port the gateway listens on.
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Where the stack keeps its data and logs.
+    #[arg(long, default_value = ".yds-data")]
+    pub data_dir: PathBuf,
+    /// Run release builds of the functions (the ones `bench` measures) instead of the debug
+    /// builds the tests use: minutes more to build once, imports 2–3× faster.
+    #[arg(long)]
+    pub release: bool,
 }
 
 fn env_probability(name: &str) -> anyhow::Result<f64> {
@@ -42,9 +36,9 @@ fn env_probability(name: &str) -> anyhow::Result<f64> {
 /// Starts the stack as the contract describes; returns it with an API key the caller can use.
 pub async fn start_stack(args: &StackArgs) -> anyhow::Result<(Stack, String)> {
     let bin_dir = if args.release {
-        crate::bench::build_release_functions()?
+        binaries::build_release_functions()?
     } else {
-        build_functions()?;
+        binaries::build_functions()?;
         paths::bin_dir()
     };
     let mut options = StackOptions::new(args.data_dir.clone(), bin_dir, paths::tools_dir());

@@ -2,7 +2,6 @@
 //! size, time from `exec` to the first `200` (a cold start without the platform's share), and
 //! resident memory after serving requests — for each of the five functions, on a real `mongod`.
 
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,6 +10,7 @@ use anyhow::Context;
 use local_stack::mongod::{ensure_mongod, Mongod};
 use local_stack::stack::FUNCTIONS;
 
+use crate::measure::healthz;
 use crate::paths;
 
 /// Cold starts measured per function; the median is reported.
@@ -20,7 +20,7 @@ const REQUESTS: usize = 200;
 
 pub async fn run() -> anyhow::Result<i32> {
     println!("[1/2] Building the release function binaries");
-    let bin_dir = crate::bench::build_release_functions()?;
+    let bin_dir = crate::binaries::build_release_functions()?;
     println!("[2/2] Starting each function {STARTS} times on a real mongod");
     let work = tempfile::tempdir()?;
     let install = ensure_mongod(&paths::tools_dir())?;
@@ -78,17 +78,8 @@ fn measure(binary: &Path, mongodb_uri: &str) -> anyhow::Result<(Duration, u64)> 
         healthz(port);
     }
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()))?;
-    let rss = crate::bench::proc_status_kb(&status, "VmRSS:").unwrap_or(0);
+    let rss = crate::measure::proc_status_kb(&status, "VmRSS:").unwrap_or(0);
     child.kill()?;
     child.wait()?;
     Ok((first, rss))
-}
-
-/// The status of `GET /healthz`, or `None` while nothing listens.
-pub fn healthz(port: u16) -> Option<u16> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    answer.split_whitespace().nth(1)?.parse().ok()
 }

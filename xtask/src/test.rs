@@ -20,7 +20,7 @@ pub async fn run(extra_args: &[String]) -> anyhow::Result<i32> {
 }
 
 fn run_cargo(mongodb_uri: &str, extra_args: &[String]) -> anyhow::Result<i32> {
-    if let Err(err) = crate::serve::build_workspace(&["--all-targets"]) {
+    if let Err(err) = crate::binaries::build_workspace(&["--all-targets"]) {
         eprintln!("xtask: {err:#}");
         return Ok(1);
     }
