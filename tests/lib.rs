@@ -1,27 +1,12 @@
 //! Helpers shared by the end-to-end tests: a whole local stack on a real `mongod` (the one
 //! `cargo xtask test` starts), spoken to over real HTTP as a user would.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use local_stack::stack::{Stack, StackOptions};
 use serde_json::Value;
-
-/// The MongoDB the test run uses; `cargo xtask test` provides it.
-pub fn mongodb_uri() -> String {
-    std::env::var("YDS_TEST_MONGODB_URI").expect("YDS_TEST_MONGODB_URI is unset: run the tests with `cargo xtask test`")
-}
-
-fn env_path(name: &str, fallback: &str) -> PathBuf {
-    std::env::var_os(name)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(fallback))
-}
-
-/// Where `cargo xtask test` built the function binaries.
-pub fn bin_dir() -> PathBuf {
-    env_path("YDS_TEST_BIN_DIR", "target/debug")
-}
+pub use testkit::{bin_dir, mongodb_uri, real_datasets, tools_dir};
 
 /// A test's folder for a stack's data and logs, kept after the test with `YDS_TEST_KEEP_DIRS`.
 fn test_dir() -> tempfile::TempDir {
@@ -31,11 +16,6 @@ fn test_dir() -> tempfile::TempDir {
         eprintln!("stack data and logs kept in {}", dir.path().display());
     }
     dir
-}
-
-/// The real datasets in the repository's sibling `shared/datasets/`.
-pub fn shared_datasets() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets")
 }
 
 pub const KEY: &str = "test-key";
@@ -100,7 +80,7 @@ impl TestStack {
 
     /// The stack of a test: its data under `dir`, its own database on the shared mongod.
     fn options(dir: &Path, chaos: Chaos) -> StackOptions {
-        let mut options = StackOptions::new(dir.join("data"), bin_dir(), env_path("YDS_TEST_TOOLS_DIR", ".yds-tools"));
+        let mut options = StackOptions::new(dir.join("data"), bin_dir(), tools_dir());
         options.mongodb_uri = Some(mongodb_uri());
         options.db_name = format!("e2e_{}", dir.file_name().unwrap().to_string_lossy().replace('.', "_"));
         options.api_keys = format!("{KEY}:acme,{OTHER_KEY}:globex");

@@ -115,6 +115,7 @@ async fn mongod_runs_restarts_and_stops() {
 
     // After a crash (SIGKILL) the lock file stays behind; start must still work.
     let pid = m.pid();
+    // SAFETY: kill(2) on the mongod this test started.
     unsafe {
         libc::kill(pid as i32, libc::SIGKILL);
     }
@@ -202,26 +203,17 @@ fn mongod_owner_to_be_killed() {
 /// refusing, as it does for a mongod adopted by PID 1. This test process is the subreaper.
 #[tokio::test]
 async fn a_mongod_adopted_by_a_subreaper_is_waited_for() {
-    use std::io::BufRead;
     // SAFETY: sets a flag of this process only; its effect is that orphans of its descendants
     // are adopted by it, which this test reaps.
     assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }, 0);
     let install = install();
     let tmp = TempDir::new("adopted");
     let data = tmp.0.join("db");
-    let mut owner = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "mongod_owner_to_be_killed", "--ignored", "--nocapture"])
-        .env("YDS_TEST_MONGOD_OWNER_DATA", &data)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(owner.stdout.take().unwrap()).lines();
-    let orphan: u32 = loop {
-        let line = lines.next().expect("the owner reports its mongod").unwrap();
-        if let Some(pid) = line.strip_prefix("owner started mongod ") {
-            break pid.trim().parse().unwrap();
-        }
-    };
+    let mut owner =
+        testkit::child::run_helper("mongod_owner_to_be_killed", &[("YDS_TEST_MONGOD_OWNER_DATA", data.as_os_str())]);
+    let stdout = owner.stdout.take().unwrap();
+    let reported = testkit::child::line_after(stdout, "owner started mongod ").expect("the owner reports its mongod");
+    let orphan: u32 = reported.trim().parse().unwrap();
     owner.kill().unwrap();
     owner.wait().unwrap();
     let adopted = local_stack::process_status(orphan).expect("the mongod outlives its owner for a moment");

@@ -241,9 +241,10 @@ fn children_outlive_the_thread_and_runtime_that_started_them() {
 
 const HELPER_ENV: &str = "YDS_LS_TEST_HELPER_PIDFILE";
 
-/// Not a test on its own: when `parent_killed_by_sigkill_takes_children_along` runs this test
-/// binary as a child process, it starts a supervised sleeper, records its pid and waits.
+/// Run only by `parent_killed_by_sigkill_takes_children_along`, in a child process: starts a
+/// supervised sleeper, records its pid and waits.
 #[tokio::test]
+#[ignore = "helper of parent_killed_by_sigkill_takes_children_along, run in a child process"]
 async fn helper_process_for_parent_death() {
     let Some(pidfile) = std::env::var_os(HELPER_ENV) else {
         return;
@@ -264,13 +265,8 @@ async fn helper_process_for_parent_death() {
 async fn parent_killed_by_sigkill_takes_children_along() {
     let tmp = TempDir::new("pdeath");
     let pidfile = tmp.0.join("child.pid");
-    let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "helper_process_for_parent_death", "--test-threads=1"])
-        .env(HELPER_ENV, &pidfile)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut helper =
+        testkit::child::run_helper("helper_process_for_parent_death", &[(HELPER_ENV, pidfile.as_os_str())]);
     wait_until("the helper reports its child", Duration::from_secs(20), || {
         std::fs::read_to_string(&pidfile).map(|s| s.ends_with('\n')).unwrap_or(false)
     })

@@ -11,6 +11,7 @@
 //!   archive a user would upload, members sorted, timestamps fixed.
 //! - [`server`]: [`FileServer`], a loopback HTTP/1.1 server over a directory, with HEAD and
 //!   single byte-range requests, for imports from `http://` URLs.
+//! - [`child`]: a test's helper process — this test binary run again for one ignored test.
 //! - [`fs`]: [`copy_dir`], to copy the read-only shared datasets into a writable temp dir.
 //! - `db` (feature `store`): a fresh database on the test `mongod`, and a look inside it.
 //! - `inline` (feature `import`): the import run in-process on such a database, its tasks
@@ -25,6 +26,7 @@
 
 pub mod archive;
 pub mod bulk;
+pub mod child;
 pub mod dataset;
 #[cfg(feature = "store")]
 pub mod db;

@@ -4,9 +4,7 @@
 //! documents and counts as a clean import of the same files.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use local_stack::process_status;
@@ -172,24 +170,13 @@ async fn killed_mid_import_then_started_again(death: Death) {
 
     // First life: the stack in a child process, tasks delivered twice and chunks crashing.
     let dir = tempfile::tempdir().unwrap();
-    let mut first = KillOnDrop(
-        Command::new(std::env::current_exe().unwrap())
-            .args(["stack_to_be_killed", "--exact", "--ignored", "--nocapture"])
-            .env(STACK_DIR_VAR, dir.path())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the test binary runs again"),
-    );
+    let mut first =
+        KillOnDrop(testkit::child::run_helper("stack_to_be_killed", &[(STACK_DIR_VAR, dir.path().as_os_str())]));
     let stdout = first.0.stdout.take().unwrap();
-    let base_url = tokio::task::spawn_blocking(move || {
-        std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|line| line.strip_prefix(SERVING).map(str::to_owned))
-            .expect("the killed stack's first life starts")
-    })
-    .await
-    .unwrap();
+    let base_url = tokio::task::spawn_blocking(move || testkit::child::line_after(stdout, SERVING))
+        .await
+        .unwrap()
+        .expect("the killed stack's first life starts");
     let client = reqwest::Client::new();
     let faulty: Value = client
         .post(format!("{base_url}/datasets/import"))
@@ -230,9 +217,11 @@ async fn killed_mid_import_then_started_again(death: Death) {
     assert!(children.len() >= 6, "mongod and the five functions run below the stack: {children:?}");
     if death == Death::Everything {
         for pid in &children {
+            // SAFETY: kill(2) on processes this test started.
             unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
         }
     }
+    // SAFETY: kill(2) on the process this test started.
     unsafe { libc::kill(root as i32, libc::SIGKILL) };
     first.0.wait().unwrap();
     if death == Death::Everything {

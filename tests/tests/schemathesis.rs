@@ -27,14 +27,10 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn tools_dir() -> PathBuf {
-    std::env::var_os("YDS_TEST_TOOLS_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join(".yds-tools"))
-}
-
 /// pip-installs the pinned requirements into `.yds-tools/schemathesis-<version>` unless they
 /// are there: into a temporary sibling first, renamed into place.
 fn ensure_schemathesis() -> PathBuf {
-    let tools = tools_dir();
+    let tools = yds_tests::tools_dir();
     let dir = tools.join(format!("schemathesis-{VERSION}"));
     if dir.join("schemathesis").is_dir() {
         return dir;
