@@ -134,4 +134,25 @@ mod tests {
         let err = serde_json::from_str::<TaskBody>(r#"{"kind": "plan"}"#).unwrap_err();
         assert!(err.to_string().contains("job_id"), "{err}");
     }
+
+    #[test]
+    fn task_names_are_valid_cloud_tasks_task_ids_and_distinct() {
+        let job = "0123456789abcdef0123456789abcdef".to_owned();
+        let chunk = |index, resend| TaskBody::Chunk { job_id: job.clone(), index, files: vec![], resend };
+        let bodies = [
+            TaskBody::Plan { job_id: job.clone() },
+            TaskBody::ContinuePlan { job_id: job.clone(), pass: 9999, resend: 0 },
+            TaskBody::ContinuePlan { job_id: job.clone(), pass: 9999, resend: 3 },
+            chunk(9_999_999, 0),
+            chunk(9_999_999, 3),
+            TaskBody::Watch { job_id: job.clone(), round: 99_999 },
+        ];
+        let names: std::collections::BTreeSet<String> = bodies.iter().map(TaskBody::task_name).collect();
+        assert_eq!(names.len(), bodies.len(), "{names:?}");
+        for name in &names {
+            assert!(yds_queue::cloud_tasks::is_valid_task_id(name), "{name}");
+            assert_eq!(&yds_queue::cloud_tasks::task_id(name), name, "used as the task ID as it is");
+        }
+        assert_eq!(bodies[0].task().name, bodies[0].task_name());
+    }
 }

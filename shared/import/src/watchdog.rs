@@ -11,7 +11,7 @@
 //! Planning is watched the same way: each pass records when it started (`planning_at`); a job
 //! not yet planned whose latest pass (or, before any, whose creation) is older than the lease
 //! gets its planning task resent under a fresh name, and after [`MAX_RESENDS`] it fails with
-//! `planning_lost`. A planning pass is idempotent, so a redelivery that overlaps a slow
+//! `planning_lost`. A planning pass is idempotent, so a resend that overlaps a slow
 //! but live pass costs work, never correctness.
 //!
 //! The watchdog is itself a task: the import schedules the first round, and each round

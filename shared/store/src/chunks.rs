@@ -270,6 +270,7 @@ impl Chunks {
     /// Claims the watchdog's `resends`-th resend of a lost chunk's task, restarting its wait:
     /// of two concurrent rounds that saw `resends - 1`, one claims it. Whether this call did.
     pub async fn claim_resend(&self, chunk_id: &str, resends: u32) -> StoreResult<bool> {
+        // Stored as `redeliveries`, the name records had before the glossary settled on resends.
         let claimed = self
             .records
             .update_one(

@@ -359,6 +359,8 @@ impl Jobs {
     /// Claims the watchdog's `resends`-th resend of a lost planning task, restarting the lease:
     /// of two concurrent rounds that saw `resends - 1`, one claims it. Whether this call did.
     pub async fn claim_plan_resend(&self, job_id: &str, resends: u32) -> StoreResult<bool> {
+        // Stored as `plan_redeliveries`, the name records had before the glossary settled on
+        // resends.
         let claimed = self
             .collection
             .update_one(
