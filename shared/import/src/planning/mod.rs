@@ -28,12 +28,12 @@ use indexing::Indexing;
 pub async fn plan_or_fail(importer: &Importer, job_id: &str, last_attempt: bool) -> Result<(), ImportError> {
     let failure = match plan(importer, job_id).await {
         Ok(()) => return Ok(()),
+        Err(err) if err.is_retryable() && !last_attempt => return Err(err),
         Err(ImportError::Permanent(error)) => error,
-        Err(err) if last_attempt => {
+        Err(err) => {
             let message = format!("the source could not be read after every attempt: {err}");
             Finding::new("", "planning_failed", message)
         }
-        Err(err) => return Err(err),
     };
     tracing::warn!(job_id, code = %failure.code, message = %failure.message, "import failed");
     if let Some(job) = importer.db.jobs.find(job_id).await? {
