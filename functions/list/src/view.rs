@@ -61,7 +61,10 @@ pub fn dataset(dataset: &DatasetDoc) -> Value {
         "status": dataset.status,
         "created_at": rfc3339(dataset.created_at),
         "task": dataset.task,
+        // The import that made it: its status route tells progress, and why it failed.
+        "job_id": dataset.job_id,
         "classes": dataset.classes,
+        "kpt_shape": dataset.kpt_shape,
         "counts": {
             "images": statistics.images,
             "annotations": statistics.annotations,
