@@ -12,7 +12,8 @@ async fn main() -> anyhow::Result<()> {
     let options = EdgeOptions {
         api_keys: Some(KeyLookup::new(config.api_keys.clone(), db.clone())),
         max_body_bytes: PUBLIC_MAX_BODY,
+        url_signer: None,
     };
-    let handler = list::ListDatasets::new(db, Cursors::from_config(&config));
+    let handler = list::ListDatasets::new(db, Cursors::from_config(&config)?);
     server::run(Service::new(handler, options), config.port).await.map_err(|e| anyhow::anyhow!(e))
 }

@@ -121,9 +121,15 @@ pub struct Config {
     /// delivery on the local queue; the local stack generates it at start-up.
     pub task_token: Option<String>,
     /// The key that signs pagination cursors (`YDS_CURSOR_SECRET`, at least 32 characters), the
-    /// same in every public function. Required under the strict URL policy (production); the
-    /// local stack generates one at start-up.
+    /// same in every function that pages (list, images). Required there under the strict URL
+    /// policy ([`Config::required_cursor_secret`]); the local stack generates one at start-up.
     pub cursor_secret: Option<String>,
+    /// The key that signs the expiring image URLs (`YDS_URL_SIGNING_KEY`, at least 32
+    /// characters): `file_url` and `thumbnail_url`, which a browser fetches without an API key.
+    /// Only the function that signs and checks them (images) needs it, and there it is required
+    /// under the strict URL policy ([`Config::required_url_signing_key`]); the local stack
+    /// generates one at start-up.
+    pub url_signing_key: Option<String>,
     /// Imports each API key may start per minute (`YDS_IMPORTS_PER_MINUTE`, default 30; 0: no limit).
     pub imports_per_minute: u32,
 }
@@ -266,17 +272,50 @@ impl Config {
             chaos,
             task_token: get("YDS_TASK_TOKEN").filter(|t| !t.is_empty()),
             imports_per_minute: parse_number(&get, "YDS_IMPORTS_PER_MINUTE", 30)?,
+            url_signing_key: match get("YDS_URL_SIGNING_KEY") {
+                Some(key) if key.len() < 32 => {
+                    return Err(ConfigError::invalid("YDS_URL_SIGNING_KEY", "must be at least 32 characters"))
+                }
+                key => key,
+            },
             cursor_secret: match get("YDS_CURSOR_SECRET").filter(|s| !s.is_empty()) {
                 Some(secret) if secret.len() < 32 => {
                     return Err(ConfigError::invalid("YDS_CURSOR_SECRET", "must be at least 32 characters"))
                 }
-                Some(secret) => Some(secret),
-                None if url_policy == UrlPolicy::Strict => {
-                    return Err(ConfigError::invalid("YDS_CURSOR_SECRET", "required under the strict URL policy"))
-                }
-                None => None,
+                secret => secret,
             },
         })
+    }
+}
+
+impl Config {
+    /// The cursor key of a function that issues or reads page cursors: required under the strict
+    /// URL policy (a missing one fails the function at start-up, naming `YDS_CURSOR_SECRET`);
+    /// `None` in local mode without one. Functions that page nothing (process-chunk, status,
+    /// import-trigger, web) never ask, so they need not be given the secret.
+    pub fn required_cursor_secret(&self) -> Result<Option<&str>, ConfigError> {
+        match (&self.cursor_secret, self.url_policy) {
+            (Some(secret), _) => Ok(Some(secret)),
+            (None, UrlPolicy::Strict) => {
+                Err(ConfigError::invalid("YDS_CURSOR_SECRET", "required under the strict URL policy"))
+            }
+            (None, UrlPolicy::Local) => Ok(None),
+        }
+    }
+
+    /// The URL signing key of a function that signs or checks image URLs: required under the
+    /// strict URL policy (a missing one fails the function at start-up, naming
+    /// `YDS_URL_SIGNING_KEY`); `None` in local mode without one (the function then makes a random
+    /// key, and its URLs live as long as the process). Functions that sign nothing never ask, so
+    /// they need not be given the secret.
+    pub fn required_url_signing_key(&self) -> Result<Option<&str>, ConfigError> {
+        match (&self.url_signing_key, self.url_policy) {
+            (Some(key), _) => Ok(Some(key)),
+            (None, UrlPolicy::Strict) => {
+                Err(ConfigError::invalid("YDS_URL_SIGNING_KEY", "required under the strict URL policy"))
+            }
+            (None, UrlPolicy::Local) => Ok(None),
+        }
     }
 }
 
@@ -336,10 +375,35 @@ mod tests {
         assert_eq!(err.name, "YDS_CHAOS_CRASH");
         let err = config(&[("YDS_URL_POLICY", "strict"), ("YDS_CHAOS_STORAGE_FAIL", "0.1")]).unwrap_err();
         assert_eq!(err.name, "YDS_CHAOS_STORAGE_FAIL");
-        let err = config(&[("YDS_URL_POLICY", "strict")]).unwrap_err();
+        // Only the functions that page ask for the cursor key: the rest start without it.
+        let strict = config(&[("YDS_URL_POLICY", "strict")]).unwrap();
+        let err = strict.required_cursor_secret().unwrap_err();
         assert_eq!(err.name, "YDS_CURSOR_SECRET", "production signs cursors with a configured key");
+        let key = "k".repeat(32);
+        let keyed = config(&[("YDS_URL_POLICY", "strict"), ("YDS_CURSOR_SECRET", &key)]).unwrap();
+        assert_eq!(keyed.required_cursor_secret().unwrap(), Some(key.as_str()));
+        assert_eq!(config(&[]).unwrap().required_cursor_secret().unwrap(), None);
         let err = config(&[("YDS_CURSOR_SECRET", "short")]).unwrap_err();
         assert_eq!(err.name, "YDS_CURSOR_SECRET");
+    }
+
+    #[test]
+    fn url_signing_key_is_long_and_required_under_strict_by_the_functions_that_sign() {
+        let key = "k".repeat(32);
+        let err = config(&[("YDS_URL_SIGNING_KEY", "short")]).unwrap_err();
+        assert_eq!(err.name, "YDS_URL_SIGNING_KEY");
+        assert_eq!(config(&[("YDS_URL_SIGNING_KEY", &key[1..])]).unwrap_err().name, "YDS_URL_SIGNING_KEY");
+        let local = config(&[]).unwrap();
+        assert_eq!((local.url_signing_key.as_deref(), local.required_url_signing_key().unwrap()), (None, None));
+        let secret = "c".repeat(32);
+        let strict = [("YDS_URL_POLICY", "strict"), ("YDS_CURSOR_SECRET", secret.as_str())];
+        // A strict configuration without it loads (list and status sign nothing) ...
+        let without = config(&strict).unwrap();
+        // ... but a function that signs URLs refuses to start, naming it.
+        let err = without.required_url_signing_key().unwrap_err();
+        assert_eq!(err.name, "YDS_URL_SIGNING_KEY", "production signs image URLs with a configured key");
+        let with = config(&[strict[0], strict[1], ("YDS_URL_SIGNING_KEY", &key)]).unwrap();
+        assert_eq!(with.required_url_signing_key().unwrap(), Some(key.as_str()));
     }
 
     #[test]

@@ -34,11 +34,11 @@ impl Cursors {
 
     /// The signer of the public functions: the configured `YDS_CURSOR_SECRET`, or without one
     /// (local mode only) a random key, and cursors then live as long as the process.
-    pub fn from_config(config: &yds_config::Config) -> Self {
-        match &config.cursor_secret {
+    pub fn from_config(config: &yds_config::Config) -> Result<Self, yds_config::ConfigError> {
+        Ok(match config.required_cursor_secret()? {
             Some(secret) => Self::new(secret.as_bytes()),
             None => Self::new(&rand::random::<[u8; 32]>()),
-        }
+        })
     }
 
     /// What the tag covers: the scope, then the payload (callers Debug-quote the parts of a
