@@ -1,10 +1,12 @@
-# YDS on Google Cloud: five Cloud Run services behind API Gateway, a Cloud Tasks queue feeding
+# YDS on Google Cloud: six Cloud Run services behind API Gateway, a Cloud Tasks queue feeding
 # process-chunk, one bucket, MongoDB Atlas reached through a Secret Manager secret.
 #
 #   client --x-api-key--> API Gateway --(gateway SA, run.invoker)--> import-trigger | list | images | status
+#   browser --(no key)--> API Gateway --(gateway SA, run.invoker)--> web (/, /ui/**, /docs: the web app)
 #   import-trigger, process-chunk --(cloudtasks.enqueuer, OIDC as the tasks invoker SA)--> queue
 #   queue --(tasks invoker SA, run.invoker; internal ingress)--> process-chunk --> bucket
-#   images --(storage.objectViewer on datasets/ only)--> bucket (image files)
+#   images --(storage.objectViewer on datasets/ only)--> bucket (image files; thumbnails written
+#            under datasets/*/thumbnails/; V4 signed URLs of files, signed as itself)
 #
 # Every function runs as its own service account holding only what it needs (see the IAM
 # section below and modules/function for the secret grants).
@@ -73,7 +75,7 @@ locals {
     timeout       = var.api_timeout_seconds
   }
 
-  # The five functions. Public ones sit behind API Gateway; process-chunk is reached by Cloud
+  # The six functions. Public ones sit behind API Gateway; process-chunk is reached by Cloud
   # Tasks only. tomap() gives every entry the same type, which for_each needs.
   functions = {
     "import-trigger" = merge(local.api_sizing, {
@@ -86,15 +88,30 @@ locals {
       env        = tomap(local.common_env)
       secret_env = tomap(local.public_secret_env)
     })
+    # images alone signs and checks the image URLs a browser fetches without a key.
     "images" = merge(local.api_sizing, {
-      image      = var.images_image
-      env        = tomap(merge(local.common_env, local.storage_env))
-      secret_env = tomap(local.public_secret_env)
+      image = var.images_image
+      env   = tomap(merge(local.common_env, local.storage_env))
+      secret_env = tomap(merge(local.public_secret_env, {
+        YDS_URL_SIGNING_KEY = {
+          secret  = google_secret_manager_secret.url_signing_key.secret_id
+          version = var.url_signing_secret_version
+        }
+      }))
     })
     "status" = merge(local.api_sizing, {
       image      = var.status_image
       env        = tomap(local.common_env)
       secret_env = tomap(local.public_secret_env)
+    })
+    # The web app: files compiled into the binary, no database, no API key, no secret. Of the
+    # configuration it reads only the storage backend (the pages' Content-Security-Policy lets
+    # images come from Cloud Storage, where signed URLs point). No YDS_URL_POLICY: it fetches no
+    # URL.
+    "web" = merge(local.api_sizing, {
+      image      = var.web_image
+      env        = tomap(merge({ RUST_LOG = var.rust_log }, local.storage_env))
+      secret_env = tomap({})
     })
     "process-chunk" = {
       public        = false
@@ -123,6 +140,7 @@ locals {
     list_url           = module.function["list"].uri
     images_url         = module.function["images"].uri
     status_url         = module.function["status"].uri
+    web_url            = module.function["web"].uri
   })
 }
 
@@ -176,6 +194,21 @@ resource "google_secret_manager_secret" "mongodb_uri" {
 resource "google_secret_manager_secret" "cursor_key" {
   project   = var.project_id
   secret_id = var.cursor_secret_id
+  labels    = var.labels
+
+  replication {
+    auto {}
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+# The key that signs the images' expiring file and thumbnail URLs (at least 32 characters), read
+# by the images function only:
+# `head -c 48 /dev/urandom | base64 | gcloud secrets versions add yds-url-signing-key --data-file=-`
+resource "google_secret_manager_secret" "url_signing_key" {
+  project   = var.project_id
+  secret_id = var.url_signing_secret_id
   labels    = var.labels
 
   replication {
@@ -305,7 +338,7 @@ resource "google_service_account" "tasks_invoker" {
   depends_on = [google_project_service.enabled]
 }
 
-# The identity API Gateway uses to call the four public services.
+# The identity API Gateway uses to call the five public services.
 resource "google_service_account" "gateway" {
   project      = var.project_id
   account_id   = "${var.name_prefix}-gateway"
@@ -316,7 +349,7 @@ resource "google_service_account" "gateway" {
 }
 
 # ---------------------------------------------------------------------------------------------
-# The five functions
+# The six functions
 # ---------------------------------------------------------------------------------------------
 
 module "function" {
@@ -369,6 +402,28 @@ resource "google_storage_bucket_iam_member" "images_read_datasets" {
   }
 }
 
+# images keeps the thumbnails it makes under datasets/{id}/thumbnails/ (and replaces one of an
+# older thumbnail version): object read, write and delete there, nowhere else.
+resource "google_storage_bucket_iam_member" "images_write_thumbnails" {
+  bucket = google_storage_bucket.data.name
+  role   = "roles/storage.objectUser"
+  member = module.function["images"].service_account_member
+
+  condition {
+    title       = "thumbnails-only"
+    description = "Thumbnails the images function makes of imported images."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.data.name}/objects/datasets/\") && resource.name.extract(\"/objects/datasets/{dataset}/thumbnails/\") != \"\""
+  }
+}
+
+# images signs Cloud Storage V4 URLs of image files (an Image's file_url) as its own service
+# account, through the IAM Credentials signBlob API: it may do that for itself, nobody else.
+resource "google_service_account_iam_member" "images_sign_urls" {
+  service_account_id = "projects/${var.project_id}/serviceAccounts/${module.function["images"].service_account_email}"
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = module.function["images"].service_account_member
+}
+
 # import-trigger enqueues the plan task of a job; process-chunk enqueues the chunk tasks.
 resource "google_cloud_tasks_queue_iam_member" "enqueuers" {
   for_each = toset(["import-trigger", "process-chunk"])
@@ -398,7 +453,8 @@ resource "google_cloud_run_v2_service_iam_member" "tasks_invoke_process_chunk" {
   member   = "serviceAccount:${google_service_account.tasks_invoker.email}"
 }
 
-# API Gateway may invoke the four public services; nobody else may (no allUsers).
+# API Gateway may invoke the five public services; nobody else may (no allUsers): the web app is
+# public through the gateway only, like the API.
 resource "google_cloud_run_v2_service_iam_member" "gateway_invokes_public" {
   for_each = local.public_functions
 

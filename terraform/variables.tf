@@ -101,6 +101,16 @@ variable "status_image" {
   }
 }
 
+variable "web_image" {
+  description = "Container image of web (the web app and API reference: GET /, /ui/**, /docs)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9.-]+(:[0-9]+)?/[^[:space:]]+$", var.web_image))
+    error_message = "web_image must be a registry image reference such as REGION-docker.pkg.dev/PROJECT/REPO/web:TAG."
+  }
+}
+
 variable "process_chunk_image" {
   description = "Container image of process-chunk (the Cloud Tasks handler; not public)."
   type        = string
@@ -114,17 +124,18 @@ variable "process_chunk_image" {
 # ---------------------------------------------------------------------------------------------
 # Sizing. The defaults come from the benchmarks (README.md, "Benchmarks"): the four API
 # functions are I/O-bound MongoDB reads/writes, so one vCPU serves many requests at once within
-# 256Mi; process-chunk decodes image headers and copies objects, one chunk per instance.
+# 256Mi (web, which serves files from memory, shares their sizing); process-chunk decodes image
+# headers and copies objects, one chunk per instance.
 # ---------------------------------------------------------------------------------------------
 
 variable "api_cpu" {
-  description = "vCPU of one instance of import-trigger, list, images and status (from the benchmarks)."
+  description = "vCPU of one instance of import-trigger, list, images, status and web (from the benchmarks)."
   type        = string
   default     = "1"
 }
 
 variable "api_memory" {
-  description = "Memory of one instance of import-trigger, list, images and status (from the benchmarks)."
+  description = "Memory of one instance of import-trigger, list, images, status and web (from the benchmarks)."
   type        = string
   default     = "256Mi"
 
@@ -469,6 +480,28 @@ variable "cursor_secret_version" {
   validation {
     condition     = can(regex("^(latest|[0-9]+)$", var.cursor_secret_version))
     error_message = "cursor_secret_version must be \"latest\" or a version number."
+  }
+}
+
+variable "url_signing_secret_id" {
+  description = "Secret Manager secret holding YDS_URL_SIGNING_KEY, the key that signs the expiring image file and thumbnail URLs; read by the images function only."
+  type        = string
+  default     = "yds-url-signing-key"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,255}$", var.url_signing_secret_id))
+    error_message = "url_signing_secret_id must be 1-255 letters, digits, '_' or '-'."
+  }
+}
+
+variable "url_signing_secret_version" {
+  description = "Version of the URL signing key secret: \"latest\" or a number (a new key invalidates the image URLs clients hold; they last two hours at most)."
+  type        = string
+  default     = "latest"
+
+  validation {
+    condition     = can(regex("^(latest|[0-9]+)$", var.url_signing_secret_version))
+    error_message = "url_signing_secret_version must be \"latest\" or a version number."
   }
 }
 

@@ -46,7 +46,9 @@ type Body = BoxBody<Bytes, hyper::Error>;
 pub struct Route {
     pub method: Method,
     /// Path pattern, e.g. `/datasets/{id}/images`: literal segments match themselves, `{x}`
-    /// matches exactly one non-empty segment.
+    /// matches exactly one non-empty segment, and a last segment `{x=**}` matches all the rest of
+    /// the path, one or more segments, empty ones too (`/ui/{path=**}` takes `/ui/` and
+    /// `/ui/a/b`, not `/ui`), as API Gateway's double wildcard does.
     pub pattern: &'static str,
     /// Base URL of the function process, e.g. `http://127.0.0.1:8123`.
     pub upstream: String,
@@ -54,21 +56,14 @@ pub struct Route {
 
 /// The public routes of the API Gateway spec, by function name:
 /// `POST /datasets/import` → `import-trigger`, `GET /datasets` and `GET /datasets/{id}` → `list`,
-/// `GET /datasets/{id}/images`, `…/images/{image_id}` and `…/images/{image_id}/file` → `images`,
-/// `GET /datasets/import/{job_id}/status` → `status`.
+/// `GET /datasets/{id}/images`, `…/images/{image_id}`, `…/images/{image_id}/file` and
+/// `…/images/{image_id}/thumbnail` → `images`,
+/// `GET /datasets/import/{job_id}/status` → `status`, and the web app — `GET /`, `/ui`,
+/// `/ui/{path=**}`, `/docs` and `/docs/openapi.json` → `web`.
 /// `upstreams` maps those names to base URLs; a route whose function is missing from the map
 /// is left out (and logged).
 pub fn public_routes(upstreams: &HashMap<String, String>) -> Vec<Route> {
-    let table = [
-        (Method::POST, "/datasets/import", "import-trigger"),
-        (Method::GET, "/datasets", "list"),
-        (Method::GET, "/datasets/{id}", "list"),
-        (Method::GET, "/datasets/{id}/images", "images"),
-        (Method::GET, "/datasets/{id}/images/{image_id}", "images"),
-        (Method::GET, "/datasets/{id}/images/{image_id}/file", "images"),
-        (Method::GET, "/datasets/import/{job_id}/status", "status"),
-    ];
-    table
+    route_table()
         .into_iter()
         .filter_map(|(method, pattern, function)| match upstreams.get(function) {
             Some(url) => Some(Route { method, pattern, upstream: url.trim_end_matches('/').to_string() }),
@@ -80,10 +75,33 @@ pub fn public_routes(upstreams: &HashMap<String, String>) -> Vec<Route> {
         .collect()
 }
 
+/// `(method, path pattern, function)` of every public route: what [`public_routes`] serves, and
+/// what the deployment tests compare with the API Gateway spec.
+pub fn route_table() -> Vec<(Method, &'static str, &'static str)> {
+    vec![
+        (Method::POST, "/datasets/import", "import-trigger"),
+        (Method::GET, "/datasets", "list"),
+        (Method::GET, "/datasets/{id}", "list"),
+        (Method::GET, "/datasets/{id}/images", "images"),
+        (Method::GET, "/datasets/{id}/images/{image_id}", "images"),
+        (Method::GET, "/datasets/{id}/images/{image_id}/file", "images"),
+        (Method::GET, "/datasets/{id}/images/{image_id}/thumbnail", "images"),
+        (Method::GET, "/datasets/import/{job_id}/status", "status"),
+        (Method::GET, "/", "web"),
+        (Method::GET, "/ui", "web"),
+        (Method::GET, "/ui/{path=**}", "web"),
+        (Method::GET, "/docs", "web"),
+        (Method::GET, "/docs/openapi.json", "web"),
+    ]
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Segment {
     Literal(&'static str),
+    /// `{x}`: one non-empty segment.
     Param,
+    /// `{x=**}`, last: every remaining segment, at least one, empty ones too.
+    Rest,
 }
 
 struct CompiledRoute {
@@ -98,16 +116,21 @@ impl CompiledRoute {
         let Some(rest) = route.pattern.strip_prefix('/') else {
             bail!("route pattern {:?} does not start with '/'", route.pattern);
         };
-        let segments = rest
+        let segments: Vec<Segment> = rest
             .split('/')
             .map(|s| {
-                if s.starts_with('{') && s.ends_with('}') && s.len() > 2 {
+                if s.starts_with('{') && s.ends_with("=**}") && s.len() > 5 {
+                    Segment::Rest
+                } else if s.starts_with('{') && s.ends_with('}') && s.len() > 2 {
                     Segment::Param
                 } else {
                     Segment::Literal(s)
                 }
             })
             .collect();
+        if segments.iter().rev().skip(1).any(|s| *s == Segment::Rest) {
+            bail!("route pattern {:?}: a `{{x=**}}` wildcard must be the last segment", route.pattern);
+        }
         let upstream = route.upstream.trim_end_matches('/').to_string();
         let uri: Uri = upstream.parse().with_context(|| format!("upstream URL {upstream:?} of {}", route.pattern))?;
         if uri.scheme_str() != Some("http") || uri.authority().is_none() {
@@ -120,10 +143,13 @@ impl CompiledRoute {
     }
 
     fn matches(&self, path: &[&str]) -> bool {
-        self.segments.len() == path.len()
+        let rest = self.segments.last() == Some(&Segment::Rest);
+        let length_fits = if rest { path.len() >= self.segments.len() } else { path.len() == self.segments.len() };
+        length_fits
             && self.segments.iter().zip(path).all(|(seg, got)| match seg {
                 Segment::Literal(lit) => lit == got,
                 Segment::Param => !got.is_empty(),
+                Segment::Rest => true,
             })
     }
 
@@ -519,6 +545,74 @@ mod tests {
     }
 
     #[test]
+    fn a_trailing_double_wildcard_takes_the_rest_of_the_path() {
+        let root = route(Method::GET, "/");
+        let ui = route(Method::GET, "/ui");
+        let app = route(Method::GET, "/ui/{path=**}");
+        let docs = route(Method::GET, "/docs");
+
+        assert!(root.matches(&segs("/")));
+        assert!(!root.matches(&segs("/ui")));
+        assert!(ui.matches(&segs("/ui")));
+        assert!(!ui.matches(&segs("/ui/")));
+        assert!(!app.matches(&segs("/ui")), "as API Gateway: `/ui/{{path=**}}` needs the slash");
+        for deep in ["/ui/", "/ui/datasets", "/ui/datasets/abc/images/xyz", "/ui/assets/app.0123456789.js", "/ui//x/"] {
+            assert!(app.matches(&segs(deep)), "{deep}");
+        }
+        assert!(!app.matches(&segs("/uix/a")));
+        assert!(!app.matches(&segs("/docs")));
+        assert!(docs.matches(&segs("/docs")) && !docs.matches(&segs("/docs/x")));
+        assert_eq!(app.literal_count(), 1);
+
+        let misplaced = CompiledRoute::new(Route {
+            method: Method::GET,
+            pattern: "/ui/{path=**}/x",
+            upstream: "http://127.0.0.1:1".into(),
+        });
+        assert!(misplaced.is_err(), "a wildcard that is not last is refused");
+    }
+
+    #[tokio::test]
+    async fn the_gateway_sends_every_depth_below_ui_to_the_web_function() {
+        // The "web function": echoes the path it was asked for.
+        let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream_url = format!("http://{}", upstream.local_addr().unwrap());
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = upstream.accept().await else { return };
+                tokio::spawn(async move {
+                    let echo = service_fn(|req: Request<Incoming>| async move {
+                        let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(path))))
+                    });
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), echo).await;
+                });
+            }
+        });
+        let upstreams: HashMap<String, String> = [("web".to_owned(), upstream_url)].into_iter().collect();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let gateway = tokio::spawn(serve(listener, public_routes(&upstreams), async move {
+            let _ = stopped.await;
+        }));
+
+        let client = reqwest::Client::new();
+        for path in ["/", "/ui", "/ui/", "/ui/datasets/abc/images/xyz?valid=false", "/docs", "/docs/openapi.json"] {
+            let response = client.get(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            assert_eq!(response.text().await.unwrap(), path, "{path} reaches the function unchanged");
+        }
+        let post = client.post(format!("{base}/ui/x")).send().await.unwrap();
+        assert_eq!(post.status(), 405);
+        assert_eq!(post.headers()["allow"], "GET");
+        assert_eq!(client.get(format!("{base}/docs/other")).send().await.unwrap().status(), 404);
+        let _ = stop.send(());
+        gateway.await.unwrap().unwrap();
+    }
+
+    #[test]
     fn request_ids_are_16_hex_and_distinct() {
         let a = new_request_id();
         let b = new_request_id();
@@ -536,14 +630,17 @@ mod tests {
     }
 
     #[test]
-    fn public_routes_cover_the_four_functions() {
-        let map: HashMap<String, String> = ["import-trigger", "list", "images", "status"]
+    fn public_routes_cover_the_five_public_functions() {
+        let map: HashMap<String, String> = ["import-trigger", "list", "images", "status", "web"]
             .iter()
             .enumerate()
             .map(|(i, n)| (n.to_string(), format!("http://127.0.0.1:{}/", 9000 + i)))
             .collect();
         let routes = public_routes(&map);
-        assert_eq!(routes.len(), 7);
+        assert_eq!(routes.len(), 13);
+        let thumbnail = "/datasets/{id}/images/{image_id}/thumbnail";
+        assert!(routes.iter().any(|r| r.pattern == thumbnail && r.upstream == "http://127.0.0.1:9002"));
+        assert!(routes.iter().any(|r| r.pattern == "/ui/{path=**}" && r.upstream == "http://127.0.0.1:9004"));
         assert!(routes.iter().all(|r| !r.upstream.ends_with('/')));
         assert!(routes.iter().any(|r| r.method == Method::POST && r.pattern == "/datasets/import"));
     }

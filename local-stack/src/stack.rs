@@ -1,4 +1,4 @@
-//! The whole local stack in one value: MongoDB, the five function processes, the durable
+//! The whole local stack in one value: MongoDB, the six function processes, the durable
 //! queue's dispatcher and the gateway. `cargo xtask serve`, `demo` and the end-to-end tests
 //! all start it through [`Stack::start`], so they run exactly the same thing.
 
@@ -16,7 +16,7 @@ use yds_queue::LocalQueue;
 use crate::{ensure_mongod, free_port, gateway, Mongod, ProcessSpec, Supervisor};
 
 /// The function binaries, by the name the gateway routes to.
-pub const FUNCTIONS: [&str; 5] = ["import-trigger", "list", "images", "status", "process-chunk"];
+pub const FUNCTIONS: [&str; 6] = ["import-trigger", "list", "images", "status", "process-chunk", "web"];
 
 #[derive(Debug, Clone)]
 pub struct StackOptions {
@@ -24,7 +24,7 @@ pub struct StackOptions {
     pub port: u16,
     /// Storage, queue, logs and (when started here) MongoDB's data live below it.
     pub data_dir: PathBuf,
-    /// Where the five function binaries are.
+    /// Where the function binaries are.
     pub bin_dir: PathBuf,
     /// Where `mongod` is installed when none is given.
     pub tools_dir: PathBuf,
@@ -48,7 +48,7 @@ pub struct StackOptions {
     pub task_max_attempts: u32,
     /// Concurrent deliveries of the local queue.
     pub queue_concurrency: usize,
-    /// More environment for the five functions, after the stack's own (tests: e.g. a proxy
+    /// More environment for the functions, after the stack's own (tests: e.g. a proxy
     /// that keeps imports of generated URLs off the network).
     pub extra_env: Vec<(String, String)>,
 }
@@ -123,6 +123,11 @@ impl Stack {
             ("YDS_TASK_MAX_ATTEMPTS".to_owned(), options.task_max_attempts.to_string()),
             // One key for every function of this run: a cursor from `list` reads in any instance.
             ("YDS_CURSOR_SECRET".to_owned(), format!("{}", uuid::Uuid::new_v4().simple())),
+            // The key of the images' signed URLs (64 hex digits), new every run like the above.
+            (
+                "YDS_URL_SIGNING_KEY".to_owned(),
+                format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()),
+            ),
         ];
         if let Some(size) = options.chunk_size {
             env.push(("YDS_CHUNK_SIZE".to_owned(), size.to_string()));

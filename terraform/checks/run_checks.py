@@ -119,14 +119,19 @@ sys.stdout.write(r.value or "")
 sys.exit(r.retcode)
 """
 
+# API Gateway's path templates may bind a variable to a pattern (`/ui/{path=**}`: the rest of the
+# path), which plain OpenAPI does not know: the validator reads such a path as `/ui/{path}`, so the
+# parameter it declares (`path`) is still checked against the path.
 OPENAPI_SCRIPT = """
-import sys
+import re, sys
 from openapi_spec_validator import OpenAPIV2SpecValidator
 from openapi_spec_validator.readers import read_from_filename
 from jsonschema_path import SchemaPath
 spec, uri = read_from_filename(sys.argv[1])
 if spec.get("swagger") != "2.0":
     sys.exit(f"{sys.argv[1]}: `swagger: \\"2.0\\"` expected (API Gateway takes OpenAPI 2.0)")
+google_template = re.compile(r"\\{([A-Za-z_][A-Za-z0-9_.]*)=[^}]*\\}")
+spec["paths"] = {google_template.sub(r"{\\1}", path): item for path, item in spec.get("paths", {}).items()}
 try:
     errors = list(OpenAPIV2SpecValidator(SchemaPath.from_dict(spec, base_uri=uri)).iter_errors())
 except Exception as e:  # a malformed schema can stop the validator itself

@@ -348,6 +348,23 @@ fn base_picture(mix: SizeMix, rng: &mut StdRng) -> Picture {
     picture
 }
 
+/// One photo-like image of `width`×`height`, as the realistic pool draws them (a gradient, up to
+/// four filled boxes, grain), encoded as a baseline JPEG (`png`: false) or a PNG: the same
+/// `seed` gives the same bytes. For benchmarks of what is done per image (thumbnails).
+pub fn photo(width: u32, height: u32, png: bool, seed: u64) -> anyhow::Result<Vec<u8>> {
+    let mut rng = StdRng::seed_from_u64(splitmix(seed));
+    let mut picture = Picture::gradient(width, height, rng.random());
+    for _ in 0..rng.random_range(1..=MAX_BOXES) {
+        picture.fill_box(random_box(&mut rng), rng.random());
+    }
+    add_noise(&mut picture, rng.random());
+    if png {
+        picture.to_png()
+    } else {
+        picture.to_jpeg()
+    }
+}
+
 /// Photo-like grain (±12 per channel), so realistic images weigh what photos do instead of
 /// compressing to almost nothing.
 fn add_noise(picture: &mut Picture, seed: u64) {

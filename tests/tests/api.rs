@@ -213,7 +213,17 @@ async fn image_files_are_served_as_imported() {
         let source = generated.images.iter().find(|i| i.split == split && i.file_name == file_name).unwrap();
         let (code, one) =
             stack.get(&format!("/datasets/{}/images/{}", datasets[0], image["id"].as_str().unwrap())).await;
-        assert_eq!((code, &one), (200, image), "one image by id is what the listing shows");
+        // The same object, but for its signed URLs, whose expiry moves on with the hour.
+        let same = |image: &Value| {
+            let mut image = image.clone();
+            image.as_object_mut().unwrap().retain(|field, _| !field.ends_with("_url"));
+            image
+        };
+        assert_eq!((code, same(&one)), (200, same(image)), "one image by id is what the listing shows");
+        assert_eq!(
+            one["thumbnail_url"].as_str().unwrap().split('?').next(),
+            image["thumbnail_url"].as_str().unwrap().split('?').next()
+        );
         let path = format!("/datasets/{}/images/{}/file", datasets[0], image["id"].as_str().unwrap());
         let (code, content_type, etag, body) = get(path.clone(), None).await;
         if source.size_bytes == 0 {
@@ -255,6 +265,100 @@ async fn image_files_are_served_as_imported() {
     assert_eq!(code, 404, "another tenant: {problem}");
     let (code, problem) = stack.get(&format!("/datasets/{}/images/{id}/file?size=1", datasets[0])).await;
     assert_eq!(code, 400, "{problem}");
+    stack.shutdown().await;
+}
+
+/// An Image's `file_url` and `thumbnail_url` are what `<img src>` needs: fetched without the
+/// `x-api-key` header they answer the file as imported and a JPEG of at most 320 pixels a side,
+/// kept in storage once made; an edited or misplaced signature is a 403, and a signature opens
+/// no other route.
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_image_urls_work_without_a_key() {
+    let work = tempfile::tempdir().unwrap();
+    let mut spec = DatasetSpec::small(41);
+    spec.image_size = (800, 600); // each image 400×300 to 1200×900: every thumbnail is scaled
+    let generated = testkit::generate(&work.path().join("src"), &spec).unwrap();
+    let archive = work.path().join("d.zip");
+    testkit::pack_zip(&work.path().join("src"), &archive).unwrap();
+    let stack = TestStack::start(Chaos::default()).await;
+    let (code, accepted) =
+        stack.import(&json!({"name": "signed", "archive_url": format!("file://{}", archive.display())})).await;
+    assert_eq!(code, 202, "{accepted}");
+    stack.wait_terminal(accepted["job_id"].as_str().unwrap()).await;
+    let dataset_id = accepted["dataset_id"].as_str().unwrap();
+    let images = stack.all_images(dataset_id, 100, "").await;
+    assert_eq!(images.len(), generated.images.len());
+    // Without a key, as a browser fetches them.
+    let fetch = |url: String| {
+        let req = stack.client.get(stack.url(&url));
+        async move {
+            let resp = req.send().await.unwrap();
+            let header = |name: &str| resp.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+            let content_type = header("content-type").unwrap_or_default();
+            (resp.status().as_u16(), content_type, resp.bytes().await.unwrap())
+        }
+    };
+    let thumbnails = stack.dir.path().join("data/storage/datasets").join(dataset_id).join("thumbnails");
+
+    let mut formats = std::collections::BTreeSet::new();
+    for image in &images {
+        let (split, file_name) = (image["split"].as_str().unwrap(), image["file_name"].as_str().unwrap());
+        let source = generated.images.iter().find(|i| i.split == split && i.file_name == file_name).unwrap();
+        let id = image["id"].as_str().unwrap();
+        let file_url = image["file_url"].as_str().unwrap();
+        assert!(file_url.starts_with(&format!("/datasets/{dataset_id}/images/{id}/file?tenant=acme&expires=")));
+        let (code, _, body) = fetch(file_url.to_owned()).await;
+        assert_eq!(code, 200, "{file_url}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(body, std::fs::read(generated.image_path(source)).unwrap(), "{file_url}: the bytes as imported");
+
+        let thumbnail_url = image["thumbnail_url"].as_str().unwrap();
+        assert!(thumbnail_url.starts_with(&format!("/datasets/{dataset_id}/images/{id}/thumbnail?tenant=acme&")));
+        assert!(!thumbnails.join(format!("{id}.jpg")).exists(), "no thumbnail before the first request");
+        let (code, content_type, body) = fetch(thumbnail_url.to_owned()).await;
+        assert_eq!((code, content_type.as_str()), (200, "image/jpeg"), "{}", String::from_utf8_lossy(&body));
+        let size = imagesize::blob_size(&body).expect("a JPEG's size");
+        assert_eq!(imagesize::image_type(&body).unwrap(), imagesize::ImageType::Jpeg);
+        let (width, height) = (source.width as usize, source.height as usize);
+        let expected = if width >= height {
+            (320, (height * 320 + width / 2) / width)
+        } else {
+            ((width * 320 + height / 2) / height, 320)
+        };
+        assert_eq!((size.width, size.height), expected, "{file_name} ({width}×{height}): fits 320, same shape");
+        assert_eq!(std::fs::read(thumbnails.join(format!("{id}.jpg"))).unwrap(), body, "kept in storage");
+        formats.insert(source.format.clone());
+    }
+    assert_eq!(formats.len(), 2, "JPEG and PNG sources: {formats:?}");
+
+    // Edited: one character of the signature, the expiry, the path.
+    let (first, second) = (&images[0], &images[1]);
+    let url = first["thumbnail_url"].as_str().unwrap();
+    let (path, query) = url.split_once('?').unwrap();
+    let (unsigned, signature) = url.rsplit_once("signature=").unwrap();
+    let flipped = if signature.starts_with('A') { 'B' } else { 'A' };
+    let expires = query.split('&').find_map(|p| p.strip_prefix("expires=")).unwrap();
+    let later = (expires.parse::<u64>().unwrap() + 3600).to_string();
+    let second_path = format!("/datasets/{dataset_id}/images/{}/thumbnail", second["id"].as_str().unwrap());
+    for (what, edited) in [
+        ("one character of the signature", format!("{unsigned}signature={flipped}{}", &signature[1..])),
+        ("the expiry", url.replace(&format!("expires={expires}"), &format!("expires={later}"))),
+        ("another image's path", format!("{second_path}?{query}")),
+        ("the file route's path", format!("{}?{query}", path.replace("/thumbnail", "/file"))),
+    ] {
+        assert_ne!(edited, url);
+        let resp = stack.client.get(stack.url(&edited)).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 403, "{what}: {edited}");
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+        let problem: Value = resp.json().await.unwrap();
+        assert!(problem["detail"].as_str().unwrap().starts_with("invalid URL signature"), "{what}: {problem}");
+    }
+    // A signature opens no other route: the listing without a key is a 401, whatever the query.
+    for listing in
+        [format!("/datasets/{dataset_id}/images?{query}"), format!("/datasets/{dataset_id}/images?signature=x")]
+    {
+        let resp = stack.client.get(stack.url(&listing)).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "{listing}");
+    }
     stack.shutdown().await;
 }
 

@@ -1,7 +1,7 @@
 //! The Google Cloud deployment in `terraform/`, checked offline: Terraform formatting, checkov's
 //! policies and the OpenAPI document's validity (`terraform/checks/run_checks.py`), the API
-//! Gateway routes against the contract, every function's Terraform against what its binary reads,
-//! and the committed `openapi.yaml` against its template.
+//! Gateway routes against the contract and the local gateway's, every function's Terraform
+//! against what its binary reads, and the committed `openapi.yaml` against its template.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -10,19 +10,35 @@ use std::process::Command;
 use hcl::{Body, Expression, ObjectKey, Structure};
 use yaml_rust2::{Yaml, YamlLoader};
 
-/// The five function binaries, by the name their services and images carry.
-const FUNCTIONS: [&str; 5] = ["import-trigger", "list", "images", "status", "process-chunk"];
+/// The six function binaries, by the name their services and images carry.
+const FUNCTIONS: [&str; 6] = ["import-trigger", "list", "images", "status", "process-chunk", "web"];
 
-/// The public routes (method, path, function): the contract's API, as the local gateway routes it.
-const ROUTES: [(&str, &str, &str); 7] = [
+/// The public routes (method, path, function): the contract's API and the web app, as the local
+/// gateway routes them (`local_stack::gateway::route_table`), as the API Gateway spec routes them,
+/// and as Terraform deploys them (one backend URL per function).
+const ROUTES: [(&str, &str, &str); 13] = [
     ("post", "/datasets/import", "import-trigger"),
     ("get", "/datasets", "list"),
     ("get", "/datasets/{id}", "list"),
     ("get", "/datasets/{id}/images", "images"),
     ("get", "/datasets/{id}/images/{image_id}", "images"),
     ("get", "/datasets/{id}/images/{image_id}/file", "images"),
+    ("get", "/datasets/{id}/images/{image_id}/thumbnail", "images"),
     ("get", "/datasets/import/{job_id}/status", "status"),
+    ("get", "/", "web"),
+    ("get", "/ui", "web"),
+    ("get", "/ui/{path=**}", "web"),
+    ("get", "/docs", "web"),
+    ("get", "/docs/openapi.json", "web"),
 ];
+
+/// The function whose routes take no API key: the web app (its pages ask their user for one).
+const KEYLESS_FUNCTION: &str = "web";
+
+/// The API routes that take a signed URL instead of a key (`<img src>` sends no header): the
+/// gateway lets them through without one and the images function requires a key or a signature.
+const SIGNED_ROUTES: [&str; 2] =
+    ["/datasets/{id}/images/{image_id}/file", "/datasets/{id}/images/{image_id}/thumbnail"];
 
 /// The environment variables the binaries read: every quoted `PORT`, `MONGODB_URI` or `YDS_*`
 /// name in `shared/config/src/lib.rs` (the only module that reads the environment), plus the
@@ -168,6 +184,27 @@ fn gateway_routes_exactly_the_public_api() {
             "{route} needs a positive x-google-backend deadline"
         );
         assert!(operation["responses"].as_hash().is_some_and(|r| !r.is_empty()), "{route} declares no responses");
+        // The API inherits the document's key requirement; only the web app and the signed
+        // routes opt out, explicitly.
+        let security = &operation["security"];
+        if function == KEYLESS_FUNCTION || SIGNED_ROUTES.contains(&path) {
+            assert!(security.as_vec().is_some_and(Vec::is_empty), "{route} must say `security: []`: {security:?}");
+        } else {
+            assert!(security.is_badvalue(), "{route} must not override the API key requirement: {security:?}");
+        }
+        if SIGNED_ROUTES.contains(&path) {
+            let parameter = |p: &Yaml| match p["$ref"].as_str() {
+                Some(at) => {
+                    spec["parameters"][at.trim_start_matches("#/parameters/")]["name"].as_str().map(str::to_owned)
+                }
+                None => p["name"].as_str().map(str::to_owned),
+            };
+            let names: BTreeSet<String> =
+                operation["parameters"].as_vec().into_iter().flatten().filter_map(parameter).collect();
+            for name in ["tenant", "expires", "signature"] {
+                assert!(names.contains(name), "{route} must declare the signed URL's `{name}`: {names:?}");
+            }
+        }
     }
 
     let mut addresses = Vec::new();
@@ -178,6 +215,21 @@ fn gateway_routes_exactly_the_public_api() {
             !address.contains("process-chunk"),
             "process-chunk must not be reachable through the gateway: {address}"
         );
+    }
+}
+
+#[test]
+fn the_local_gateway_routes_exactly_the_public_routes() {
+    let local: BTreeSet<(String, String, String)> = local_stack::gateway::route_table()
+        .into_iter()
+        .map(|(method, pattern, function)| (method.as_str().to_lowercase(), pattern.to_owned(), function.to_owned()))
+        .collect();
+    let expected: BTreeSet<(String, String, String)> =
+        ROUTES.iter().map(|(m, p, f)| (m.to_string(), p.to_string(), f.to_string())).collect();
+    assert_eq!(local, expected, "the local gateway must route what API Gateway routes, to the same functions");
+    let served: BTreeSet<&str> = ROUTES.iter().map(|(_, _, function)| *function).collect();
+    for function in FUNCTIONS.iter().filter(|f| **f != "process-chunk") {
+        assert!(served.contains(function), "{function} has no public route");
     }
 }
 
@@ -378,7 +430,7 @@ fn terraform_deploys_every_function() {
     };
     let declared: BTreeSet<String> = functions.keys().filter_map(key_name).collect();
     let expected: BTreeSet<String> = FUNCTIONS.iter().map(|f| f.to_string()).collect();
-    assert_eq!(declared, expected, "local.{local_name} must hold exactly the five functions");
+    assert_eq!(declared, expected, "local.{local_name} must hold exactly the six functions");
 
     // One image variable per function, used by that function.
     let variables: BTreeSet<&str> =
@@ -392,6 +444,14 @@ fn terraform_deploys_every_function() {
             text.contains(&format!("var.{image_var}")),
             "local.{local_name}[\"{function}\"] must take its image from var.{image_var}: {text}"
         );
+        if function == KEYLESS_FUNCTION {
+            for needless in ["mongodb", "secret_env)", "api_keys", "cursor"] {
+                assert!(
+                    !text.contains(needless),
+                    "{function} has no database and no secret, yet names `{needless}`: {text}"
+                );
+            }
+        }
     }
 
     // Nobody outside the project may invoke anything.

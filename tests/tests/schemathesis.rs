@@ -1,6 +1,6 @@
 //! Schemathesis against the whole local stack, from the deployed API spec
-//! (`terraform/openapi.yaml`): generated valid and invalid requests for every public operation,
-//! with and without the API key. No answer may be a 5xx, every answer must match the spec
+//! (`terraform/openapi.yaml`): generated valid and invalid requests for every operation of the
+//! API (not the web app's, tagged `web`), with and without the API key. No answer may be a 5xx, every answer must match the spec
 //! (status code, content type, body schema), invalid input must be refused and a missing key
 //! must get 401.
 //!
@@ -146,6 +146,10 @@ async fn schemathesis_finds_no_server_error_and_no_spec_violation() {
         // data must be accepted", which cannot hold here: cursors are opaque (a made-up one is
         // refused with 400) and the import validates its source beyond any schema (422).
         .args(["--exclude-checks", "use_after_free,ensure_resource_availability,positive_data_acceptance"])
+        // The web app's routes (pages and files, no schemas) are not the API; functions/web's
+        // tests and tests/tests/web.rs check them. schemathesis could not call `/ui/{path=**}`
+        // anyway: API Gateway's wildcard template is no OpenAPI it knows.
+        .args(["--exclude-tag", "web"])
         .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--max-examples", "60"])
         .args(["--max-time", &(BUDGET.as_secs() - 20).to_string()])
@@ -178,10 +182,10 @@ async fn schemathesis_finds_no_server_error_and_no_spec_violation() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     eprintln!("schemathesis took {:.1} s", took.as_secs_f64());
     assert!(output.status.success(), "schemathesis failed ({}):\n{stdout}\n{stderr}", output.status);
-    // Something was tested: every operation of the spec.
+    // Something was tested: every operation selected (`Selected: 7/12`: all but the web app's).
     let figure = |label: &str| {
         let line = stdout.lines().find_map(|l| l.trim().strip_prefix(label)).unwrap_or_default();
-        line.trim().rsplit('/').next().and_then(|n| n.parse::<usize>().ok())
+        line.trim().split('/').next().and_then(|n| n.trim().parse::<usize>().ok())
     };
     let (tested, total) = (figure("Tested:"), figure("Selected:"));
     assert!(tested.is_some_and(|n| n >= 5) && tested == total, "not every operation was tested:\n{stdout}");

@@ -1,20 +1,30 @@
 //! images: `GET /datasets/{id}/images` — a dataset's images with their annotations and
 //! findings, in a stable order, keyset-paginated, filtered by split, class, validity and issue —
-//! `GET /datasets/{id}/images/{image_id}`, one of them, and
+//! `GET /datasets/{id}/images/{image_id}`, one of them,
 //! `GET /datasets/{id}/images/{image_id}/file`, its bytes as imported (what a labelling tool or
-//! a training loader fetches).
+//! a training loader fetches), and `GET /datasets/{id}/images/{image_id}/thumbnail`, a JPEG of
+//! at most 320 pixels a side, made on first request and kept in storage ([`thumbnail`]).
+//!
+//! Every Image object carries `file_url` and `thumbnail_url`: expiring URLs that need no API
+//! key, for `<img src>` (`yds_edge::signed_urls`). The thumbnail's is always this function's,
+//! signed with `YDS_URL_SIGNING_KEY`; the file's is the storage's own when it has one (a Cloud
+//! Storage V4 signed URL: the bytes come straight from the bucket), else this function's.
 
+pub mod thumbnail;
 mod view;
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::StreamExt;
 use http::{header, Method, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 use yds_edge::cursors::{self, Cursors};
 use yds_edge::query::{self, path_segments, NoParams, QueryParams};
+use yds_edge::signed_urls::{self, SignedQuery, UrlSigner};
 use yds_edge::{json_response, ApiError, Caller, Handler, Request, Response};
 use yds_format::data_yaml::MAX_CLASSES;
 use yds_storage::{keys, MemoryBudget, ObjectStore, StorageError};
@@ -23,17 +33,35 @@ use yds_store::{Db, ImageDoc, ImageQuery};
 /// Image bytes one process reads at once for the files it serves, together; a larger file is
 /// not served through the API (Cloud Run answers at most 32 MiB without streaming).
 pub const FILE_MEMORY_BYTES: u64 = 32 << 20;
+/// Memory one process decodes images in at once to make thumbnails (pixels and the decoders'
+/// buffers, [`thumbnail::Plan::memory`]), together. An image that needs more on its own gets no
+/// thumbnail (422): 24 megapixels of RGBA, or a progressive JPEG of about 12.
+pub const THUMBNAIL_MEMORY_BYTES: u64 = 96 << 20;
+/// How long a client may keep a file or thumbnail it fetched with an API key.
+const KEYED_MAX_AGE_SECS: u64 = 86_400;
+/// Storage signatures made at once for one page of images (on Cloud Run each is a request).
+const SIGNING_CONCURRENCY: usize = 16;
 
 pub struct ImagesApi {
     db: Db,
     cursors: Cursors,
     store: Arc<dyn ObjectStore>,
+    signer: UrlSigner,
     file_memory: MemoryBudget,
+    decode_memory: MemoryBudget,
 }
 
 impl ImagesApi {
-    pub fn new(db: Db, cursors: Cursors, store: Arc<dyn ObjectStore>) -> Self {
-        Self { db, cursors, store, file_memory: MemoryBudget::new(FILE_MEMORY_BYTES) }
+    /// `signer` must be the one the edge checks signed URLs with (`EdgeOptions::url_signer`).
+    pub fn new(db: Db, cursors: Cursors, store: Arc<dyn ObjectStore>, signer: UrlSigner) -> Self {
+        Self {
+            db,
+            cursors,
+            store,
+            signer,
+            file_memory: MemoryBudget::new(FILE_MEMORY_BYTES),
+            decode_memory: MemoryBudget::new(THUMBNAIL_MEMORY_BYTES),
+        }
     }
 }
 
@@ -60,6 +88,7 @@ impl Handler for ImagesApi {
             ["datasets", id, "images"] => Route::Page(id.to_owned()),
             ["datasets", id, "images", image_id] => Route::Image(id.to_owned(), image_id.to_owned()),
             ["datasets", id, "images", image_id, "file"] => Route::File(id.to_owned(), image_id.to_owned()),
+            ["datasets", id, "images", image_id, "thumbnail"] => Route::Thumbnail(id.to_owned(), image_id.to_owned()),
             _ => return Err(ApiError::NotFound("no such route".into())),
         };
         if req.method() != Method::GET {
@@ -70,10 +99,18 @@ impl Handler for ImagesApi {
             Route::Image(dataset_id, image_id) => {
                 query::parse::<NoParams>(&req)?;
                 let image = self.image(caller, &dataset_id, &image_id).await?;
-                Ok(json_response(StatusCode::OK, &view::image(&image)))
+                let urls = self.urls(caller.tenant(), std::slice::from_ref(&image)).await;
+                Ok(json_response(StatusCode::OK, &view::image(&image, &urls[0])))
             }
             Route::File(dataset_id, image_id) => self.file(&req, caller, &dataset_id, &image_id).await,
+            Route::Thumbnail(dataset_id, image_id) => self.thumbnail(&req, caller, &dataset_id, &image_id).await,
         }
+    }
+
+    /// An image's file and thumbnail: what `<img src>` fetches with a signed URL.
+    fn signable(&self, path: &str) -> bool {
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        matches!(segments[..], ["datasets", _, "images", _, "file" | "thumbnail"])
     }
 
     async fn health(&self) -> Result<(), String> {
@@ -110,7 +147,8 @@ impl ImagesApi {
         let query =
             ImageQuery { dataset_id, split, class_id, valid, issue, all_splits: dataset.split_names, after, limit };
         let (items, next) = self.db.images.page(&query).await?;
-        let items: Vec<_> = items.iter().map(view::image).collect();
+        let urls = self.urls(caller.tenant(), &items).await;
+        let items: Vec<_> = items.iter().zip(&urls).map(|(image, urls)| view::image(image, urls)).collect();
         let next_cursor = next.map(|c| self.cursors.encode(&scope, &c));
         Ok(json_response(StatusCode::OK, &json!({"items": items, "next_cursor": next_cursor})))
     }
@@ -123,6 +161,36 @@ impl ImagesApi {
         self.db.images.find(dataset_id, image_id).await?.ok_or_else(|| image_not_found(dataset_id, image_id))
     }
 
+    /// The signed URLs of `images` for `tenant`, in their order. Signed URLs of one hour are
+    /// the same, so a browser that fetched them keeps them; a storage that cannot sign (or
+    /// fails to) leaves the file to this function's own URL.
+    async fn urls(&self, tenant: &str, images: &[ImageDoc]) -> Vec<view::Urls> {
+        let expires = signed_urls::expiry(SystemTime::now());
+        // Collected first: a lazy `map` in the stream would hold a closure whose lifetimes the
+        // compiler cannot prove `Send` across the await.
+        let signing: Vec<_> = images.iter().map(|image| self.image_urls(tenant, image, expires)).collect();
+        futures::stream::iter(signing).buffered(SIGNING_CONCURRENCY).collect().await
+    }
+
+    /// One image's URLs, expiring at `expires`.
+    async fn image_urls(&self, tenant: &str, image: &ImageDoc, expires: u64) -> view::Urls {
+        let valid_until = UNIX_EPOCH + Duration::from_secs(expires);
+        let valid_from = valid_until - Duration::from_secs(signed_urls::WINDOW_SECS);
+        let base = format!("/datasets/{}/images/{}", image.dataset_id, image.id);
+        let own = |route: &str| self.signer.sign(&format!("{base}/{route}"), tenant, expires);
+        let key = keys::dataset_image(&image.dataset_id, &image.split, &image.file_name);
+        // An empty file was not stored: this function's URL says so (404).
+        let stored = match image.size_bytes {
+            0 => Ok(None),
+            _ => self.store.signed_get_url(&key, valid_from, valid_until).await,
+        };
+        let file = stored.unwrap_or_else(|err| {
+            tracing::warn!(key, error = %err, "signing a storage URL failed; serving the file here");
+            None
+        });
+        view::Urls { file: file.unwrap_or_else(|| own("file")), thumbnail: own("thumbnail") }
+    }
+
     /// The image's bytes, with its BLAKE3 hash as the entity tag: an imported file never
     /// changes, so a client revalidating with `If-None-Match` gets 304 and no body.
     async fn file(
@@ -132,14 +200,15 @@ impl ImagesApi {
         dataset_id: &str,
         image_id: &str,
     ) -> Result<Response, ApiError> {
-        query::parse::<NoParams>(req)?;
+        query::parse::<SignedQuery>(req)?;
         let image = self.image(caller, dataset_id, image_id).await?;
         let etag = format!("\"{}\"", image.content_hash);
+        let cache_control = cache_control(caller);
         let response = |status: StatusCode, body: Bytes| {
             http::Response::builder()
                 .status(status)
                 .header(header::ETAG, &etag)
-                .header(header::CACHE_CONTROL, "private, max-age=86400")
+                .header(header::CACHE_CONTROL, &cache_control)
                 .header(header::CONTENT_TYPE, view::media_type(&image.format))
                 .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
                 .body(body)
@@ -166,6 +235,96 @@ impl ImagesApi {
         })?;
         Ok(response(StatusCode::OK, bytes))
     }
+
+    /// The image's thumbnail ([`thumbnail`]): from storage when it was made before, else made
+    /// now and stored. Its entity tag is the file's hash and the thumbnail version, so a client
+    /// revalidating gets 304 without a decode or a read.
+    async fn thumbnail(
+        &self,
+        req: &Request,
+        caller: &Caller,
+        dataset_id: &str,
+        image_id: &str,
+    ) -> Result<Response, ApiError> {
+        query::parse::<SignedQuery>(req)?;
+        let image = self.image(caller, dataset_id, image_id).await?;
+        let etag = format!("\"{}-thumbnail-v{}\"", image.content_hash, thumbnail::VERSION);
+        let cache_control = cache_control(caller);
+        let response = |status: StatusCode, body: Bytes| {
+            http::Response::builder()
+                .status(status)
+                .header(header::ETAG, &etag)
+                .header(header::CACHE_CONTROL, &cache_control)
+                .header(header::CONTENT_TYPE, "image/jpeg")
+                .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+                .body(body)
+                .expect("valid response parts")
+        };
+        if if_none_match(req, &etag) {
+            return Ok(response(StatusCode::NOT_MODIFIED, Bytes::new()));
+        }
+        let key = keys::dataset_thumbnail(dataset_id, image_id);
+        match self.store.get(&key).await {
+            Ok(stored) if thumbnail::is_current(&stored) => return Ok(response(StatusCode::OK, stored)),
+            // Another version, or a first write still going on: made (again) below.
+            Ok(_) | Err(StorageError::NotFound(_)) => {}
+            Err(other) => return Err(ApiError::Unavailable(format!("reading {key}: {other}"))),
+        }
+        let made = Bytes::from(self.make_thumbnail(&image).await?);
+        // Kept for the next request; two first requests may both make it, and either whole
+        // object is the same thumbnail. A failed write only costs the next request a decode.
+        if let Err(err) = self.store.put(&key, made.clone()).await {
+            tracing::warn!(key, error = %err, "storing a thumbnail failed");
+        }
+        Ok(response(StatusCode::OK, made))
+    }
+
+    /// Reads the image's file and makes its thumbnail within the process's budgets: its bytes
+    /// from the files' budget, then what its decode holds from the decoding budget, always in
+    /// that order (a holder of decoding memory never waits for file memory).
+    async fn make_thumbnail(&self, image: &ImageDoc) -> Result<Vec<u8>, ApiError> {
+        let refused = |err: thumbnail::ThumbnailError| ApiError::Unprocessable(err.to_string());
+        if image.size_bytes == 0 {
+            return Err(refused(thumbnail::ThumbnailError::Undecodable("the file is empty".into())));
+        }
+        if image.size_bytes > FILE_MEMORY_BYTES {
+            return Err(ApiError::Unprocessable(format!(
+                "image `{}` is {} bytes; thumbnails are made of files up to {FILE_MEMORY_BYTES} bytes",
+                image.id, image.size_bytes
+            )));
+        }
+        let file_held = self.file_memory.reserve(image.size_bytes).await;
+        let key = keys::dataset_image(&image.dataset_id, &image.split, &image.file_name);
+        let bytes = self.store.get(&key).await.map_err(|err| match err {
+            StorageError::NotFound(_) => image_not_found(&image.dataset_id, &image.id),
+            other => ApiError::Unavailable(format!("reading {key}: {other}")),
+        })?;
+        let plan = thumbnail::plan(&bytes, &image.format)
+            .and_then(|plan| plan.within(THUMBNAIL_MEMORY_BYTES))
+            .map_err(refused)?;
+        let pixels_held = self.decode_memory.reserve(plan.memory).await;
+        let orientation = image.orientation;
+        // The reservations go with the decode: a request given up (its client gone) leaves the
+        // decode running, and its memory counted until it ends.
+        tokio::task::spawn_blocking(move || {
+            let made = thumbnail::make(&bytes, &plan, orientation);
+            drop((bytes, pixels_held, file_held));
+            made
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(refused)
+    }
+}
+
+/// What a client may keep of a file or thumbnail: a day with an API key; with a signed URL,
+/// no longer than the URL is valid.
+fn cache_control(caller: &Caller) -> String {
+    let max_age = match caller.url_expires {
+        Some(expires) => expires.saturating_sub(signed_urls::unix_seconds(SystemTime::now())).min(KEYED_MAX_AGE_SECS),
+        None => KEYED_MAX_AGE_SECS,
+    };
+    format!("private, max-age={max_age}")
 }
 
 enum Route {
@@ -175,6 +334,8 @@ enum Route {
     Image(String, String),
     /// `/datasets/{id}/images/{image_id}/file`
     File(String, String),
+    /// `/datasets/{id}/images/{image_id}/thumbnail`
+    Thumbnail(String, String),
 }
 
 fn image_not_found(dataset_id: &str, image_id: &str) -> ApiError {

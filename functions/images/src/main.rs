@@ -1,19 +1,21 @@
 use yds_config::Config;
 use yds_edge::access::KeyLookup;
 use yds_edge::cursors::Cursors;
-use yds_edge::{server, EdgeOptions, Service, PUBLIC_MAX_BODY};
+use yds_edge::{server, EdgeOptions, Service, UrlSigner, PUBLIC_MAX_BODY};
 use yds_store::Db;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     server::init_logging();
     let config = Config::from_env()?;
+    let signer = UrlSigner::from_config(&config)?;
     let db = Db::connect(&config.mongodb_uri, &config.db_name).await?;
     let options = EdgeOptions {
         api_keys: Some(KeyLookup::new(config.api_keys.clone(), db.clone())),
         max_body_bytes: PUBLIC_MAX_BODY,
+        url_signer: Some(signer.clone()),
     };
     let objects = yds_storage::open(&config.storage, &config.chaos).await?;
-    let handler = images::ImagesApi::new(db, Cursors::from_config(&config), objects);
+    let handler = images::ImagesApi::new(db, Cursors::from_config(&config)?, objects, signer);
     server::run(Service::new(handler, options), config.port).await.map_err(|e| anyhow::anyhow!(e))
 }

@@ -1,10 +1,19 @@
-//! The API's Image object, from an image's record, and the media type of its file.
+//! The API's Image object, from an image's record and its signed URLs, and the media type of
+//! its file.
 
 use serde_json::{json, Value};
 use yds_store::ImageDoc;
 
+/// An image's expiring URLs, usable without an API key (`<img src>`).
+pub struct Urls {
+    /// Its bytes: the storage's own signed URL, or this function's `/file` route, signed.
+    pub file: String,
+    /// This function's `/thumbnail` route, signed.
+    pub thumbnail: String,
+}
+
 /// The Image object of `GET /datasets/{id}/images` and `GET /datasets/{id}/images/{image_id}`.
-pub fn image(image: &ImageDoc) -> Value {
+pub fn image(image: &ImageDoc, urls: &Urls) -> Value {
     json!({
         "id": image.id,
         "file_name": image.file_name,
@@ -20,6 +29,8 @@ pub fn image(image: &ImageDoc) -> Value {
         "valid": image.valid,
         "annotations": image.annotations,
         "issues": image.issues,
+        "file_url": urls.file,
+        "thumbnail_url": urls.thumbnail,
     })
 }
 

@@ -17,6 +17,6 @@ async fn main() -> anyhow::Result<()> {
     let keys = KeyLookup::new(config.api_keys.clone(), importer.db.clone());
     let limit = RateLimit::per_minute(config.imports_per_minute);
     let handler = import_trigger::ImportTrigger::new(importer, config.default_chunk_size, limit);
-    let options = EdgeOptions { api_keys: Some(keys), max_body_bytes: PUBLIC_MAX_BODY };
+    let options = EdgeOptions { api_keys: Some(keys), max_body_bytes: PUBLIC_MAX_BODY, url_signer: None };
     server::run(Service::new(handler, options), config.port).await.map_err(|e| anyhow::anyhow!(e))
 }

@@ -36,6 +36,7 @@ async fn accepted_imports_record_the_job_and_enqueue_planning_once() {
         EdgeOptions {
             api_keys: Some(ConfiguredKeys::parse("k:acme").unwrap().into()),
             max_body_bytes: PUBLIC_MAX_BODY,
+            url_signer: None,
         },
     );
     let body = r#"{"name":"d","archive_url":"http://127.0.0.1:1/d.zip"}"#;
@@ -68,7 +69,11 @@ async fn invalid_requests_write_nothing() {
     let db = importer.db.clone();
     let service = Service::new(
         ImportTrigger::new(importer, 50, RateLimit::per_minute(0)),
-        EdgeOptions { api_keys: Some(ConfiguredKeys::parse("k").unwrap().into()), max_body_bytes: PUBLIC_MAX_BODY },
+        EdgeOptions {
+            api_keys: Some(ConfiguredKeys::parse("k").unwrap().into()),
+            max_body_bytes: PUBLIC_MAX_BODY,
+            url_signer: None,
+        },
     );
     for (body, status) in [
         (r#"{"name":"d"}"#, 422),
@@ -101,7 +106,7 @@ async fn stored_keys_authenticate_hashed_and_imports_are_rate_limited_per_key() 
     let keys = KeyLookup::new(ConfiguredKeys::default(), db.clone());
     let service = Service::new(
         ImportTrigger::new(importer, 50, RateLimit::per_minute(3)),
-        EdgeOptions { api_keys: Some(keys), max_body_bytes: PUBLIC_MAX_BODY },
+        EdgeOptions { api_keys: Some(keys), max_body_bytes: PUBLIC_MAX_BODY, url_signer: None },
     );
     let request = |key: &str| {
         http::Request::post("/datasets/import")
@@ -129,6 +134,7 @@ async fn stored_keys_authenticate_hashed_and_imports_are_rate_limited_per_key() 
         EdgeOptions {
             api_keys: Some(KeyLookup::new(ConfiguredKeys::default(), db.clone())),
             max_body_bytes: PUBLIC_MAX_BODY,
+            url_signer: None,
         },
     );
     assert_eq!(fresh.call(request(&other)).await.status(), 401, "a revoked key");

@@ -25,6 +25,6 @@ async fn serve() -> anyhow::Result<()> {
     let handler = process_chunk::ProcessChunk::new(importer, callers, config.task_max_attempts, config.chaos);
     // Not public: Cloud Run IAM admits only the queue's identity, and the handler checks the
     // caller again (`TaskCallers`), so no API key here.
-    let options = EdgeOptions { api_keys: None, max_body_bytes: TASK_MAX_BODY };
+    let options = EdgeOptions { api_keys: None, max_body_bytes: TASK_MAX_BODY, url_signer: None };
     server::run(Service::new(handler, options), config.port).await.map_err(|e| anyhow::anyhow!(e))
 }

@@ -33,7 +33,7 @@ async fn setup(
     let accepted = start(&importer, &body).await;
     let service = Service::new(
         ProcessChunk::new(importer.clone(), TaskCallers::Anyone, 5, Chaos::default()),
-        EdgeOptions { api_keys: None, max_body_bytes: 8 << 20 },
+        EdgeOptions { api_keys: None, max_body_bytes: 8 << 20, url_signer: None },
     );
     (service, importer, queue, generated, accepted.job_id)
 }
@@ -132,7 +132,7 @@ async fn a_source_that_cannot_be_read_fails_the_job_once() {
     let accepted = start(&importer, &body).await;
     let service = Service::new(
         ProcessChunk::new(importer.clone(), TaskCallers::Anyone, 5, Chaos::default()),
-        EdgeOptions { api_keys: None, max_body_bytes: 1 << 20 },
+        EdgeOptions { api_keys: None, max_body_bytes: 1 << 20, url_signer: None },
     );
     let plan = take(&queue);
     assert_eq!(service.call(task_request(&plan[0], 0)).await.status(), 200);

@@ -184,7 +184,7 @@ async fn a_tar_gz_on_gcs_imports_exactly_through_cloud_tasks_deliveries() {
     importer.pacing.plan_budget = Duration::ZERO;
     let handler =
         ProcessChunk::new(importer.clone(), callers, MAX_ATTEMPTS, Chaos { crash: 0.5, storage_failure: 0.0 });
-    let server = Service::new(handler, EdgeOptions { api_keys: None, max_body_bytes: 8 << 20 });
+    let server = Service::new(handler, EdgeOptions { api_keys: None, max_body_bytes: 8 << 20, url_signer: None });
     tokio::spawn(yds_edge::server::serve(listener, server, std::future::pending()));
 
     let counts = Arc::new(Deliveries::default());

@@ -11,6 +11,7 @@ async fn main() -> anyhow::Result<()> {
     let options = EdgeOptions {
         api_keys: Some(KeyLookup::new(config.api_keys.clone(), db.clone())),
         max_body_bytes: PUBLIC_MAX_BODY,
+        url_signer: None,
     };
     server::run(Service::new(status::JobStatusHandler::new(db), options), config.port)
         .await

@@ -16,6 +16,8 @@
 //! - [`rate_limit`]: per-key limits counted across instances.
 //! - [`query`]: path segments and query strings, unknown parameters refused.
 //! - [`cursors`]: opaque, signed keyset cursors and page sizes.
+//! - [`signed_urls`]: expiring signed URLs, which stand in for a key on the routes a handler
+//!   declares signable (an image's file and thumbnail, for `<img src>`).
 
 #![forbid(unsafe_code)]
 
@@ -26,6 +28,8 @@ pub mod query;
 pub mod rate_limit;
 pub mod server;
 pub mod service;
+pub mod signed_urls;
 
 pub use problem::ApiError;
 pub use service::{json_response, Caller, EdgeOptions, Handler, Request, Response, Service, PUBLIC_MAX_BODY};
+pub use signed_urls::UrlSigner;

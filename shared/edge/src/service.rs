@@ -1,10 +1,12 @@
 //! One function's logic behind the shared edge: the [`Handler`] type, and the [`Service`] that
-//! wraps it with what every route needs — request ids, API-key auth, body limits, `/healthz`,
+//! wraps it with what every route needs — request ids, API-key auth (or a signed URL on the
+//! routes a handler declares signable, [`crate::signed_urls`]), body limits, `/healthz`,
 //! problem+json errors ([`crate::problem`]) and gzip — so handlers only turn a request into a
 //! response and never ask which runtime they run on ([`crate::server`]).
 
 use std::io::Write;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -13,6 +15,7 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::access::KeyLookup;
+use crate::signed_urls::{self, UrlSigner};
 use crate::ApiError;
 
 pub type Request = http::Request<Bytes>;
@@ -23,8 +26,12 @@ pub type Response = http::Response<Bytes>;
 pub struct Caller {
     /// The tenant owning the API key; `None` on internal routes that take no key.
     pub tenant: Option<String>,
-    /// A non-secret identifier of the API key (rate limits); `None` on internal routes.
+    /// A non-secret identifier of the API key (rate limits); `None` on internal routes and
+    /// for a signed URL.
     pub key_id: Option<String>,
+    /// When the request came with a signed URL instead of a key: when that URL expires (Unix
+    /// seconds), so that what the answer lets a client cache expires with it.
+    pub url_expires: Option<u64>,
     pub request_id: String,
 }
 
@@ -40,6 +47,14 @@ impl Caller {
 pub trait Handler: Send + Sync + 'static {
     async fn handle(&self, req: Request, caller: &Caller) -> Result<Response, ApiError>;
 
+    /// Whether a `GET` of `path` may come with a signed URL instead of an API key (an image's
+    /// file or thumbnail, for `<img src>`). None by default: a signature opens only the routes
+    /// a handler names here.
+    fn signable(&self, path: &str) -> bool {
+        let _ = path;
+        false
+    }
+
     /// Whether the function can serve (checks its database connection).
     async fn health(&self) -> Result<(), String>;
 }
@@ -51,6 +66,10 @@ pub struct EdgeOptions {
     /// function (process-chunk), protected by the platform instead.
     pub api_keys: Option<KeyLookup>,
     pub max_body_bytes: usize,
+    /// `Some` (with `api_keys`): a `GET` or `HEAD` without a key may instead carry a URL this
+    /// signer signed, on the routes the handler declares [`Handler::signable`]; it then acts as
+    /// the URL's tenant. `None`: every public route needs a key.
+    pub url_signer: Option<UrlSigner>,
 }
 
 /// The largest public request body (the contract's 64 KB).
@@ -118,20 +137,37 @@ impl Service {
         if req.body().len() > self.options.max_body_bytes {
             return Err(ApiError::PayloadTooLarge(self.options.max_body_bytes));
         }
-        let owner = match &self.options.api_keys {
-            None => None,
+        let caller = match &self.options.api_keys {
+            None => Caller { tenant: None, key_id: None, url_expires: None, request_id },
+            Some(_) if !req.headers().contains_key("x-api-key") && self.signed(&req) => {
+                let signer = self.options.url_signer.as_ref().expect("checked by `signed`");
+                let query = req.uri().query().unwrap_or("");
+                let access = signer.verify(req.method(), req.uri().path(), query, SystemTime::now())?;
+                Caller { tenant: Some(access.tenant), key_id: None, url_expires: Some(access.expires), request_id }
+            }
             Some(keys) => {
                 let key = req.headers().get("x-api-key").and_then(|v| v.to_str().ok());
                 let key = key.filter(|k| !k.is_empty() && k.len() <= 256).ok_or(ApiError::Unauthorized)?;
                 let owner = keys.owner(key).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
-                Some(owner.ok_or(ApiError::Unauthorized)?)
+                let owner = owner.ok_or(ApiError::Unauthorized)?;
+                Caller { tenant: Some(owner.tenant), key_id: Some(owner.key_id), url_expires: None, request_id }
             }
         };
-        let caller = match owner {
-            Some(owner) => Caller { tenant: Some(owner.tenant), key_id: Some(owner.key_id), request_id },
-            None => Caller { tenant: None, key_id: None, request_id },
-        };
         self.handler.handle(req, &caller).await
+    }
+
+    /// Whether `req` is to be judged by its signature: a `GET` or `HEAD` carrying one, to a route
+    /// its handler declares signable, on an edge that has a signer. Anything else without a key
+    /// is a 401, signature or not.
+    fn signed(&self, req: &Request) -> bool {
+        let carries_signature = || {
+            let query = req.uri().query().unwrap_or("");
+            query.split('&').any(|pair| pair.split('=').next() == Some(signed_urls::SIGNATURE))
+        };
+        self.options.url_signer.is_some()
+            && (req.method() == Method::GET || req.method() == Method::HEAD)
+            && carries_signature()
+            && self.handler.signable(req.uri().path())
     }
 }
 
@@ -189,7 +225,11 @@ mod tests {
     impl Handler for Echo {
         async fn handle(&self, req: Request, caller: &Caller) -> Result<Response, ApiError> {
             let big = "x".repeat(if req.uri().path() == "/big" { 4096 } else { 1 });
-            Ok(json_response(StatusCode::OK, &serde_json::json!({"tenant": caller.tenant, "big": big})))
+            let body = serde_json::json!({"tenant": caller.tenant, "big": big, "url_expires": caller.url_expires});
+            Ok(json_response(StatusCode::OK, &body))
+        }
+        fn signable(&self, path: &str) -> bool {
+            path.ends_with("/thumbnail")
         }
         async fn health(&self) -> Result<(), String> {
             Err("db down".into())
@@ -202,8 +242,13 @@ mod tests {
             EdgeOptions {
                 api_keys: Some(yds_config::ConfiguredKeys::parse("k1:acme").unwrap().into()),
                 max_body_bytes: 16,
+                url_signer: Some(signer()),
             },
         )
+    }
+
+    fn signer() -> UrlSigner {
+        UrlSigner::new(b"a key of thirty-two characters!!")
     }
 
     fn request(path: &str, key: Option<&str>, body: &'static str) -> Request {
@@ -224,6 +269,62 @@ mod tests {
         assert!(resp.headers().contains_key("x-request-id"));
         assert_eq!(svc.call(request("/x", Some("nope"), "")).await.status(), 401);
         assert_eq!(svc.call(request("/x", None, "")).await.status(), 401);
+    }
+
+    /// What a signed request got: status, and the body's `tenant` (200) or `detail` (problem).
+    async fn call_signed(svc: &Service, method: Method, url: &str, key: Option<&str>) -> (u16, String) {
+        let mut builder = http::Request::builder().method(method).uri(url);
+        if let Some(key) = key {
+            builder = builder.header("x-api-key", key);
+        }
+        let resp = svc.call(builder.body(Bytes::new()).unwrap()).await;
+        let body: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
+        let text = body.get("detail").or(body.get("tenant")).and_then(|v| v.as_str()).unwrap_or_default();
+        if resp.status() != 200 {
+            assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/problem+json");
+        }
+        (resp.status().as_u16(), text.to_owned())
+    }
+
+    #[tokio::test]
+    async fn signed_urls_stand_in_for_a_key_on_signable_routes_only() {
+        let svc = service();
+        let expires = signed_urls::expiry(SystemTime::now());
+        let url = signer().sign("/d/i/thumbnail", "globex", expires);
+        assert_eq!(call_signed(&svc, Method::GET, &url, None).await, (200, "globex".into()), "the URL's tenant");
+        let resp = svc.call(http::Request::get(&url).body(Bytes::new()).unwrap()).await;
+        let body: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
+        assert_eq!(body["url_expires"], expires, "the handler learns when the URL expires");
+        assert_eq!(call_signed(&svc, Method::HEAD, &url, None).await.0, 200);
+
+        // Refused with 403 saying why: edited, or expired.
+        let edited = url.replacen("tenant=globex", "tenant=acme", 1);
+        let (code, detail) = call_signed(&svc, Method::GET, &edited, None).await;
+        assert_eq!(code, 403);
+        assert!(detail.starts_with("invalid URL signature"), "{detail}");
+        let past = signed_urls::unix_seconds(SystemTime::now()) - 1;
+        let expired = signer().sign("/d/i/thumbnail", "globex", past);
+        let (code, detail) = call_signed(&svc, Method::GET, &expired, None).await;
+        assert_eq!(code, 403);
+        assert!(detail.contains("expired"), "{detail}");
+
+        // A signature opens no other route and no other method: those still need a key.
+        let elsewhere = signer().sign("/d/i", "globex", expires);
+        assert_eq!(call_signed(&svc, Method::GET, &elsewhere, None).await.0, 401);
+        assert_eq!(call_signed(&svc, Method::POST, &url, None).await.0, 401);
+        // A key decides when there is one, whatever the query says.
+        assert_eq!(call_signed(&svc, Method::GET, &edited, Some("k1")).await, (200, "acme".into()));
+        assert_eq!(call_signed(&svc, Method::GET, &url, Some("nope")).await.0, 401);
+        // An edge without a signer takes no signature.
+        let keys_only = Service::new(
+            Echo,
+            EdgeOptions {
+                api_keys: Some(yds_config::ConfiguredKeys::parse("k1:acme").unwrap().into()),
+                max_body_bytes: 16,
+                url_signer: None,
+            },
+        );
+        assert_eq!(call_signed(&keys_only, Method::GET, &url, None).await.0, 401);
     }
 
     #[tokio::test]

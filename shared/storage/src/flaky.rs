@@ -4,6 +4,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -77,6 +78,17 @@ impl ObjectStore for FlakyStore {
     async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
         self.maybe_fail("copy", from)?;
         self.inner.copy(from, to).await
+    }
+
+    async fn signed_get_url(
+        &self,
+        key: &str,
+        valid_from: SystemTime,
+        valid_until: SystemTime,
+    ) -> Result<Option<String>, StorageError> {
+        // Signing may be a request too (Cloud Storage's, on Cloud Run: IAM's signBlob).
+        self.maybe_fail("signed_get_url", key)?;
+        self.inner.signed_get_url(key, valid_from, valid_until).await
     }
 }
 

@@ -9,9 +9,11 @@
 //!   failing backend surfaces as an error within a known time, never as an endless retry.
 //! - Keys are checked with [`validate_key`] before any request is made.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Range;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
@@ -35,6 +37,8 @@ use super::{validate_key, ListPage, ObjectStore, StorageError};
 const MAX_PAGE_SIZE: usize = 1000;
 /// Deletions in flight at once in [`ObjectStore::delete_prefix`].
 const DELETE_CONCURRENCY: usize = 16;
+/// Signed URLs a store remembers for their window, at most (past it the cache starts over).
+const SIGNED_URLS_CACHED: usize = 20_000;
 
 /// How often and how patiently a call is retried.
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +74,17 @@ pub struct GcsStore {
     endpoint: Option<url::Url>,
     /// Signs URLs instead of the credentials' own signer: `(client_email, PEM private key)`.
     signer: Option<(String, SignBy)>,
+    /// The URLs [`ObjectStore::signed_get_url`] signed for the current window, by key.
+    signed: Arc<Mutex<SignedUrls>>,
+}
+
+/// Signed URLs of one validity window. A URL is the same for its whole window (the signature
+/// is deterministic), and signing on Cloud Run is a request to IAM: a page of images asks for
+/// each of them once an hour, not on every listing.
+#[derive(Debug, Default)]
+struct SignedUrls {
+    window: Option<(SystemTime, SystemTime)>,
+    urls: HashMap<String, String>,
 }
 
 impl std::fmt::Debug for GcsStore {
@@ -101,6 +116,7 @@ impl GcsStore {
             retry: RetryPolicy::PRODUCTION,
             endpoint: None,
             signer: None,
+            signed: Arc::default(),
         })
     }
 
@@ -125,6 +141,7 @@ impl GcsStore {
             retry: RetryPolicy::EMULATOR,
             endpoint: Some(parsed),
             signer: None,
+            signed: Arc::default(),
         })
     }
 
@@ -143,6 +160,8 @@ impl GcsStore {
             )
         })?;
         self.signer = Some((key.client_email, SignBy::PrivateKey(key.private_key.into_bytes())));
+        // URLs another signer made are not this one's.
+        self.signed = Arc::default();
         Ok(self)
     }
 
@@ -155,8 +174,24 @@ impl GcsStore {
     /// days). Signing makes no request when a private key is at hand; on Cloud Run it calls
     /// the IAM Credentials API. The object need not exist.
     pub async fn signed_url(&self, key: &str, expires: Duration) -> Result<String, StorageError> {
+        self.signed_url_from(key, None, expires).await
+    }
+
+    /// [`GcsStore::signed_url`] valid from `start` (its `X-Goog-Date`; now when `None`) for
+    /// `expires`.
+    pub async fn signed_url_from(
+        &self,
+        key: &str,
+        start: Option<SystemTime>,
+        expires: Duration,
+    ) -> Result<String, StorageError> {
         validate_key(key)?;
-        let mut opts = SignedURLOptions { method: SignedURLMethod::GET, expires, ..SignedURLOptions::default() };
+        let mut opts = SignedURLOptions {
+            method: SignedURLMethod::GET,
+            start_time: start,
+            expires,
+            ..SignedURLOptions::default()
+        };
         if let Some(endpoint) = &self.endpoint {
             let host = match endpoint.port() {
                 Some(port) => format!("{}:{port}", endpoint.host_str().unwrap_or_default()),
@@ -301,6 +336,39 @@ impl ObjectStore for GcsStore {
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         validate_key(key)?;
         self.delete_name(key).await
+    }
+
+    /// A V4 signed URL, cached for its window. `None` on an emulator without a signing key
+    /// (anonymous requests have no signer); in production the credentials always have one.
+    async fn signed_get_url(
+        &self,
+        key: &str,
+        valid_from: SystemTime,
+        valid_until: SystemTime,
+    ) -> Result<Option<String>, StorageError> {
+        validate_key(key)?;
+        if self.endpoint.is_some() && self.signer.is_none() {
+            return Ok(None);
+        }
+        let lifetime = valid_until.duration_since(valid_from).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
+            io_error(std::io::ErrorKind::InvalidInput, format!("signing gs://{}/{key}: an empty window", self.bucket))
+        })?;
+        let window = Some((valid_from, valid_until));
+        {
+            let signed = self.signed.lock().expect("not poisoned");
+            if signed.window == window {
+                if let Some(url) = signed.urls.get(key) {
+                    return Ok(Some(url.clone()));
+                }
+            }
+        }
+        let url = self.signed_url_from(key, Some(valid_from), lifetime).await?;
+        let mut signed = self.signed.lock().expect("not poisoned");
+        if signed.window != window || signed.urls.len() >= SIGNED_URLS_CACHED {
+            *signed = SignedUrls { window, urls: HashMap::new() };
+        }
+        signed.urls.insert(key.to_owned(), url.clone());
+        Ok(Some(url))
     }
 
     /// A server-side copy (`rewrite`, continued until done, so large objects and objects in

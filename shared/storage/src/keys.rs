@@ -19,6 +19,11 @@ pub fn dataset_config(dataset_id: &str, name: &str) -> String {
     format!("datasets/{dataset_id}/config/{name}")
 }
 
+/// Where an image's thumbnail is kept once made: `datasets/{id}/thumbnails/{image_id}.jpg`.
+pub fn dataset_thumbnail(dataset_id: &str, image_id: &str) -> String {
+    format!("datasets/{dataset_id}/thumbnails/{image_id}.jpg")
+}
+
 /// A job's scratch space: `temp/{job_id}/`.
 pub fn job_temp_prefix(job_id: &str) -> String {
     format!("temp/{job_id}/")

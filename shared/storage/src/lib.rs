@@ -6,7 +6,8 @@
 //! on a local directory. An adapter layer: it knows keys and bytes, never what they mean.
 //!
 //! Keys are `/`-separated relative paths. The layout is fixed:
-//! `datasets/{dataset_id}/{images,labels,config}/...` for imported files and
+//! `datasets/{dataset_id}/{images,labels,config}/...` for imported files,
+//! `datasets/{dataset_id}/thumbnails/...` for the thumbnails made of them, and
 //! `temp/{job_id}/...` for staging ([`keys`]). A backend must never write outside its root,
 //! whatever key it is handed.
 //!
@@ -31,6 +32,7 @@ pub mod retry;
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -76,6 +78,17 @@ pub trait ObjectStore: Send + Sync + 'static {
     async fn list(&self, prefix: &str, page: Option<String>, page_size: usize) -> Result<ListPage, StorageError>;
     /// Deletes the object; deleting a missing object succeeds.
     async fn delete(&self, key: &str) -> Result<(), StorageError>;
+    /// A URL that lets anyone `GET` the object from `valid_from` until `valid_until`, straight
+    /// from the backend (a Cloud Storage V4 signed URL); the same window gives the same URL, so
+    /// a browser caches what it fetched. `None` when the backend has no such URLs (a local
+    /// directory, an emulator without a signing key): the caller then serves the bytes itself.
+    /// The object need not exist. Every backend answers, wrappers by asking what they wrap.
+    async fn signed_get_url(
+        &self,
+        key: &str,
+        valid_from: SystemTime,
+        valid_until: SystemTime,
+    ) -> Result<Option<String>, StorageError>;
 
     /// Writes several objects, each as [`ObjectStore::put`] does; on error some may be written.
     /// Backends whose calls cost a thread hop (the local filesystem) override this to pay it

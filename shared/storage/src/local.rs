@@ -9,6 +9,7 @@ use std::ffi::OsStr;
 use std::ops::Range;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -173,6 +174,17 @@ impl ObjectStore for LocalStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// None: a directory has no URLs of its own; the function serving it signs its own.
+    async fn signed_get_url(
+        &self,
+        key: &str,
+        _valid_from: SystemTime,
+        _valid_until: SystemTime,
+    ) -> Result<Option<String>, StorageError> {
+        validate_key(key)?;
+        Ok(None)
     }
 
     async fn list(&self, prefix: &str, page: Option<String>, page_size: usize) -> Result<ListPage, StorageError> {

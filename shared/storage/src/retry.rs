@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
@@ -89,6 +89,15 @@ impl ObjectStore for RetryingStore {
 
     async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
         self.retry(|| self.inner.copy(from, to)).await
+    }
+
+    async fn signed_get_url(
+        &self,
+        key: &str,
+        valid_from: SystemTime,
+        valid_until: SystemTime,
+    ) -> Result<Option<String>, StorageError> {
+        self.retry(|| self.inner.signed_get_url(key, valid_from, valid_until)).await
     }
 }
 

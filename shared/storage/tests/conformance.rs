@@ -423,6 +423,53 @@ async fn gcs_signed_url() {
     assert!(store.signed_url(key, Duration::from_secs(8 * 24 * 3600)).await.is_err());
 }
 
+/// `signed_get_url`: none from a directory (the images function signs its own URLs for it) nor
+/// from an emulator without a signing key; with one, a V4 URL valid from the window's start for
+/// its length, the same URL for the same window (so browsers cache it), served by the emulator.
+#[tokio::test]
+async fn signed_get_urls_are_stable_for_their_window() {
+    use std::time::UNIX_EPOCH;
+    let from = UNIX_EPOCH + Duration::from_secs(1_893_456_000); // 2030-01-01T00:00:00Z
+    let until = from + Duration::from_secs(7200);
+
+    let (local, _dir) = local_store();
+    assert_eq!(local.signed_get_url("s/a.jpg", from, until).await.unwrap(), None);
+    let refused = local.signed_get_url("../a.jpg", from, until).await;
+    assert!(matches!(refused, Err(StorageError::InvalidKey(_))), "{refused:?}");
+
+    let anonymous = gcs_store("signed_get_url").await;
+    assert_eq!(anonymous.signed_get_url("s/a.jpg", from, until).await.unwrap(), None, "no signer, no URL");
+
+    let dir = tempfile::tempdir().unwrap();
+    let key_pem = String::from_utf8(openssl(&["genrsa", "2048"], dir.path())).unwrap();
+    let key_json = serde_json::json!({"client_email": "yds@p.iam.gserviceaccount.com", "private_key": key_pem});
+    let store = anonymous.clone().with_signing_key(&key_json.to_string()).unwrap();
+    let key = "datasets/d/images/train/a b.jpg";
+    store.put(key, Bytes::from_static(b"the image")).await.unwrap();
+    let url = store.signed_get_url(key, from, until).await.unwrap().expect("a signed URL");
+    let parsed = url::Url::parse(&url).unwrap();
+    assert_eq!(parsed.path(), format!("/{}/datasets/d/images/train/a%20b.jpg", store.bucket()));
+    let params: std::collections::HashMap<String, String> = parsed.query_pairs().into_owned().collect();
+    assert_eq!(params["X-Goog-Date"], "20300101T000000Z", "valid from the window's start");
+    assert_eq!(params["X-Goog-Expires"], "7200", "for the window's length");
+    assert!(params["X-Goog-Credential"].starts_with("yds@p.iam.gserviceaccount.com/20300101/"));
+
+    // The same window: the same URL, remembered, and signed alike by another instance.
+    assert_eq!(store.signed_get_url(key, from, until).await.unwrap().as_deref(), Some(url.as_str()));
+    let other_instance = anonymous.with_signing_key(&key_json.to_string()).unwrap();
+    assert_eq!(other_instance.signed_get_url(key, from, until).await.unwrap().as_deref(), Some(url.as_str()));
+    // The next window: another URL.
+    let next = store.signed_get_url(key, until, until + Duration::from_secs(7200)).await.unwrap().unwrap();
+    assert_ne!(next, url);
+    assert!(store.signed_get_url(key, until, from).await.is_err(), "an empty window");
+
+    // The emulator serves the object at it (it does not check signatures: the signature itself
+    // is checked with openssl in `gcs_signed_url`).
+    let resp = reqwest::Client::new().get(&url).timeout(Duration::from_secs(10)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap(), &b"the image"[..]);
+}
+
 /// Runs `openssl args` in `dir`; its stdout. Panics with its stderr if it fails.
 fn openssl(args: &[&str], dir: &std::path::Path) -> Vec<u8> {
     let out = Command::new("openssl")

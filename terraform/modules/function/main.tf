@@ -80,8 +80,9 @@ resource "google_cloud_run_v2_service" "this" {
         }
       }
 
-      # /healthz pings MongoDB: an instance becomes ready only once its database answers. No
-      # liveness probe: restarting instances during a database blip would not help.
+      # /healthz pings MongoDB (web, which has no database, answers at once): an instance becomes
+      # ready only once its database answers. No liveness probe: restarting instances during a
+      # database blip would not help.
       startup_probe {
         initial_delay_seconds = 0
         period_seconds        = 3
