@@ -36,3 +36,18 @@ pub fn real_datasets(test: &str) -> Option<PathBuf> {
     eprintln!("skipped {test}: the real datasets (../shared/datasets beside the repository) are absent");
     None
 }
+
+/// Chromium and its ChromeDriver, which `cargo xtask test` installs and names in
+/// `YDS_TEST_CHROMIUM` and `YDS_TEST_CHROMEDRIVER`.
+///
+/// Absent (a plain `cargo test`, or a machine where they could not be installed): `None`, after
+/// one line on stderr naming the test that `test` skips for want of them.
+pub fn browser(test: &str) -> Option<(PathBuf, PathBuf)> {
+    match (std::env::var_os("YDS_TEST_CHROMIUM"), std::env::var_os("YDS_TEST_CHROMEDRIVER")) {
+        (Some(chromium), Some(driver)) => Some((chromium.into(), driver.into())),
+        _ => {
+            eprintln!("skipped {test}: no browser (`cargo xtask test` installs chromium and chromium-driver)");
+            None
+        }
+    }
+}

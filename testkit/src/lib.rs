@@ -20,11 +20,17 @@
 //!   function binaries; and the real datasets beside the repository, when they are there.
 //! - [`bulk`]: [`write_bulk_archives`] writes one large synthetic dataset (up to millions of
 //!   images) straight into a `.tar.gz` and a `.zip`, without the tree, for benchmarks.
+//! - `browser` (feature `browser`): headless Chromium driven over WebDriver, its console errors
+//!   and screenshots, for the web app's tests and benchmark.
+//! - [`tasks`]: [`task_dataset`] writes a small dataset of each task (detect, segment, pose,
+//!   obb), one corrupt image included, for the tests that draw annotations.
 //!
 //! This crate is for tests, benchmarks and the demo only: it never ships in a function binary,
 //! and its server must never listen anywhere but loopback.
 
 pub mod archive;
+#[cfg(feature = "browser")]
+pub mod browser;
 pub mod bulk;
 pub mod child;
 pub mod dataset;
@@ -36,10 +42,12 @@ pub mod fs;
 #[cfg(feature = "import")]
 pub mod inline;
 pub mod server;
+pub mod tasks;
 
 pub use archive::{pack_tar, pack_tar_gz, pack_zip};
-pub use bulk::{write_bulk_archives, BulkSpec, BulkSummary, SizeMix};
+pub use bulk::{photo, write_bulk_archives, BulkSpec, BulkSummary, SizeMix};
 pub use dataset::{generate, DatasetSpec, Defects, ExpectedImage, GeneratedDataset, Layout};
-pub use env::{bin_dir, mongodb_uri, real_datasets, tools_dir};
+pub use env::{bin_dir, browser, mongodb_uri, real_datasets, tools_dir};
 pub use fs::{copy_dir, files_under};
 pub use server::FileServer;
+pub use tasks::{task_dataset, TaskDataset, TASKS, TASK_CLASSES};

@@ -79,6 +79,10 @@ pub enum BenchCommand {
     Import(ImportArgs),
     /// Release binaries: size, exec to first 200, RSS.
     Startup,
+    /// The web app in headless Chromium: time until 100 thumbnails are on screen.
+    Ui(crate::ui_bench::UiArgs),
+    /// Thumbnails: decode, scale and encode time per image, against an import's per image.
+    Thumbnails(crate::thumbnail_bench::ThumbnailArgs),
 }
 
 /// `cargo xtask bench import` options.
@@ -143,6 +147,9 @@ pub async fn run(what: BenchCommand) -> anyhow::Result<i32> {
         BenchCommand::Import(_) if cfg!(debug_assertions) => rerun_optimized(std::env::args().skip(2).collect()),
         BenchCommand::Import(args) => bench_import(args).await,
         BenchCommand::Startup => crate::startup::run().await,
+        BenchCommand::Ui(args) => crate::ui_bench::run(args).await,
+        BenchCommand::Thumbnails(_) if cfg!(debug_assertions) => rerun_optimized(std::env::args().skip(2).collect()),
+        BenchCommand::Thumbnails(args) => crate::thumbnail_bench::run(args, &git_commit(), &machine()),
     }
 }
 

@@ -31,7 +31,7 @@ pub fn build_workspace(targets: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds the five functions in the release profile; returns where the binaries are.
+/// Builds the function binaries in the release profile; returns where they are.
 pub fn build_release_functions() -> anyhow::Result<PathBuf> {
     let mut command = paths::cargo();
     command.args(["build", "--release", "--bins"]);

@@ -1,6 +1,7 @@
 //! `cargo xtask demo`: the main job in one command. Starts the stack, generates a sample YOLO
 //! dataset (real JPEG and PNG files, a few defects), imports it through the public API with a
-//! live progress bar, prints what was found, and keeps serving.
+//! live progress bar, prints what was found and the address of the dataset's page in the web
+//! app, and keeps serving.
 
 use std::time::Duration;
 
@@ -17,16 +18,19 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
     println!("YDS listening on {base}");
 
     let result = import_sample(&args, &base, &key).await;
-    if let Err(err) = &result {
-        eprintln!("demo import failed: {err:#}");
+    match &result {
+        // The fragment signs the browser in; it never reaches a server.
+        Ok(dataset_id) => println!("\nSee it in the web app: {base}/ui/datasets/{dataset_id}#api_key={key}"),
+        Err(err) => eprintln!("demo import failed: {err:#}"),
     }
     println!("\nThe API keeps serving at {base} (header x-api-key: {key}). Ctrl-C to stop.");
     wait_for_signal().await;
     stack.shutdown().await;
-    result
+    result.map(|_| ())
 }
 
-async fn import_sample(args: &StackArgs, base: &str, key: &str) -> anyhow::Result<()> {
+/// Generates and imports the sample; the imported dataset's id.
+async fn import_sample(args: &StackArgs, base: &str, key: &str) -> anyhow::Result<String> {
     let demo_dir = std::path::absolute(args.data_dir.join("demo"))?;
     let sample_dir = demo_dir.join("sample");
     let _ = std::fs::remove_dir_all(&sample_dir);
@@ -88,7 +92,8 @@ async fn import_sample(args: &StackArgs, base: &str, key: &str) -> anyhow::Resul
         }
         tokio::time::sleep(Duration::from_millis(150)).await;
     };
-    print_summary(&client, base, key, &status).await
+    print_summary(&client, base, key, &status).await?;
+    Ok(status["dataset_id"].as_str().unwrap_or_default().to_owned())
 }
 
 async fn print_summary(client: &reqwest::Client, base: &str, key: &str, status: &Value) -> anyhow::Result<()> {

@@ -3,6 +3,7 @@
 
 mod bench;
 mod binaries;
+mod browser;
 mod conformance;
 mod demo;
 mod fuzz;
@@ -13,6 +14,8 @@ mod paths;
 mod serve;
 mod startup;
 mod test;
+mod thumbnail_bench;
+mod ui_bench;
 
 use clap::{Parser, Subcommand};
 
@@ -42,7 +45,8 @@ enum Command {
     },
     /// An OCI image layout per function (default: all, release).
     Image(image::ImageArgs),
-    /// Measure an import against `tar -xzf`, or the functions' start-up.
+    /// Measure an import against `tar -xzf`, the functions' start-up, the web app's pages, or
+    /// thumbnails.
     Bench {
         #[command(subcommand)]
         what: bench::BenchCommand,

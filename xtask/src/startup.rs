@@ -1,6 +1,7 @@
 //! `cargo xtask bench startup`: what the release profile gives a serverless function — binary
 //! size, time from `exec` to the first `200` (a cold start without the platform's share), and
-//! resident memory after serving requests — for each of the five functions, on a real `mongod`.
+//! resident memory after serving requests — for each function, on a real `mongod` (web, which
+//! has no database, ignores it).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
