@@ -261,3 +261,44 @@ async fn a_key_in_the_fragment_signs_in() {
     browser.close().await;
     stack.shutdown().await;
 }
+
+/// Real photos with real boxes (Ultralytics' coco8, beside the repository in CI): the dataset
+/// page draws every box of the API's first page. Its screenshot is the README's.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_dataset_is_drawn_as_the_api_describes_it() {
+    let test = "a_real_dataset_is_drawn_as_the_api_describes_it";
+    let Some((chromium, chromedriver)) = testkit::browser(test) else { return };
+    let Some(datasets) = yds_tests::real_datasets(test) else { return };
+    let stack = TestStack::start(Chaos::default()).await;
+    let data = tempfile::tempdir().unwrap();
+    let archive = data.path().join("coco8.tar.gz");
+    pack_tar_gz(&datasets.join("coco8"), &archive).unwrap();
+    let body = json!({"name": "coco8", "archive_url": format!("file://{}", archive.display())});
+    let (code, accepted) = stack.import(&body).await;
+    assert_eq!(code, 202, "{accepted}");
+    let status = stack.wait_terminal(accepted["job_id"].as_str().unwrap()).await;
+    assert_eq!(status["status"], "completed", "{status}");
+    let dataset_id = accepted["dataset_id"].as_str().unwrap();
+    let page = first_page(&stack, dataset_id, "").await;
+    let expected: usize = page.iter().map(|i| i["annotations"].as_array().unwrap().len()).sum();
+
+    let browser = Browser::start(&chromium, &chromedriver).await.expect("chromium starts");
+    browser.client.set_window_size(1280, 1500).await.expect("a taller window");
+    browser.goto(&stack.url(&format!("/ui/datasets/{dataset_id}#api_key={KEY}"))).await;
+    let drawn = format!("return document.querySelectorAll('[data-image-id] [data-annotation]').length === {expected};");
+    browser.wait_until(&format!("coco8's {expected} boxes"), &drawn).await;
+    // Every thumbnail decoded: a real JPEG made smaller by the images function.
+    let loaded = format!(
+        "const imgs = [...document.querySelectorAll('[data-image-id] img')]; \
+         return imgs.length === {} && imgs.every(i => i.complete && i.naturalWidth > 0 && i.naturalWidth <= 320);",
+        page.len()
+    );
+    browser.wait_until("every thumbnail", &loaded).await;
+    // The class chart names coco8's classes by name.
+    let chart = browser.eval("return document.querySelector('#class-bars').textContent;").await;
+    assert!(chart.as_str().unwrap().contains("person"), "{chart}");
+    browser.screenshot("readme-coco8").await;
+    browser.assert_no_console_errors("coco8").await;
+    browser.close().await;
+    stack.shutdown().await;
+}
