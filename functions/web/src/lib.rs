@@ -28,6 +28,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, StatusCode};
 use yds_config::StorageConfig;
+use yds_edge::negotiation::{accepts_gzip, if_none_match};
 use yds_edge::{ApiError, Caller, Handler, Request, Response};
 
 use embedded::Embedded;
@@ -124,7 +125,7 @@ impl WebApp {
                 builder = builder.header(name, value);
             }
         }
-        if matches_etag(req, &etag) {
+        if if_none_match(req, &etag) {
             return builder
                 .status(StatusCode::NOT_MODIFIED)
                 .body(Bytes::new())
@@ -151,37 +152,6 @@ fn redirect(to: &'static str) -> Response {
         .header(header::LOCATION, to)
         .body(Bytes::new())
         .expect("static response parts are valid")
-}
-
-/// Whether `If-None-Match` names `etag` (weakly compared, as RFC 9110 asks for this header) or
-/// is `*`.
-fn matches_etag(req: &Request, etag: &str) -> bool {
-    req.headers()
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
-}
-
-/// Whether `Accept-Encoding` takes gzip (by name or `*`, with a non-zero weight).
-fn accepts_gzip(req: &Request) -> bool {
-    req.headers()
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|coding| {
-            let mut parts = coding.split(';').map(str::trim);
-            let name = parts.next().unwrap_or("");
-            let refused = parts.any(|p| {
-                p.strip_prefix("q=")
-                    .or_else(|| p.strip_prefix("Q="))
-                    .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
-            });
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
-        })
 }
 
 #[cfg(test)]

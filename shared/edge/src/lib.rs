@@ -15,6 +15,7 @@
 //! - [`access`]: API keys — issuing them, and the edge's cached lookup.
 //! - [`rate_limit`]: per-key limits counted across instances.
 //! - [`query`]: path segments and query strings, unknown parameters refused.
+//! - [`negotiation`]: what a request can take: gzip, or a 304 for the entity it holds.
 //! - [`cursors`]: opaque, signed keyset cursors and page sizes.
 //! - [`signed_urls`]: expiring signed URLs, which stand in for a key on the routes a handler
 //!   declares signable (an image's file and thumbnail, for `<img src>`).
@@ -23,6 +24,7 @@
 
 pub mod access;
 pub mod cursors;
+pub mod negotiation;
 pub mod problem;
 pub mod query;
 pub mod rate_limit;

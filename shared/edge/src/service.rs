@@ -15,6 +15,7 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::access::KeyLookup;
+use crate::negotiation::accepts_gzip;
 use crate::signed_urls::{self, UrlSigner};
 use crate::ApiError;
 
@@ -169,20 +170,6 @@ impl Service {
             && carries_signature()
             && self.handler.signable(req.uri().path())
     }
-}
-
-fn accepts_gzip(req: &Request) -> bool {
-    req.headers()
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|enc| {
-            let mut parts = enc.split(';').map(str::trim);
-            let name = parts.next().unwrap_or("");
-            let q_zero = parts.any(|p| p.replace(' ', "") == "q=0");
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && !q_zero
-        })
 }
 
 fn gzip(response: Response) -> Response {
