@@ -28,6 +28,12 @@ impl Browser {
     /// Starts `chromedriver` on a free port and opens a headless Chromium session with an empty
     /// profile and the browser log kept (console errors are read back by [`Browser::console_errors`]).
     pub async fn start(chromium: &Path, chromedriver: &Path) -> anyhow::Result<Browser> {
+        Self::start_with(chromium, chromedriver, &[]).await
+    }
+
+    /// [`Browser::start`] with more Chromium flags (e.g. `--force-dark-mode`: the system asks
+    /// for dark pages).
+    pub async fn start_with(chromium: &Path, chromedriver: &Path, flags: &[&str]) -> anyhow::Result<Browser> {
         let port = free_port()?;
         let driver = Command::new(chromedriver)
             .arg(format!("--port={port}"))
@@ -51,6 +57,7 @@ impl Browser {
         ]
         .iter()
         .map(|s| s.to_string())
+        .chain(flags.iter().map(|s| s.to_string()))
         .chain([format!("--user-data-dir={}", profile.path().display())])
         .collect::<Vec<_>>();
         let capabilities = json!({

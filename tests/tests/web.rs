@@ -244,22 +244,69 @@ async fn a_user_signs_in_imports_and_sees_every_annotation_of_each_task() {
     stack.shutdown().await;
 }
 
-/// A URL fragment signs in, for automation; it never reaches the server.
+/// A URL fragment signs in, for automation; it never reaches the server. A failed import says
+/// why on the datasets page.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_key_in_the_fragment_signs_in() {
-    let Some((chromium, chromedriver)) = testkit::browser("a_key_in_the_fragment_signs_in") else { return };
+async fn a_key_in_the_fragment_signs_in_and_a_failed_import_says_why() {
+    let test = "a_key_in_the_fragment_signs_in_and_a_failed_import_says_why";
+    let Some((chromium, chromedriver)) = testkit::browser(test) else { return };
     let stack = TestStack::start(Chaos::default()).await;
+    let data = tempfile::tempdir().unwrap();
+    let not_an_archive = data.path().join("broken.zip");
+    std::fs::write(&not_an_archive, b"these bytes are not a zip archive").unwrap();
+    let body = json!({"name": "broken", "archive_url": format!("file://{}", not_an_archive.display())});
+    let (code, accepted) = stack.import(&body).await;
+    assert_eq!(code, 202, "{accepted}");
+    let status = stack.wait_terminal(accepted["job_id"].as_str().unwrap()).await;
+    assert_eq!(status["status"], "failed", "{status}");
+    let reason = status["errors"][0]["message"].as_str().expect("a failed job says why").to_owned();
+
     let browser = Browser::start(&chromium, &chromedriver).await.expect("chromium starts");
     browser.goto(&stack.url(&format!("/ui/#api_key={KEY}"))).await;
     browser.wait_for("#datasets-table").await;
+    let row = format!("[data-dataset-id=\"{}\"][data-status=failed]", accepted["dataset_id"].as_str().unwrap());
+    let shown = browser
+        .wait_until(
+            "the failed row's reason",
+            &format!(
+                "const r = document.querySelector({})?.querySelector('.fail-reason')?.textContent; \
+                 return r && !r.startsWith('Finding out') && r;",
+                json!(row)
+            ),
+        )
+        .await;
+    assert!(shown.as_str().unwrap().contains(&reason), "the row says {shown}, the job says {reason}");
+    browser.screenshot("datasets-failed").await;
     assert_eq!(browser.count("#signin-form").await, 0, "no sign-in form once the fragment gave the key");
     let hash = browser.eval("return location.hash;").await;
     assert_eq!(hash, "", "the key does not stay in the address bar");
     let kept = browser.eval("return sessionStorage.getItem('yds.api_key');").await;
     assert_eq!(kept, KEY);
     browser.assert_no_console_errors("the fragment sign-in").await;
+    let light = page_luminance(&browser).await;
     browser.close().await;
+
+    // Light and dark follow the system.
+    let dark_browser = Browser::start_with(&chromium, &chromedriver, &["--force-dark-mode"]).await.unwrap();
+    dark_browser.goto(&stack.url(&format!("/ui/#api_key={KEY}"))).await;
+    dark_browser.wait_for("#datasets-table").await;
+    let dark = page_luminance(&dark_browser).await;
+    assert!(light > 0.8 && dark < 0.2, "page background luminance: light {light}, dark {dark}");
+    dark_browser.screenshot("datasets-dark").await;
+    dark_browser.assert_no_console_errors("the dark datasets page").await;
+    dark_browser.close().await;
     stack.shutdown().await;
+}
+
+/// The page background's relative luminance (0 black … 1 white).
+async fn page_luminance(browser: &Browser) -> f64 {
+    let rgb = browser
+        .eval(
+            "const c = getComputedStyle(document.body).backgroundColor.match(/[\\d.]+/g).map(Number); \
+             return (0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]) / 255;",
+        )
+        .await;
+    rgb.as_f64().expect("a colour")
 }
 
 /// Real photos with real boxes (Ultralytics' coco8, beside the repository in CI): the dataset
