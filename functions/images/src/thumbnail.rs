@@ -98,7 +98,7 @@ fn plan_jpeg(bytes: &[u8]) -> Result<Plan, ThumbnailError> {
     decoder.read_info().map_err(undecodable)?;
     let info = decoder.info().ok_or_else(|| undecodable("no frame header"))?;
     let (width, height) = (u32::from(info.width), u32::from(info.height));
-    let (out_width, out_height) = decoder.scale(MAX_SIDE as u16, MAX_SIDE as u16).map_err(undecodable)?;
+    let (out_width, out_height) = scale_to_fit(&mut decoder, width, height)?;
     let sample_bytes = info.pixel_format.pixel_bytes() as u64;
     let output_bytes = u64::from(out_width) * u64::from(out_height) * sample_bytes;
     // The scaled planes and the output buffer; a progressive image also keeps every
@@ -143,13 +143,28 @@ pub fn make(bytes: &[u8], plan: &Plan, orientation: Option<u16>) -> Result<Vec<u
     encode(&small)
 }
 
-/// Decodes a JPEG scaled (by 1/8 to 1) to the smallest size still at least `MAX_SIDE` on one
-/// side, as RGB or grey; its output may not exceed `output_bytes`.
+/// Asks `decoder` to scale (by 1/8 to 1) to the smallest size that still covers the thumbnail's
+/// own ([`fitted`]): a 1280×720 frame decodes at 1/4 (320×180), not at the 1/2 that a square
+/// 320×320 request would take; the decoder's output size.
+fn scale_to_fit(
+    decoder: &mut jpeg_decoder::Decoder<Cursor<&[u8]>>,
+    width: u32,
+    height: u32,
+) -> Result<(u16, u16), ThumbnailError> {
+    let (fit_width, fit_height) = fitted(width, height);
+    let side = |n: u32| u16::try_from(n).unwrap_or(u16::MAX);
+    decoder.scale(side(fit_width), side(fit_height)).map_err(undecodable)
+}
+
+/// Decodes a JPEG scaled (by 1/8 to 1) to the smallest size that still covers its thumbnail's,
+/// as RGB or grey; its output may not exceed `output_bytes`.
 fn decode_jpeg(bytes: &[u8], output_bytes: u64) -> Result<DynamicImage, ThumbnailError> {
     use jpeg_decoder::PixelFormat;
     let mut decoder = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     decoder.set_max_decoding_buffer_size(usize::try_from(output_bytes).unwrap_or(usize::MAX));
-    let (width, height) = decoder.scale(MAX_SIDE as u16, MAX_SIDE as u16).map_err(undecodable)?;
+    decoder.read_info().map_err(undecodable)?;
+    let info = decoder.info().ok_or_else(|| undecodable("no frame header"))?;
+    let (width, height) = scale_to_fit(&mut decoder, u32::from(info.width), u32::from(info.height))?;
     let pixels = decoder.decode().map_err(undecodable)?;
     let info = decoder.info().ok_or_else(|| undecodable("no frame header"))?;
     let (width, height) = (u32::from(width), u32::from(height));
@@ -337,10 +352,15 @@ mod tests {
         let progressive = plan_jpeg(&jpeg(4000, 3000, true)).unwrap();
         assert!(progressive.memory > 4000 * 3000 * 2 * 3, "{progressive:?}");
         assert_eq!(thumbnail(&jpeg(200, 100, false), "jpeg", None).dimensions(), (200, 100), "not enlarged");
-        // Odd sides: decoded at half size (500×188, rounded up), scaled to the size the stored
-        // one fits, 320×120 (not 320×120.3 of the decoded, whatever its rounding).
+        // Odd sides: decoded at a quarter (250×94, rounded up) would not cover 320×120, so at
+        // half (500×188), then scaled to the size the stored one fits, 320×120 (not 320×120.3
+        // of the decoded, whatever its rounding).
         assert_eq!(thumbnail(&jpeg(999, 375, false), "jpeg", None).dimensions(), fitted(999, 375));
         assert_eq!(fitted(999, 375), (320, 120));
+        // A landscape frame decodes at the scale its thumbnail needs: 1280×720 at 1/4, 320×180.
+        let wide = plan_jpeg(&jpeg(1280, 720, false)).unwrap();
+        assert!(matches!(wide.decoder, Decoder::Jpeg { output_bytes: 172_800 }), "{wide:?}");
+        assert_eq!(thumbnail(&jpeg(1280, 720, false), "jpeg", None).dimensions(), (320, 180));
         let png = encoded(DynamicImage::ImageRgb8(picture(30, 20)), ImageFormat::Png);
         assert_eq!(thumbnail(&png, "png", None).dimensions(), (30, 20));
     }
