@@ -272,18 +272,8 @@ impl Config {
             chaos,
             task_token: get("YDS_TASK_TOKEN").filter(|t| !t.is_empty()),
             imports_per_minute: parse_number(&get, "YDS_IMPORTS_PER_MINUTE", 30)?,
-            url_signing_key: match get("YDS_URL_SIGNING_KEY") {
-                Some(key) if key.len() < 32 => {
-                    return Err(ConfigError::invalid("YDS_URL_SIGNING_KEY", "must be at least 32 characters"))
-                }
-                key => key,
-            },
-            cursor_secret: match get("YDS_CURSOR_SECRET").filter(|s| !s.is_empty()) {
-                Some(secret) if secret.len() < 32 => {
-                    return Err(ConfigError::invalid("YDS_CURSOR_SECRET", "must be at least 32 characters"))
-                }
-                secret => secret,
-            },
+            url_signing_key: parse_secret(&get, "YDS_URL_SIGNING_KEY")?,
+            cursor_secret: parse_secret(&get, "YDS_CURSOR_SECRET")?,
         })
     }
 }
@@ -294,13 +284,7 @@ impl Config {
     /// `None` in local mode without one. Functions that page nothing (process-chunk, status,
     /// import-trigger, web) never ask, so they need not be given the secret.
     pub fn required_cursor_secret(&self) -> Result<Option<&str>, ConfigError> {
-        match (&self.cursor_secret, self.url_policy) {
-            (Some(secret), _) => Ok(Some(secret)),
-            (None, UrlPolicy::Strict) => {
-                Err(ConfigError::invalid("YDS_CURSOR_SECRET", "required under the strict URL policy"))
-            }
-            (None, UrlPolicy::Local) => Ok(None),
-        }
+        self.required_under_strict(&self.cursor_secret, "YDS_CURSOR_SECRET")
     }
 
     /// The URL signing key of a function that signs or checks image URLs: required under the
@@ -309,13 +293,28 @@ impl Config {
     /// key, and its URLs live as long as the process). Functions that sign nothing never ask, so
     /// they need not be given the secret.
     pub fn required_url_signing_key(&self) -> Result<Option<&str>, ConfigError> {
-        match (&self.url_signing_key, self.url_policy) {
-            (Some(key), _) => Ok(Some(key)),
-            (None, UrlPolicy::Strict) => {
-                Err(ConfigError::invalid("YDS_URL_SIGNING_KEY", "required under the strict URL policy"))
-            }
+        self.required_under_strict(&self.url_signing_key, "YDS_URL_SIGNING_KEY")
+    }
+
+    /// `secret` (the variable `name`), which the strict URL policy (production) requires.
+    fn required_under_strict<'a>(
+        &self,
+        secret: &'a Option<String>,
+        name: &'static str,
+    ) -> Result<Option<&'a str>, ConfigError> {
+        match (secret, self.url_policy) {
+            (Some(secret), _) => Ok(Some(secret)),
+            (None, UrlPolicy::Strict) => Err(ConfigError::invalid(name, "required under the strict URL policy")),
             (None, UrlPolicy::Local) => Ok(None),
         }
+    }
+}
+
+/// A signing key from `name`: unset or empty is `None`; a set one has at least 32 characters.
+fn parse_secret(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<Option<String>, ConfigError> {
+    match get(name).filter(|s| !s.is_empty()) {
+        Some(secret) if secret.len() < 32 => Err(ConfigError::invalid(name, "must be at least 32 characters")),
+        secret => Ok(secret),
     }
 }
 
