@@ -92,7 +92,8 @@ impl Handler for ImagesApi {
             ["datasets", id, "images", image_id, "thumbnail"] => Route::Thumbnail(id.to_owned(), image_id.to_owned()),
             _ => return Err(ApiError::NotFound("no such route".into())),
         };
-        if req.method() != Method::GET {
+        // HEAD is the GET it mirrors (the runtime sends no body), as the edge checks a signed one.
+        if req.method() != Method::GET && req.method() != Method::HEAD {
             return Err(ApiError::MethodNotAllowed);
         }
         match route {
@@ -204,17 +205,7 @@ impl ImagesApi {
         query::parse::<SignedQuery>(req)?;
         let image = self.image(caller, dataset_id, image_id).await?;
         let etag = format!("\"{}\"", image.content_hash);
-        let cache_control = cache_control(caller);
-        let response = |status: StatusCode, body: Bytes| {
-            http::Response::builder()
-                .status(status)
-                .header(header::ETAG, &etag)
-                .header(header::CACHE_CONTROL, &cache_control)
-                .header(header::CONTENT_TYPE, view::media_type(&image.format))
-                .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
-                .body(body)
-                .expect("valid response parts")
-        };
+        let response = bytes_response(caller, &etag, view::media_type(&image.format));
         if if_none_match(req, &etag) {
             return Ok(response(StatusCode::NOT_MODIFIED, Bytes::new()));
         }
@@ -250,17 +241,7 @@ impl ImagesApi {
         query::parse::<SignedQuery>(req)?;
         let image = self.image(caller, dataset_id, image_id).await?;
         let etag = format!("\"{}-thumbnail-v{}\"", image.content_hash, thumbnail::VERSION);
-        let cache_control = cache_control(caller);
-        let response = |status: StatusCode, body: Bytes| {
-            http::Response::builder()
-                .status(status)
-                .header(header::ETAG, &etag)
-                .header(header::CACHE_CONTROL, &cache_control)
-                .header(header::CONTENT_TYPE, "image/jpeg")
-                .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
-                .body(body)
-                .expect("valid response parts")
-        };
+        let response = bytes_response(caller, &etag, "image/jpeg");
         if if_none_match(req, &etag) {
             return Ok(response(StatusCode::NOT_MODIFIED, Bytes::new()));
         }
@@ -315,6 +296,26 @@ impl ImagesApi {
         .await
         .map_err(ApiError::internal)?
         .map_err(refused)
+    }
+}
+
+/// The answers of the file and thumbnail routes: `status` with `body`, tagged `etag`, typed
+/// `content_type`, cached no longer than the caller's access lasts ([`cache_control`]).
+fn bytes_response<'a>(
+    caller: &Caller,
+    etag: &'a str,
+    content_type: &'static str,
+) -> impl Fn(StatusCode, Bytes) -> Response + 'a {
+    let cache_control = cache_control(caller);
+    move |status, body| {
+        http::Response::builder()
+            .status(status)
+            .header(header::ETAG, etag)
+            .header(header::CACHE_CONTROL, &cache_control)
+            .header(header::CONTENT_TYPE, content_type)
+            .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+            .body(body)
+            .expect("valid response parts")
     }
 }
 

@@ -289,6 +289,12 @@ async fn every_image_carries_signed_urls_that_work_without_a_key() {
     assert_eq!(file.header("content-type"), "image/jpeg");
     let max_age: u64 = file.header("cache-control").strip_prefix("private, max-age=").unwrap().parse().unwrap();
     assert!((expires - after..=expires - before).contains(&max_age), "cached as long as the URL lives: {max_age}");
+    // HEAD through the same signed URL: the GET's answer, headers included.
+    let head = http::Request::head(turned["file_url"].as_str().unwrap()).body(Bytes::new()).unwrap();
+    let head = fixture.service.call(head).await;
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["content-type"], "image/jpeg");
+    assert_eq!(head.headers()["etag"], file.header("etag"));
     // With a key: a day.
     let keyed = get(&fixture, &format!("/datasets/{DATASET}/images/{id}/file"), Some("k"), None).await;
     assert_eq!(keyed.header("cache-control"), "private, max-age=86400");
