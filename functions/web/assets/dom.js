@@ -56,13 +56,6 @@ export function s(tag, attrs, ...children) {
   return el;
 }
 
-/** A DocumentFragment of children: one insertion, one layout. */
-export function frag(...children) {
-  const f = document.createDocumentFragment();
-  append(f, children);
-  return f;
-}
-
 /** Inline `code` spans in plain text (for API descriptions): text nodes and <code>, no HTML. */
 export function richText(text) {
   const parts = String(text ?? "").split("`");

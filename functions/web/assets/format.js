@@ -68,10 +68,6 @@ export function fmtRate(perSecond) {
   return perSecond >= 100 ? `${fmtInt(Math.round(perSecond))} files/s` : `${perSecond.toFixed(1)} files/s`;
 }
 
-export function plural(n, one, many = `${one}s`) {
-  return `${fmtInt(n)} ${n === 1 ? one : many}`;
-}
-
 /** "snake_case_code" → "Snake case code" for headings; codes themselves stay visible too. */
 export function humanize(code) {
   const text = String(code ?? "").replace(/_/g, " ");
