@@ -11,9 +11,17 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(config) = parse_data_yaml(text) {
         assert!(!config.names.is_empty() && config.names.len() <= MAX_CLASSES);
-        assert!(config.splits.len() >= 2);
-        assert_eq!(config.splits[0].name, "train");
-        assert_eq!(config.splits[1].name, "val");
+        // At least one split, in the order train, val, test, minival; val beside train.
+        assert!(!config.splits.is_empty());
+        let names: Vec<&str> = config.splits.iter().map(|s| s.name.as_str()).collect();
+        let order = ["train", "val", "test", "minival"];
+        let ranks: Vec<usize> =
+            names.iter().map(|n| order.iter().position(|o| o == n).expect("a known split")).collect();
+        assert!(ranks.windows(2).all(|w| w[0] < w[1]), "{names:?}");
+        if names[0] == "train" {
+            assert_eq!(names.get(1), Some(&"val"));
+        }
+        assert!(config.warnings.iter().all(|w| yds_format::data_yaml::YAML_WARNING_CODES.contains(&w.code.as_str())));
         for split in &config.splits {
             assert!(!split.sources.is_empty());
             assert!(split.sources.iter().all(|s| !s.trim().is_empty()));

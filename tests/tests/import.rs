@@ -167,7 +167,9 @@ async fn duplicate_delivery_and_crashes_change_nothing() {
     assert_eq!(chaos_status["status"], clean_status["status"]);
     assert_eq!(chaos_status["counts"], clean_status["counts"]);
     assert_eq!(chaos_status["progress"]["chunks_done"], clean_status["progress"]["chunks_done"]);
-    for key in ["counts", "splits", "class_counts", "classes"] {
+    // The content hash too: summed once per chunk, whatever was delivered twice or crashed.
+    assert_eq!(clean_dataset["content_hash"].as_str().map(str::len), Some(64));
+    for key in ["counts", "splits", "class_counts", "classes", "content_hash", "trainable"] {
         assert_eq!(chaos_dataset[key], clean_dataset[key], "{key}");
     }
     let strip_ids = |images: Vec<Value>| -> Vec<Value> {

@@ -2,8 +2,9 @@
 //! findings, in a stable order, keyset-paginated, filtered by split, class, validity and issue —
 //! `GET /datasets/{id}/images/{image_id}`, one of them,
 //! `GET /datasets/{id}/images/{image_id}/file`, its bytes as imported (what a labelling tool or
-//! a training loader fetches), and `GET /datasets/{id}/images/{image_id}/thumbnail`, a JPEG of
-//! at most 320 pixels a side, made on first request and kept in storage ([`thumbnail`]).
+//! a training loader fetches), `GET /datasets/{id}/images/{image_id}/label`, its label file as
+//! imported, byte for byte, and `GET /datasets/{id}/images/{image_id}/thumbnail`, a JPEG of at
+//! most 320 pixels a side, made on first request and kept in storage ([`thumbnail`]).
 //!
 //! Every Image object carries `file_url` and `thumbnail_url`: expiring URLs that need no API
 //! key, for `<img src>` (`yds_edge::signed_urls`). The thumbnail's is always this function's,
@@ -28,6 +29,7 @@ use yds_edge::query::{self, path_segments, NoParams, QueryParams};
 use yds_edge::signed_urls::{self, SignedQuery, UrlSigner};
 use yds_edge::{json_response, ApiError, Caller, Handler, Request, Response};
 use yds_format::data_yaml::MAX_CLASSES;
+use yds_format::issue::{is_image_issue_code, IMAGE_ISSUE_CODES};
 use yds_storage::{keys, MemoryBudget, ObjectStore, StorageError};
 use yds_store::{Db, ImageDoc, ImageQuery};
 
@@ -89,6 +91,7 @@ impl Handler for ImagesApi {
             ["datasets", id, "images"] => Route::Page(id.to_owned()),
             ["datasets", id, "images", image_id] => Route::Image(id.to_owned(), image_id.to_owned()),
             ["datasets", id, "images", image_id, "file"] => Route::File(id.to_owned(), image_id.to_owned()),
+            ["datasets", id, "images", image_id, "label"] => Route::Label(id.to_owned(), image_id.to_owned()),
             ["datasets", id, "images", image_id, "thumbnail"] => Route::Thumbnail(id.to_owned(), image_id.to_owned()),
             _ => return Err(ApiError::NotFound("no such route".into())),
         };
@@ -105,6 +108,7 @@ impl Handler for ImagesApi {
                 Ok(json_response(StatusCode::OK, &view::image(&image, &urls[0])))
             }
             Route::File(dataset_id, image_id) => self.file(&req, caller, &dataset_id, &image_id).await,
+            Route::Label(dataset_id, image_id) => self.label(&req, caller, &dataset_id, &image_id).await,
             Route::Thumbnail(dataset_id, image_id) => self.thumbnail(&req, caller, &dataset_id, &image_id).await,
         }
     }
@@ -125,8 +129,7 @@ impl ImagesApi {
         let params: PageQuery = query::parse(req)?;
         let limit = cursors::parse_limit(params.limit.as_ref(), 100, 1000)?;
         let class_id = parse_class_id(params.class_id.as_ref())?;
-        let split = params.split;
-        if split.as_deref() == Some("") {
+        if params.split.as_deref() == Some("") {
             return Err(ApiError::BadRequest("`split` must not be empty".into()));
         }
         let valid = match params.valid.as_deref() {
@@ -136,12 +139,17 @@ impl ImagesApi {
             Some(_) => return Err(ApiError::BadRequest("`valid` must be `true` or `false`".into())),
         };
         let issue = params.issue;
-        if issue.as_deref().is_some_and(|c| c.is_empty() || c.len() > 64) {
-            return Err(ApiError::BadRequest("`issue` must be an issue code".into()));
+        if let Some(code) = issue.as_deref().filter(|code| !is_image_issue_code(code)) {
+            return Err(ApiError::BadRequest(format!(
+                "`issue={}` is not an issue code; the codes are: {}",
+                code.chars().take(64).collect::<String>(),
+                IMAGE_ISSUE_CODES.join(", ")
+            )));
         }
         let Some(dataset) = self.db.datasets.find_for_tenant(caller.tenant(), &dataset_id).await? else {
             return Err(ApiError::NotFound(format!("dataset `{dataset_id}` not found")));
         };
+        let split = params.split.map(|split| dataset_split(&dataset.split_names, split)).transpose()?;
         // A cursor is valid only for the tenant, dataset and filters it was issued for.
         let scope =
             format!("images\n{:?}\n{dataset_id:?}\n{split:?}\n{class_id:?}\n{valid:?}\n{issue:?}", caller.tenant());
@@ -228,6 +236,37 @@ impl ImagesApi {
         Ok(response(StatusCode::OK, bytes))
     }
 
+    /// The image's label file, byte for byte as imported (a BOM, CRLF line ends, trailing
+    /// spaces and all), with its BLAKE3 hash as the entity tag; 404 when the image has none.
+    async fn label(
+        &self,
+        req: &Request,
+        caller: &Caller,
+        dataset_id: &str,
+        image_id: &str,
+    ) -> Result<Response, ApiError> {
+        query::parse::<NoParams>(req)?;
+        let image = self.image(caller, dataset_id, image_id).await?;
+        let Some(label) = &image.label else {
+            return Err(ApiError::NotFound(format!(
+                "image `{image_id}` has no label file (a background image, or one whose label file was too \
+                 large to import)"
+            )));
+        };
+        let etag = format!("\"{}\"", label.content_hash);
+        let response = bytes_response(caller, &etag, "text/plain; charset=utf-8");
+        if if_none_match(req, &etag) {
+            return Ok(response(StatusCode::NOT_MODIFIED, Bytes::new()));
+        }
+        let _held = self.file_memory.reserve(label.size_bytes).await;
+        let key = keys::dataset_label(dataset_id, &image.split, &image.file_name);
+        let bytes = self.store.get(&key).await.map_err(|err| match err {
+            StorageError::NotFound(_) => ApiError::NotFound(format!("image `{image_id}`: its label file is missing")),
+            other => ApiError::Unavailable(format!("reading {key}: {other}")),
+        })?;
+        Ok(response(StatusCode::OK, bytes))
+    }
+
     /// The image's thumbnail ([`thumbnail`]): from storage when it was made before, else made
     /// now and stored. Its entity tag is the file's hash and the thumbnail version, so a client
     /// revalidating gets 304 without a decode or a read.
@@ -257,6 +296,13 @@ impl ImagesApi {
         // object is the same thumbnail. A failed write only costs the next request a decode.
         if let Err(err) = self.store.put(&key, made.clone()).await {
             tracing::warn!(key, error = %err, "storing a thumbnail failed");
+        } else if self.db.datasets.find_for_tenant(caller.tenant(), dataset_id).await?.is_none() {
+            // The dataset began to be deleted while the thumbnail was made: its deletion may have
+            // swept the folder already, so this write must not outlive it. The deletion marks
+            // the dataset before it sweeps, so one of the two removes the thumbnail.
+            if let Err(err) = self.store.delete(&key).await {
+                tracing::warn!(key, error = %err, "removing a thumbnail of a deleted dataset failed");
+            }
         }
         Ok(response(StatusCode::OK, made))
     }
@@ -336,12 +382,34 @@ enum Route {
     Image(String, String),
     /// `/datasets/{id}/images/{image_id}/file`
     File(String, String),
+    /// `/datasets/{id}/images/{image_id}/label`
+    Label(String, String),
     /// `/datasets/{id}/images/{image_id}/thumbnail`
     Thumbnail(String, String),
 }
 
 fn image_not_found(dataset_id: &str, image_id: &str) -> ApiError {
     ApiError::NotFound(format!("image `{image_id}` not found in dataset `{dataset_id}`"))
+}
+
+/// The split a `split=` filter names among the dataset's: as given, or `valid` (Roboflow's name
+/// for the split its YAML calls `val`, under which it is stored) for `val`. Any other name is a
+/// 400 listing the dataset's splits. A dataset whose splits are not known yet (its YAML not read)
+/// takes any name, and has no images to find.
+fn dataset_split(splits: &[String], split: String) -> Result<String, ApiError> {
+    let has = |name: &str| splits.iter().any(|s| s == name);
+    if splits.is_empty() || has(&split) {
+        return Ok(split);
+    }
+    if split == "valid" && has("val") {
+        return Ok("val".to_owned());
+    }
+    let listed: Vec<String> = splits.iter().map(|s| format!("`{s}`")).collect();
+    Err(ApiError::BadRequest(format!(
+        "the dataset has no split `{}`; its splits are {}",
+        split.chars().take(64).collect::<String>(),
+        listed.join(", ")
+    )))
 }
 
 /// `class_id`: a class a dataset can have, `0..MAX_CLASSES` (the spec's `maximum`); larger
@@ -361,6 +429,21 @@ mod tests {
     use super::*;
 
     /// Found by schemathesis: `class_id=2147483648` (beyond the spec's int32) got 200.
+    #[test]
+    fn split_valid_finds_val_and_unknown_splits_are_listed() {
+        let splits = vec!["train".to_owned(), "val".to_owned()];
+        assert_eq!(dataset_split(&splits, "val".into()).unwrap(), "val");
+        assert_eq!(dataset_split(&splits, "valid".into()).unwrap(), "val");
+        let err = dataset_split(&splits, "test".into()).unwrap_err();
+        assert_eq!(err.status(), 400);
+        assert_eq!(err.to_string(), "the dataset has no split `test`; its splits are `train`, `val`");
+        // A dataset with a split really named so keeps it; one without val has no `valid`.
+        let valid = vec!["valid".to_owned(), "val".to_owned()];
+        assert_eq!(dataset_split(&valid, "valid".into()).unwrap(), "valid");
+        assert!(dataset_split(&["train".to_owned()], "valid".into()).is_err());
+        assert_eq!(dataset_split(&[], "anything".into()).unwrap(), "anything");
+    }
+
     #[test]
     fn class_id_is_a_possible_class() {
         let parse = |text: &str| parse_class_id(Some(&text.to_owned()));

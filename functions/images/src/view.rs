@@ -29,6 +29,8 @@ pub fn image(image: &ImageDoc, urls: &Urls) -> Value {
         "valid": image.valid,
         "annotations": image.annotations,
         "issues": image.issues,
+        // The label file as imported (`/label`), or null: a background image.
+        "label": image.label,
         "file_url": urls.file,
         "thumbnail_url": urls.thumbnail,
     })

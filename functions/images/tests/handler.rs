@@ -14,12 +14,13 @@ use yds_edge::signed_urls;
 use yds_edge::{EdgeOptions, Service, UrlSigner, PUBLIC_MAX_BODY};
 use yds_format::image_file::inspect_image;
 use yds_storage::{keys, ListPage, LocalStore, ObjectStore, StorageError};
-use yds_store::{DatasetDoc, DatasetStatus, DateTime, Db, ImageDoc};
+use yds_store::{DatasetDoc, DatasetStatus, DateTime, Db, ImageDoc, LabelFile};
 
 const DATASET: &str = "d1";
 
 struct Fixture {
     service: Service,
+    db: Db,
     store: Arc<dyn ObjectStore>,
     signer: UrlSigner,
     _dir: tempfile::TempDir,
@@ -90,7 +91,21 @@ fn crc32(bytes: &[u8]) -> u32 {
 
 /// Records `bytes` as the image `path` of the dataset, as an import would, and stores them.
 async fn add_image(db: &Db, store: &dyn ObjectStore, path: &str, bytes: &[u8]) -> ImageDoc {
+    add_image_with_label(db, store, path, bytes, None).await
+}
+
+/// [`add_image`] with the label file `label`, recorded and stored as an import does.
+async fn add_image_with_label(
+    db: &Db,
+    store: &dyn ObjectStore,
+    path: &str,
+    bytes: &[u8],
+    label: Option<&[u8]>,
+) -> ImageDoc {
     let (split, file_name) = path.split_once('/').unwrap();
+    if let Some(label) = label {
+        store.put(&keys::dataset_label(DATASET, split, file_name), Bytes::copy_from_slice(label)).await.unwrap();
+    }
     let info = inspect_image(bytes, file_name);
     let image = ImageDoc {
         id: yds_store::images::image_id(DATASET, path),
@@ -112,6 +127,7 @@ async fn add_image(db: &Db, store: &dyn ObjectStore, path: &str, bytes: &[u8]) -
         issues: info.issues,
         issue_codes: Vec::new(),
         class_ids: Vec::new(),
+        label: label.map(|label| LabelFile { size_bytes: label.len() as u64, content_hash: blake3_hex(label) }),
     };
     db.images.insert_many(&[&image]).await.unwrap();
     if !bytes.is_empty() {
@@ -183,6 +199,12 @@ async fn fixture_on(store: Arc<dyn ObjectStore>, dir: tempfile::TempDir) -> Fixt
         duplicates: None,
         findings: Vec::new(),
         finding_counts: Default::default(),
+        flip_idx: None,
+        kpt_names: None,
+        trainable: None,
+        content_hash: None,
+        last_job_id: None,
+        failure: None,
     };
     db.datasets.insert(&dataset).await.unwrap();
     add_image(&db, store.as_ref(), "train/a-turned.jpg", &with_orientation(&jpeg(1200, 800), 6)).await;
@@ -191,13 +213,13 @@ async fn fixture_on(store: Arc<dyn ObjectStore>, dir: tempfile::TempDir) -> Fixt
     add_image(&db, store.as_ref(), "train/d-empty.jpg", b"").await;
     add_image(&db, store.as_ref(), "val/e-huge.png", &png_header(20_000, 20_000)).await;
     let signer = UrlSigner::new(b"the images test's signing key!!!");
-    let api = ImagesApi::new(db, Cursors::new(b"cursor key"), store.clone(), signer.clone());
+    let api = ImagesApi::new(db.clone(), Cursors::new(b"cursor key"), store.clone(), signer.clone());
     let options = EdgeOptions {
         api_keys: Some(ConfiguredKeys::parse("k:acme,k2:globex").unwrap().into()),
         max_body_bytes: PUBLIC_MAX_BODY,
         url_signer: Some(signer.clone()),
     };
-    Fixture { service: Service::new(api, options), store, signer, _dir: dir }
+    Fixture { service: Service::new(api, options), db, store, signer, _dir: dir }
 }
 
 struct Answer {
@@ -425,4 +447,81 @@ async fn signatures_open_only_their_own_path_tenant_and_time() {
     let answer = get(&fixture, &format!("{url}&size=1"), None, None).await;
     assert_eq!(answer.status, 400);
     assert!(answer.detail().contains("`size`"));
+}
+
+/// BLAKE3 of `bytes`, lowercase hex: what an import records as a file's `content_hash`.
+fn blake3_hex(bytes: &[u8]) -> String {
+    inspect_image(bytes, "any").content_hash
+}
+
+/// The label route answers the label file byte for byte (BOM, CRLF and trailing spaces kept),
+/// tagged with its hash, 304 when revalidated, HEAD as GET, and 404 for an image without one.
+#[tokio::test]
+async fn the_label_route_answers_the_label_file_as_imported() {
+    let fixture = fixture().await;
+    let label = b"\xef\xbb\xbf0 0.5 0.5 0.25 0.25  \r\n1 0.1 0.1 0.05 0.05\t\r\n\r\n";
+    let image =
+        add_image_with_label(&fixture.db, fixture.store.as_ref(), "train/f-labelled.jpg", &jpeg(40, 30), Some(label))
+            .await;
+    let url = format!("/datasets/{DATASET}/images/{}/label", image.id);
+    let answer = get(&fixture, &url, Some("k"), None).await;
+    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    assert_eq!(&answer.body[..], &label[..]);
+    assert_eq!(answer.header("content-type"), "text/plain; charset=utf-8");
+    let etag = format!("\"{}\"", blake3_hex(label));
+    assert_eq!(answer.header("etag"), etag);
+    let again = get(&fixture, &url, Some("k"), Some(&etag)).await;
+    assert_eq!((again.status, again.body.len()), (304, 0));
+    let head = http::Request::head(&url).header("x-api-key", "k").body(Bytes::new()).unwrap();
+    let head = fixture.service.call(head).await;
+    assert_eq!((head.status().as_u16(), head.headers()["etag"].to_str().unwrap()), (200, etag.as_str()));
+
+    // The Image object tells the label file apart from its absence.
+    let one = get(&fixture, &format!("/datasets/{DATASET}/images/{}", image.id), Some("k"), None).await;
+    assert_eq!(one.json()["label"]["size_bytes"], label.len());
+    assert_eq!(one.json()["label"]["content_hash"], blake3_hex(label).as_str());
+    let images = listed(&fixture).await;
+    let bare = named(&images, "b-small.jpg");
+    assert!(bare["label"].is_null(), "{bare}");
+    let none =
+        get(&fixture, &format!("/datasets/{DATASET}/images/{}/label", bare["id"].as_str().unwrap()), Some("k"), None)
+            .await;
+    assert_eq!(none.status, 404);
+    assert!(none.detail().contains("has no label file"), "{}", none.detail());
+    // Another tenant sees no such dataset; no key is a 401; signatures do not open it.
+    assert_eq!(get(&fixture, &url, Some("k2"), None).await.status, 404);
+    assert_eq!(get(&fixture, &url, None, None).await.status, 401);
+    let signed = fixture.signer.sign(&url, "acme", signed_urls::expiry(SystemTime::now()));
+    assert_eq!(get(&fixture, &signed, None, None).await.status, 401);
+}
+
+/// `split=valid` is Roboflow's name for `val`; other unknown splits and issue codes are 400s
+/// that list what there is.
+#[tokio::test]
+async fn filters_name_what_the_dataset_has() {
+    let fixture = fixture().await;
+    let page = |query: &'static str| {
+        let fixture = &fixture;
+        async move { get(fixture, &format!("/datasets/{DATASET}/images?{query}"), Some("k"), None).await }
+    };
+    let valid = page("split=valid").await;
+    assert_eq!(valid.status, 200);
+    let items = valid.json()["items"].as_array().unwrap().clone();
+    let splits: Vec<&str> = items.iter().map(|i| i["split"].as_str().unwrap()).collect();
+    assert_eq!(splits, ["val"], "the val image");
+    assert_eq!(page("split=val").await.json()["items"], valid.json()["items"]);
+
+    let unknown = page("split=test").await;
+    assert_eq!(unknown.status, 400);
+    assert_eq!(unknown.detail(), "the dataset has no split `test`; its splits are `train`, `val`");
+
+    let bad_issue = page("issue=blurry").await;
+    assert_eq!(bad_issue.status, 400);
+    let detail = bad_issue.detail();
+    assert!(detail.starts_with("`issue=blurry` is not an issue code; the codes are: corrupt_image, "), "{detail}");
+    for code in yds_format::issue::IMAGE_ISSUE_CODES {
+        assert!(detail.contains(code), "{code} listed");
+    }
+    let corrupt = page("issue=corrupt_image").await;
+    assert_eq!(corrupt.status, 200);
 }

@@ -12,8 +12,11 @@ use serde_json::json;
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
-    #[error("missing or invalid API key")]
+    #[error("a valid API key is required in the `x-api-key` header")]
     Unauthorized,
+    /// 401 saying what was wrong with the credentials and what to send instead.
+    #[error("{0}")]
+    Unauthenticated(String),
     /// The caller is known but may not use this route (process-chunk: not the task queue).
     #[error("{0}")]
     Forbidden(String),
@@ -47,7 +50,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

@@ -2,10 +2,16 @@
 //! Ultralytics' `check_det_dataset` reads them.
 //!
 //! It exists so that an uploaded archive is judged by the same rules the trainer applies
-//! before it ever touches an image: `train` and `val` are required (`validation` counts as
+//! before it ever touches an image: `val` is required beside `train` (`validation` counts as
 //! `val`), `names` or `nc` is required, `nc` must agree with `names`, a `names` map must be
 //! keyed `0..n-1`, and a pose dataset needs a valid `kpt_shape`. Anything the trainer would
 //! execute or fetch (`download`) is ignored, never run.
+//!
+//! One rule is deliberately looser than the trainer's: a YAML without `train:` (a val-only
+//! export) still imports, its images worth browsing and checking; the dataset is then marked
+//! as not trainable (the import's `no_train_split` finding). What the trainer accepts but a
+//! user should know about the YAML (a `flip_idx` that is not a permutation, unusable
+//! `kpt_names`) is listed in [`DatasetConfig::warnings`].
 //!
 //! The YAML comes from users, so parsing is bounded: at most [`MAX_YAML_BYTES`] of text,
 //! [`MAX_DEPTH`] levels of nesting and [`MAX_NODES`] values once aliases are expanded. The tree
@@ -13,14 +19,14 @@
 //! run before anything large is built, and so that a key repeated in a mapping keeps its last
 //! value, as PyYAML does.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::TScalarStyle;
 use yaml_rust2::Yaml;
 
-use super::Task;
+use super::{Issue, Task};
 
 /// Largest dataset YAML accepted, in bytes.
 pub const MAX_YAML_BYTES: usize = 1 << 20;
@@ -38,15 +44,30 @@ pub struct DatasetConfig {
     pub names: Vec<String>,
     /// The `path:` value as written (often an absolute path from the machine that made it).
     pub path: Option<String>,
-    /// `train`, `val`, then `test` and `minival` when present, in that order.
+    /// `train`, `val`, then `test` and `minival` when present, in that order. `train` may be
+    /// absent (then so may `val`): the dataset imports, but cannot be trained on.
     pub splits: Vec<SplitSpec>,
     /// `kpt_shape: [keypoints, dims]` of a pose dataset.
     pub kpt_shape: Option<(usize, usize)>,
     /// `flip_idx`: for each keypoint, its mirror keypoint.
     pub flip_idx: Option<Vec<usize>>,
+    /// `kpt_names`: per class index, the names of its keypoints (Ultralytics' pose YAMLs,
+    /// e.g. `kpt_names: {0: [nose, left_eye, ...]}`). `None` when absent or unusable (then a
+    /// `kpt_names_invalid` warning says why).
+    #[serde(default)]
+    pub kpt_names: Option<KptNames>,
     /// An explicit `task:` key, if any.
     pub task: Option<Task>,
+    /// What the trainer accepts in this YAML but a user should know ([`YAML_WARNING_CODES`]).
+    #[serde(default)]
+    pub warnings: Vec<Issue>,
 }
+
+/// Keypoint names per class index (`kpt_names:`).
+pub type KptNames = BTreeMap<u32, Vec<String>>;
+
+/// Codes of [`DatasetConfig::warnings`].
+pub const YAML_WARNING_CODES: &[&str] = &["flip_idx_not_permutation", "kpt_names_invalid"];
 
 impl DatasetConfig {
     /// The split with this name (`train`, `val`, `test`, `minival`).
@@ -83,6 +104,8 @@ pub enum YamlError {
     NotAMapping { found: String },
     #[error("the dataset YAML has no `{key}:` key; `train:` and `val:` are required (a `validation:` key is accepted for `val:`)")]
     MissingSplit { key: String },
+    #[error("the dataset YAML names no split: give `train:` and `val:` (or at least one of `val:`, `test:`), each a folder, a .txt file listing images, or a list of these")]
+    NoSplits,
     #[error("`{key}:` is empty; it must name the images: a folder, a .txt file listing images, or a list of these")]
     EmptySplit { key: String },
     #[error("`{key}:` must be a path or a list of paths, but {found}")]
@@ -140,11 +163,21 @@ pub fn parse_data_yaml(text: &str) -> Result<DatasetConfig, YamlError> {
     };
 
     let mut splits = Vec::new();
-    let train = get("train").ok_or_else(|| missing_split("train"))?;
-    let val = get("val").or_else(|| get("validation")).ok_or_else(|| missing_split("val"))?;
-    for (name, node) in [("train", train), ("val", val)] {
-        let sources = split_sources(name, node)?.ok_or_else(|| YamlError::EmptySplit { key: name.to_owned() })?;
-        splits.push(SplitSpec { name: name.to_owned(), sources });
+    // An absent or empty `train:` still imports (see the module doc); with one, `val:` is
+    // required as the trainer requires it.
+    let train = get("train").map(|node| split_sources("train", node)).transpose()?.flatten();
+    let val = get("val").or_else(|| get("validation"));
+    let val = match (&train, val) {
+        (Some(_), None) => return Err(missing_split("val")),
+        (Some(_), Some(node)) => {
+            Some(split_sources("val", node)?.ok_or_else(|| YamlError::EmptySplit { key: "val".to_owned() })?)
+        }
+        (None, node) => node.map(|node| split_sources("val", node)).transpose()?.flatten(),
+    };
+    for (name, sources) in [("train", train), ("val", val)] {
+        if let Some(sources) = sources {
+            splits.push(SplitSpec { name: name.to_owned(), sources });
+        }
     }
     for name in ["test", "minival"] {
         if let Some(node) = get(name) {
@@ -152,6 +185,9 @@ pub fn parse_data_yaml(text: &str) -> Result<DatasetConfig, YamlError> {
                 splits.push(SplitSpec { name: name.to_owned(), sources });
             }
         }
+    }
+    if splits.is_empty() {
+        return Err(YamlError::NoSplits);
     }
 
     let names = class_names(get("names"), get("nc"))?;
@@ -163,6 +199,21 @@ pub fn parse_data_yaml(text: &str) -> Result<DatasetConfig, YamlError> {
     let flip_idx = match get("flip_idx") {
         None | Some(Node::Null) => None,
         Some(node) => Some(flip_idx(node, kpt_shape)?),
+    };
+    let mut warnings = Vec::new();
+    warnings.extend(flip_idx.as_deref().and_then(flip_idx_warning));
+    let kpt_names = match get("kpt_names") {
+        None | Some(Node::Null) => None,
+        Some(node) => match kpt_names(node, names.len(), kpt_shape) {
+            Ok((kpt_names, problem)) => {
+                warnings.extend(problem.map(|message| Issue::new("kpt_names_invalid", message)));
+                Some(kpt_names)
+            }
+            Err(message) => {
+                warnings.push(Issue::new("kpt_names_invalid", message));
+                None
+            }
+        },
     };
     let task = match get("task") {
         None | Some(Node::Null) => None,
@@ -178,7 +229,7 @@ pub fn parse_data_yaml(text: &str) -> Result<DatasetConfig, YamlError> {
         _ => None,
     };
 
-    Ok(DatasetConfig { names, path, splits, kpt_shape, flip_idx, task })
+    Ok(DatasetConfig { names, path, splits, kpt_shape, flip_idx, kpt_names, task, warnings })
 }
 
 fn missing_split(key: &str) -> YamlError {
@@ -369,6 +420,105 @@ fn flip_idx(node: &Node, kpt_shape: Option<(usize, usize)>) -> Result<Vec<usize>
         }
     }
     Ok(indices)
+}
+
+/// A `flip_idx` of the right length and range that is still not a permutation (a keypoint
+/// named twice, another never): the trainer takes it (it checks only the length), and a
+/// horizontal flip then moves keypoints to the wrong places.
+fn flip_idx_warning(indices: &[usize]) -> Option<Issue> {
+    let n = indices.len();
+    let mut seen = vec![0u32; n];
+    for &i in indices {
+        if i < n {
+            seen[i] += 1;
+        }
+    }
+    if seen.iter().all(|&count| count == 1) {
+        return None;
+    }
+    let twice: Vec<String> = (0..n).filter(|&i| seen[i] > 1).map(|i| i.to_string()).collect();
+    let never: Vec<String> = (0..n).filter(|&i| seen[i] == 0).map(|i| i.to_string()).collect();
+    let mut problem = format!("is not a permutation of the keypoints 0 to {}", n.saturating_sub(1));
+    if !twice.is_empty() {
+        problem.push_str(&format!("; named more than once: {}", first_few(&twice)));
+    }
+    if !never.is_empty() {
+        problem.push_str(&format!("; never named: {}", first_few(&never)));
+    }
+    Some(Issue::new(
+        "flip_idx_not_permutation",
+        format!(
+            "`flip_idx:` {problem}. Ultralytics trains with it, but its horizontal flip then moves \
+             keypoints to the wrong places; each keypoint must appear exactly once"
+        ),
+    ))
+}
+
+fn first_few(items: &[String]) -> String {
+    const SHOWN: usize = 8;
+    match items.len() {
+        n if n <= SHOWN => items.join(", "),
+        n => format!("{} and {} more", items[..SHOWN].join(", "), n - SHOWN),
+    }
+}
+
+/// `kpt_names`: a mapping from class index to that class's keypoint names, as Ultralytics'
+/// pose YAMLs write it. Returns the names with a problem worth a warning (a list whose length
+/// is not `kpt_shape`'s keypoint count, a class index with no class), or why it is unusable.
+/// The trainer only keeps them as the model's labels, so none of this stops an import.
+fn kpt_names(
+    node: &Node,
+    classes: usize,
+    kpt_shape: Option<(usize, usize)>,
+) -> Result<(KptNames, Option<String>), String> {
+    let Node::Map(entries) = node else {
+        return Err(format!(
+            "`kpt_names:` must map each class index to its keypoint names (e.g. `0: [nose, left_eye]`), but it is {}; \
+             it is ignored",
+            node.describe()
+        ));
+    };
+    let mut names = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (key, value) in entries {
+        let index = match key {
+            Node::Int(i) => u32::try_from(*i).ok(),
+            Node::Str(s) => s.trim().parse::<u32>().ok(),
+            _ => None,
+        };
+        let Some(index) = index else {
+            return Err(format!("`kpt_names:` key {} is not a class index; it is ignored", key.describe_key()));
+        };
+        let Node::Seq(items) = value else {
+            return Err(format!(
+                "`kpt_names:` class {index} must list keypoint names, but it is {}; it is ignored",
+                value.describe()
+            ));
+        };
+        let mut list = Vec::with_capacity(items.len());
+        for item in items {
+            match class_name("", item) {
+                Ok(name) => list.push(name),
+                Err(_) => {
+                    return Err(format!(
+                        "`kpt_names:` class {index} holds {}, not a name; it is ignored",
+                        item.describe()
+                    ))
+                }
+            }
+        }
+        if index as usize >= classes {
+            problems.push(format!("class {index} is not a class of `names:` (0 to {})", classes.saturating_sub(1)));
+        }
+        if let Some((n, _)) = kpt_shape {
+            if list.len() != n {
+                problems.push(format!("class {index} names {} keypoints, but `kpt_shape:` declares {n}", list.len()));
+            }
+        }
+        names.insert(index, list);
+    }
+    let problem = (!problems.is_empty()).then(|| format!("`kpt_names:` {}", problems.join("; ")));
+    Ok((names, problem))
 }
 
 /// Removes the characters Ultralytics' YAML loader strips before parsing (control characters
@@ -660,13 +810,43 @@ mod tests {
     }
 
     #[test]
-    fn train_and_val_are_required() {
-        assert_eq!(err("val: x\nnames: [a]\n"), YamlError::MissingSplit { key: "train".to_owned() });
+    fn val_is_required_beside_train() {
         assert_eq!(err("train: x\nnames: [a]\n"), YamlError::MissingSplit { key: "val".to_owned() });
-        assert_eq!(err("train:\nval: x\nnames: [a]\n"), YamlError::EmptySplit { key: "train".to_owned() });
         assert_eq!(err("train: x\nval: ''\nnames: [a]\n"), YamlError::EmptySplit { key: "val".to_owned() });
         assert_eq!(err("train: x\nval: []\nnames: [a]\n"), YamlError::EmptySplit { key: "val".to_owned() });
-        assert_eq!(err("train: None\nval: x\nnames: [a]\n"), YamlError::EmptySplit { key: "train".to_owned() });
+        assert_eq!(err("train: x\ntest: y\nnames: [a]\n"), YamlError::MissingSplit { key: "val".to_owned() });
+    }
+
+    #[test]
+    fn a_yaml_without_train_imports_its_other_splits() {
+        // A val-only Roboflow export.
+        let config = ok("val: ../valid/images\nnc: 1\nnames: ['blackline']\n");
+        assert_eq!(split_names(&config), vec!["val"]);
+        assert_eq!(config.splits[0].sources, vec!["../valid/images"]);
+        // An empty `train:` is no train split either, whatever spelling of empty.
+        for train in ["train:", "train: ''", "train: []", "train: None", "train: null"] {
+            let config = ok(&format!("{train}\nval: x\nnames: [a]\n"));
+            assert_eq!(split_names(&config), vec!["val"], "{train}");
+        }
+        assert_eq!(split_names(&ok("validation: v\nnames: [a]\n")), vec!["val"]);
+        assert_eq!(split_names(&ok("test: t\nnames: [a]\n")), vec!["test"]);
+        assert_eq!(split_names(&ok("val: v\ntest: t\nnames: [a]\n")), vec!["val", "test"]);
+        // Without train, an empty val is no split rather than an error.
+        assert_eq!(split_names(&ok("val:\ntest: t\nnames: [a]\n")), vec!["test"]);
+        assert!(config_has_no_warnings(&ok("val: v\nnames: [a]\n")));
+    }
+
+    #[test]
+    fn a_yaml_naming_no_split_is_refused() {
+        assert_eq!(err("names: [a]\n"), YamlError::NoSplits);
+        assert_eq!(err("train:\nval:\ntest: []\nnames: [a]\n"), YamlError::NoSplits);
+        assert!(err("names: [a]\n").to_string().contains("names no split"));
+        // Wrongly typed splits still say what is wrong with them.
+        assert!(matches!(err("train: 3\nnames: [a]\n"), YamlError::InvalidSplit { key, .. } if key == "train"));
+    }
+
+    fn config_has_no_warnings(config: &DatasetConfig) -> bool {
+        config.warnings.is_empty()
     }
 
     #[test]
@@ -839,6 +1019,70 @@ mod tests {
     }
 
     #[test]
+    fn flip_idx_that_is_not_a_permutation_is_a_warning() {
+        // The trainer checks only the length: a repeated keypoint is taken, and flips wrongly.
+        let config = ok(&format!("{MINIMAL}kpt_shape: [3, 2]\nflip_idx: [0, 0, 1]\n"));
+        assert_eq!(config.flip_idx, Some(vec![0, 0, 1]));
+        assert_eq!(config.warnings.len(), 1);
+        let warning = &config.warnings[0];
+        assert_eq!(warning.code, "flip_idx_not_permutation");
+        assert!(warning.message.contains("named more than once: 0"), "{}", warning.message);
+        assert!(warning.message.contains("never named: 2"), "{}", warning.message);
+        // Without kpt_shape, an index past the list is not a permutation either.
+        let config = ok(&format!("{MINIMAL}flip_idx: [1, 5]\n"));
+        assert_eq!(config.warnings[0].code, "flip_idx_not_permutation");
+        // Permutations, including the identity, are fine.
+        for flip in ["[0, 2, 1]", "[0, 1, 2]", "[2, 1, 0]"] {
+            let config = ok(&format!("{MINIMAL}kpt_shape: [3, 3]\nflip_idx: {flip}\n"));
+            assert!(config.warnings.is_empty(), "{flip}: {:?}", config.warnings);
+        }
+    }
+
+    #[test]
+    fn kpt_names_map_classes_to_keypoint_names() {
+        let config =
+            ok(&format!("{MINIMAL}kpt_shape: [2, 3]\nkpt_names:\n  0: [nose, tail]\n  1:\n    - left\n    - 7\n"));
+        let names = config.kpt_names.unwrap();
+        assert_eq!(names[&0], vec!["nose", "tail"]);
+        assert_eq!(names[&1], vec!["left", "7"]);
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        assert_eq!(ok(&format!("{MINIMAL}kpt_names:\n")).kpt_names, None);
+        assert_eq!(ok(MINIMAL).kpt_names, None);
+    }
+
+    #[test]
+    fn unusable_kpt_names_are_a_warning_not_an_error() {
+        for (value, says) in [
+            ("[nose, tail]", "must map each class index"),
+            ("{x: [a]}", "is not a class index"),
+            ("{0: nose}", "must list keypoint names"),
+            ("{0: [[a]]}", "not a name"),
+        ] {
+            let config = ok(&format!("{MINIMAL}kpt_shape: [2, 3]\nkpt_names: {value}\n"));
+            assert_eq!(config.kpt_names, None, "{value}");
+            assert_eq!(config.warnings.len(), 1, "{value}");
+            assert_eq!(config.warnings[0].code, "kpt_names_invalid");
+            assert!(config.warnings[0].message.contains(says), "{value}: {}", config.warnings[0].message);
+        }
+        // Kept, but a count that does not match kpt_shape, or a class that does not exist, is said.
+        let config = ok(&format!("{MINIMAL}kpt_shape: [2, 3]\nkpt_names: {{0: [a], 5: [b, c]}}\n"));
+        assert_eq!(config.kpt_names.as_ref().unwrap().len(), 2);
+        let message = &config.warnings[0].message;
+        assert!(message.contains("class 0 names 1 keypoints, but `kpt_shape:` declares 2"), "{message}");
+        assert!(message.contains("class 5 is not a class of `names:` (0 to 1)"), "{message}");
+    }
+
+    #[test]
+    fn every_warning_code_is_listed() {
+        let configs = [format!("{MINIMAL}flip_idx: [0, 0]\n"), format!("{MINIMAL}kpt_names: 3\n")];
+        for text in configs {
+            for warning in ok(&text).warnings {
+                assert!(YAML_WARNING_CODES.contains(&warning.code.as_str()), "{}", warning.code);
+            }
+        }
+    }
+
+    #[test]
     fn task_key() {
         assert_eq!(ok(&format!("{MINIMAL}task: segment\n")).task, Some(Task::Segment));
         assert_eq!(ok(&format!("{MINIMAL}task: OBB\n")).task, Some(Task::Obb));
@@ -893,8 +1137,8 @@ mod tests {
     #[test]
     fn error_messages_are_user_facing() {
         assert_eq!(
-            err("val: x\nnames: [a]\n").to_string(),
-            "the dataset YAML has no `train:` key; `train:` and `val:` are required (a `validation:` key is accepted for `val:`)"
+            err("train: x\nnames: [a]\n").to_string(),
+            "the dataset YAML has no `val:` key; `train:` and `val:` are required (a `validation:` key is accepted for `val:`)"
         );
         assert_eq!(
             err(&format!("{MINIMAL}nc: 3\n")).to_string(),
@@ -952,8 +1196,24 @@ mod tests {
         assert_eq!(pose.names, vec!["person"]);
         assert_eq!(pose.kpt_shape, Some((17, 3)));
         assert_eq!(pose.flip_idx, Some(vec![0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]));
+        let kpt_names = pose.kpt_names.as_ref().expect("coco8-pose names its keypoints");
+        assert_eq!(kpt_names.len(), 1);
+        assert_eq!(kpt_names[&0].len(), 17);
+        assert_eq!((kpt_names[&0][0].as_str(), kpt_names[&0][16].as_str()), ("nose", "right_ankle"));
+        assert!(pose.warnings.is_empty(), "{:?}", pose.warnings);
 
-        assert_eq!(yaml("tiger-pose.yaml").unwrap().kpt_shape, Some((12, 2)));
+        let tiger = yaml("tiger-pose.yaml").unwrap();
+        assert_eq!(tiger.kpt_shape, Some((12, 2)));
+        assert_eq!(tiger.flip_idx, Some((0..12).collect()));
+        assert_eq!(tiger.kpt_names.as_ref().unwrap()[&0][11], "left_front_paw");
+        assert!(tiger.warnings.is_empty(), "{:?}", tiger.warnings);
+        // dog-pose has no flip_idx (the trainer then turns horizontal flips off).
+        let dog = yaml("dog-pose.yaml").unwrap();
+        assert_eq!((dog.kpt_shape, dog.flip_idx.as_ref()), (Some((24, 3)), None));
+        assert_eq!(dog.kpt_names.as_ref().unwrap()[&0].len(), 24);
+        assert!(dog.warnings.is_empty(), "{:?}", dog.warnings);
+        let hand = yaml("hand-keypoints.yaml").unwrap();
+        assert!(hand.warnings.is_empty(), "{:?}", hand.warnings);
         assert_eq!(yaml("dota8.yaml").unwrap().names.len(), 15);
         assert_eq!(yaml("coco8-seg.yaml").unwrap().names.len(), 80);
         assert_eq!(yaml("lvis.yaml").unwrap().names.len(), 1203);

@@ -7,14 +7,21 @@
 //!
 //! Completion: after every chunk outcome (and after planning), [`try_finalize`] checks whether
 //! the job is planned and no chunk is pending; if so it sums the chunks, marks exact duplicate
-//! files, writes the dataset's statistics (idempotent: the same values every time) and then
-//! moves the job to its terminal status with a conditional update that only one caller can
-//! win. A caller that crashed in between is retried by the queue and finishes the step.
+//! files, writes the dataset's statistics and the findings of the end ([`crate::finishing`]:
+//! trainable or not, a copy of an earlier dataset or not; one conditional update, so written
+//! once) and then moves the job to its terminal status with a conditional update that only
+//! one caller can win. A caller that crashed in between is retried by the queue and finishes
+//! the step.
 
 use yds_store::chunks::Outcome;
-use yds_store::{ChunkFile, ChunkState, Finding, JobDoc, JobResult, JobStatus, Statistics, ERROR_SAMPLE};
+use yds_store::datasets::Ready;
+use yds_store::{
+    ChunkFile, ChunkState, DatasetDoc, Failure, Finding, JobDoc, JobResult, JobStatus, Progress, Statistics,
+    ERROR_SAMPLE,
+};
 
 use crate::error::ImportError;
+use crate::finishing;
 use crate::importer::Importer;
 
 /// Records chunk `index`'s outcome, once, then ends the job if that was its last chunk.
@@ -51,12 +58,34 @@ pub async fn give_up_chunk(
     record_chunk(importer, job_id, index, &outcome).await
 }
 
-/// Ends a job as failed with `error`, and its dataset with it, unless the job already ended.
-/// Whether this call made the transition.
+/// Ends a job as failed with `error`, and its dataset with it (keeping `error` as the dataset's
+/// `failure`), unless the job already ended. Whether this call made the transition.
 pub async fn fail_job(importer: &Importer, job: &JobDoc, error: &Finding) -> Result<bool, ImportError> {
     let failed = importer.db.jobs.fail(&job.id, error).await?;
-    importer.db.datasets.mark_failed(&job.dataset_id).await?;
+    let failure = Failure { code: error.code.clone(), message: error.message.clone() };
+    importer.db.datasets.mark_failed(&job.dataset_id, &failure).await?;
     Ok(failed)
+}
+
+/// The findings the job's end adds to its dataset ([`finishing`]): whether it can be trained
+/// on, and, when every chunk was imported, the earlier dataset of the tenant it is a copy of.
+/// Its content hash is recorded first, so that of two copies ending at once, at least one finds
+/// the other.
+async fn dataset_findings(
+    importer: &Importer,
+    dataset: &DatasetDoc,
+    progress: &Progress,
+) -> Result<Vec<Finding>, ImportError> {
+    let db = &importer.db;
+    let mut findings = finishing::training_findings(&dataset.split_names, &progress.statistics);
+    if progress.chunks_failed == 0 {
+        let content_hash = finishing::content_hash(dataset.task, &dataset.classes, &progress.statistics);
+        db.datasets.set_content_hash(&dataset.id, &content_hash).await?;
+        if let Some(earlier) = db.datasets.earliest_with_content(&dataset.tenant, &content_hash, &dataset.id).await? {
+            findings.push(finishing::duplicate_finding(&earlier.name, &earlier.id));
+        }
+    }
+    Ok(findings)
 }
 
 /// Ends the job if it is planned and no chunk is pending. Safe to call any number of times,
@@ -75,7 +104,12 @@ pub async fn try_finalize(importer: &Importer, job_id: &str) -> Result<(), Impor
         || !job.errors.is_empty();
     let status = if with_errors { JobStatus::CompletedWithErrors } else { JobStatus::Completed };
     let duplicates = db.images.mark_duplicates(&job.dataset_id).await?;
-    db.datasets.mark_ready(&job.dataset_id, statistics, &duplicates).await?;
+    if let Some(dataset) = db.datasets.find(&job.dataset_id).await? {
+        let findings = dataset_findings(importer, &dataset, &progress).await?;
+        let trainable = !findings.iter().any(|f| f.code == "no_train_split");
+        let ready = Ready { statistics, duplicates: &duplicates, trainable, findings: &findings };
+        db.datasets.mark_ready(&job.dataset_id, &ready).await?;
+    }
     let result = JobResult {
         files_done: progress.files_done,
         statistics: progress.statistics,

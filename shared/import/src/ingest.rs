@@ -18,10 +18,13 @@ use yds_format::{Issue, Task};
 use yds_storage::keys;
 use yds_store::chunks::Outcome;
 use yds_store::images::{hash_key, image_id};
-use yds_store::{ChunkFile, ChunkState, DatasetDoc, Finding, ImageDoc, Location, Statistics, ERROR_SAMPLE};
+use yds_store::{
+    ChunkFile, ChunkState, ContentSum, DatasetDoc, Finding, ImageDoc, LabelFile, Location, Statistics, ERROR_SAMPLE,
+};
 
 use crate::coordinator;
 use crate::error::ImportError;
+use crate::finishing::{self, LabelContent};
 use crate::importer::Importer;
 use crate::sources::{MemberReader, ReadError};
 
@@ -220,6 +223,8 @@ struct FileOutcome {
     label_corrupt: bool,
     duplicates_removed: u32,
     error: Option<Finding>,
+    /// Its share of the dataset's content hash ([`finishing::image_digest`]).
+    digest: ContentSum,
 }
 
 /// Judges one file and adds the copies it needs (image, label) to `copies`.
@@ -255,6 +260,18 @@ fn judge_file(
             (Some(bytes), parsed)
         }
     };
+    // The label file as stored, byte for byte, hashed as the image is.
+    let label_file = label_text.as_ref().map(|bytes| LabelFile {
+        size_bytes: bytes.len() as u64,
+        content_hash: blake3::hash(bytes).to_hex().to_string(),
+    });
+    let label_content = match (&label_file, file.label.is_some()) {
+        (Some(stored), _) => LabelContent::Read(&stored.content_hash),
+        (None, false) => LabelContent::None,
+        (None, true) if file.label_too_large() => LabelContent::TooLarge(file.label_size),
+        (None, true) => LabelContent::Unreadable,
+    };
+    let digest = finishing::image_digest(&file.split, &file.file_name, &info.content_hash, label_content);
     let has_label = label_text.is_some() || parsed.corrupt;
     issues.extend(parsed.issues.iter().cloned());
 
@@ -292,13 +309,22 @@ fn judge_file(
         issues,
         issue_codes: issue_codes.into_iter().collect(),
         class_ids: class_ids.into_iter().collect(),
+        label: label_file,
     };
-    FileOutcome { doc, has_label, label_corrupt: parsed.corrupt, duplicates_removed: parsed.duplicates_removed, error }
+    FileOutcome {
+        doc,
+        has_label,
+        label_corrupt: parsed.corrupt,
+        duplicates_removed: parsed.duplicates_removed,
+        error,
+        digest,
+    }
 }
 
 fn add_to_statistics(stats: &mut Statistics, outcome: &FileOutcome) {
     let doc = &outcome.doc;
     stats.images += 1;
+    stats.content.add(outcome.digest);
     stats.labels += outcome.has_label as u64;
     stats.invalid_labels += outcome.label_corrupt as u64;
     stats.duplicate_rows_removed += outcome.duplicates_removed as u64;
@@ -312,6 +338,7 @@ fn add_to_statistics(stats: &mut Statistics, outcome: &FileOutcome) {
         split.invalid_images += 1;
         return;
     }
+    split.labelled_images += outcome.has_label as u64;
     let instances = doc.annotations.len() as u64;
     stats.annotations += instances;
     split.annotations += instances;
@@ -329,5 +356,71 @@ fn add_to_statistics(stats: &mut Statistics, outcome: &FileOutcome) {
             class.instances += n;
             class.images += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use yds_format::issue::is_image_issue_code;
+
+    use super::*;
+
+    fn rules() -> LabelRules {
+        LabelRules { task: Task::Detect, names: vec!["a".into(), "b".into()], kpt_shape: None }
+    }
+
+    fn file(label_size: Option<u64>) -> ChunkFile {
+        let at = |path: &str| Location::Tree { source: 0, path: path.into() };
+        ChunkFile {
+            split: "train".into(),
+            file_name: "sub/x.jpg".into(),
+            image: at("images/train/sub/x.jpg"),
+            size: 10,
+            label: label_size.map(|_| at("labels/train/sub/x.txt")),
+            label_size: label_size.unwrap_or(0),
+        }
+    }
+
+    #[test]
+    fn a_label_file_is_stored_and_recorded_byte_for_byte() {
+        // A byte-order mark, CRLF line ends and trailing spaces: judged as Ultralytics reads
+        // them, stored as they came.
+        let label = Bytes::from_static(b"\xef\xbb\xbf0 0.5 0.5 0.2 0.2  \r\n1 0.3 0.3 0.1 0.1 \r\n");
+        let mut copies = Vec::new();
+        let outcome = judge_file(
+            "d1",
+            &rules(),
+            &file(Some(label.len() as u64)),
+            Ok(Bytes::new()),
+            Some(Ok(label.clone())),
+            &mut copies,
+        );
+        let recorded = outcome.doc.label.clone().expect("the label file is recorded");
+        assert_eq!(recorded.size_bytes, label.len() as u64);
+        assert_eq!(recorded.content_hash, blake3::hash(&label).to_hex().to_string());
+        let key = keys::dataset_label("d1", "train", "sub/x.jpg");
+        assert_eq!(copies.iter().find(|(k, _)| *k == key).map(|(_, b)| b), Some(&label));
+        assert_eq!(outcome.doc.annotations.len(), 2);
+
+        // Without a label file: nothing recorded, nothing stored, and another digest.
+        let mut copies = Vec::new();
+        let bare = judge_file("d1", &rules(), &file(None), Ok(Bytes::new()), None, &mut copies);
+        assert_eq!(bare.doc.label, None);
+        assert!(copies.iter().all(|(k, _)| *k != key));
+        assert_ne!(bare.digest, outcome.digest);
+    }
+
+    #[test]
+    fn the_codes_of_files_that_cannot_be_read_are_issue_codes() {
+        let mut copies = Vec::new();
+        let unreadable =
+            judge_file("d1", &rules(), &file(Some(5)), Err("gone".into()), Some(Err("gone too".into())), &mut copies);
+        let codes: Vec<&str> = unreadable.doc.issues.iter().map(|i| i.code.as_str()).collect();
+        assert!(codes.contains(&"image_unreadable") && codes.contains(&"label_unreadable"), "{codes:?}");
+        for code in codes {
+            assert!(is_image_issue_code(code), "{code}");
+        }
+        assert_eq!(unreadable.doc.label, None, "an unreadable label file was not stored");
+        assert!(copies.is_empty());
     }
 }

@@ -3,8 +3,10 @@
 //!
 //! A job's `errors` are findings about what was not imported as it is (a refused archive member,
 //! an invalid image, a chunk that failed); a dataset's `findings` are about the dataset as a
-//! whole (orphan label files, missing list entries, a split without a source). What is found
-//! about one image lives on the image instead, as an `Issue` (`yds_format::Issue`).
+//! whole (orphan label files, missing list entries, a split without a source, its YAML's
+//! `flip_idx`; and, found when its import ends, `no_train_split`, `no_labels` and
+//! `duplicate_dataset`). What is found about one image lives on the image instead, as an
+//! `Issue` (`yds_format::Issue`).
 
 use serde::{Deserialize, Serialize};
 

@@ -53,6 +53,18 @@ pub struct ImageDoc {
     pub issue_codes: Vec<String>,
     /// Distinct class ids among the annotations, for the `class_id` filter.
     pub class_ids: Vec<u32>,
+    /// The image's label file as imported (stored at `keys::dataset_label`); `None` when it has
+    /// none, when it was too large to read, and in documents written before it was recorded.
+    #[serde(default)]
+    pub label: Option<LabelFile>,
+}
+
+/// An image's label file, as imported byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelFile {
+    pub size_bytes: u64,
+    /// BLAKE3 of the bytes, lowercase hex: the same algorithm as the image's `content_hash`.
+    pub content_hash: String,
 }
 
 /// The duplicate index's key of a content hash: its first 16 hex digits as a signed 64-bit
@@ -251,6 +263,26 @@ impl Images {
     }
 }
 
+/// Deleting a dataset's images, batch by batch (a delete job's steps).
+impl Images {
+    /// How many image documents the dataset has (a count over its split index, no document read).
+    pub async fn count(&self, dataset_id: &str) -> StoreResult<u64> {
+        Ok(self
+            .collection
+            .count_documents(doc! {"dataset_id": dataset_id})
+            .hint(Hint::Keys(doc! {"dataset_id": 1, "split": 1, "path": 1}))
+            .await?)
+    }
+
+    /// Deletes up to `limit` of the dataset's image documents. Their ids are read from the
+    /// split index first, so one call's work is bounded whatever the dataset's size.
+    pub async fn delete_some(&self, dataset_id: &str, limit: i64) -> StoreResult<crate::Swept> {
+        let by_split = doc! {"dataset_id": 1, "split": 1, "path": 1};
+        crate::delete_some(&self.collection.clone_with_type(), doc! {"dataset_id": dataset_id}, Some(by_split), limit)
+            .await
+    }
+}
+
 /// One page of `GET /datasets/{id}/images`.
 #[derive(Debug, Clone, Default)]
 pub struct ImageQuery {
@@ -322,5 +354,16 @@ fn name_some<'a>(names: impl Iterator<Item = &'a str>) -> String {
     match names.len() {
         0..=5 => names.join(", "),
         n => format!("{} and {} more", names[..5].join(", "), n - 5),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The codes this module puts on images are in the one list the `issue=` filter takes.
+    #[test]
+    fn duplicate_codes_are_image_issue_codes() {
+        for code in ["duplicate_image", "cross_split_duplicate"] {
+            assert!(yds_format::issue::is_image_issue_code(code), "{code}");
+        }
     }
 }

@@ -39,6 +39,7 @@ fn image(dataset_id: &str, n: usize) -> ImageDoc {
         issues: Vec::new(),
         issue_codes,
         class_ids,
+        label: None,
     }
 }
 

@@ -36,6 +36,9 @@ pub(super) async fn plan_chunks(importer: &Importer, job: &JobDoc) -> Result<(),
         None => sniff_task(importer, job, &config, &reader).await?,
     };
     record_config(importer, job, &yaml_path, &yaml_text, &config, task).await?;
+    // What the trainer accepts in the YAML but a user should know: listed before the splits'.
+    let yaml_findings: Vec<Finding> =
+        config.warnings.iter().map(|w| Finding::new(&yaml_path, &w.code, w.message.clone())).collect();
 
     let cutter = SplitCutter::new(importer, job);
     let (cutter, split_issues) = {
@@ -46,7 +49,8 @@ pub(super) async fn plan_chunks(importer: &Importer, job: &JobDoc) -> Result<(),
             .map_err(|e| ImportError::Transient(format!("split resolution failed: {e}")))??
     };
 
-    let mut findings = split_issues.clone();
+    let mut findings = yaml_findings;
+    findings.extend(split_issues.iter().cloned());
     let orphans = importer.db.members.orphan_labels(job_id).await?;
     let mut finding_counts: BTreeMap<String, u64> = BTreeMap::new();
     for finding in &findings {

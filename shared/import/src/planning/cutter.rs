@@ -105,7 +105,8 @@ impl ChunkWriter {
 }
 
 /// Keeps the YAML in the dataset's `config/` folder and records what chunks read from the
-/// dataset (classes, task, splits); the same values whenever planning repeats it.
+/// dataset (classes, task, splits) and what a pose dataset's users need (`kpt_shape`,
+/// `flip_idx`, `kpt_names`); the same values whenever planning repeats it.
 pub(super) async fn record_config(
     importer: &Importer,
     job: &JobDoc,
@@ -118,7 +119,14 @@ pub(super) async fn record_config(
     let text = Bytes::from(yaml_text.to_owned());
     importer.objects.put(&yds_storage::keys::dataset_config(&job.dataset_id, yaml_name), text).await?;
     let split_names: Vec<String> = config.splits.iter().map(|s| s.name.clone()).collect();
-    let record = ConfigRecord { classes: &config.names, task, split_names: &split_names, kpt_shape: config.kpt_shape };
+    let record = ConfigRecord {
+        classes: &config.names,
+        task,
+        split_names: &split_names,
+        kpt_shape: config.kpt_shape,
+        flip_idx: config.flip_idx.as_deref(),
+        kpt_names: config.kpt_names.as_ref(),
+    };
     importer.db.datasets.record_config(&job.dataset_id, &record).await?;
     Ok(())
 }

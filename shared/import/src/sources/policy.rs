@@ -24,6 +24,39 @@ pub enum SourceUrl {
         bucket: String,
         object: String,
     },
+    /// One of this deployment's uploads, read from its own object store under either policy
+    /// (it is no outside URL): `upload://{upload_id}` as `POST /uploads` answers it, which
+    /// acceptance resolves to `upload://{upload_id}/{file_name}` (see [`upload_url`]).
+    Upload {
+        upload_id: String,
+        file_name: Option<String>,
+    },
+}
+
+/// The scheme of [`SourceUrl::Upload`].
+pub const UPLOAD_SCHEME: &str = "upload://";
+
+/// An upload's source URL as a job records it, naming the object's file (whose suffix says
+/// what kind of archive it is): `upload://{upload_id}/{file_name}`.
+pub fn upload_url(upload_id: &str, file_name: &str) -> String {
+    format!("{UPLOAD_SCHEME}{upload_id}/{file_name}")
+}
+
+/// `upload://{id}` or `upload://{id}/{file_name}`; the name is taken as it is (no escapes), as
+/// [`upload_url`] writes it.
+fn parse_upload(raw: &str, rest: &str) -> Result<SourceUrl, SourceError> {
+    let (upload_id, file_name) = match rest.split_once('/') {
+        Some((id, name)) => (id, Some(name)),
+        None => (rest, None),
+    };
+    let id_ok = !upload_id.is_empty() && upload_id.len() <= 64 && upload_id.bytes().all(|b| b.is_ascii_alphanumeric());
+    let name_ok = file_name.is_none_or(|n| !n.is_empty() && !n.contains('/') && !n.chars().any(char::is_control));
+    if !id_ok || !name_ok {
+        return Err(SourceError::Refused(format!(
+            "`{raw}` is not an upload's `source_url`: `POST /uploads` answers one as `upload://UPLOAD_ID`"
+        )));
+    }
+    Ok(SourceUrl::Upload { upload_id: upload_id.to_owned(), file_name: file_name.map(str::to_owned) })
 }
 
 /// Host names that reach cloud metadata services whatever they resolve to.
@@ -31,6 +64,12 @@ const BLOCKED_HOSTS: &[&str] = &["metadata.google.internal", "metadata", "metada
 
 /// Parses `raw` and checks it against `policy` without touching the network.
 pub fn parse(raw: &str, policy: UrlPolicy) -> Result<SourceUrl, SourceError> {
+    if let Some(rest) = raw.strip_prefix(UPLOAD_SCHEME) {
+        return parse_upload(raw, rest);
+    }
+    if let Some(path) = plain_path(raw) {
+        return Err(SourceError::Refused(path_instead_of_url(raw, &path, policy)));
+    }
     let url = Url::parse(raw).map_err(|e| SourceError::Refused(format!("`{raw}` is not a valid URL: {e}")))?;
     match url.scheme() {
         "http" | "https" => {
@@ -63,6 +102,55 @@ pub fn parse(raw: &str, policy: UrlPolicy) -> Result<SourceUrl, SourceError> {
         other => {
             Err(SourceError::Refused(format!("URL scheme `{other}` is not supported; use https://, http:// or gs://")))
         }
+    }
+}
+
+/// A file path given where a URL is expected, as `file://` would take it: `/data/x.zip`,
+/// `./x`, `~/x`, `C:\\x.zip`, or any text without a scheme (`x.zip`). `None` for a URL.
+fn plain_path(raw: &str) -> Option<PathKind> {
+    let bytes = raw.as_bytes();
+    let drive =
+        bytes.len() >= 3 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' && matches!(bytes[2], b'\\' | b'/');
+    if drive || raw.starts_with("\\\\") {
+        return Some(PathKind::Windows);
+    }
+    if raw.starts_with('/') {
+        return Some(PathKind::Absolute);
+    }
+    let relative = raw.starts_with("./") || raw.starts_with("../") || raw.starts_with('~') || raw.starts_with('\\');
+    let schemeless = !raw.trim().is_empty() && matches!(Url::parse(raw), Err(url::ParseError::RelativeUrlWithoutBase));
+    (relative || schemeless).then_some(PathKind::Relative)
+}
+
+/// What kind of path [`plain_path`] found: it decides the `file://` URL to suggest.
+enum PathKind {
+    Absolute,
+    Relative,
+    Windows,
+}
+
+/// The refusal of a path where a URL is expected, saying what to send instead: under the local
+/// policy the `file://` URL of that path (or an upload); under the strict one an upload.
+fn path_instead_of_url(raw: &str, kind: &PathKind, policy: UrlPolicy) -> String {
+    let upload = format!(
+        "upload the file: `POST /uploads` answers an `upload_url` to send it to and a `source_url` to \
+         import it by, or run `yds import {raw}`, which does both"
+    );
+    match (policy, kind) {
+        (UrlPolicy::Strict, _) => {
+            format!("`{raw}` is a file path, not a URL this service can read (https://, http:// or gs://); {upload}")
+        }
+        (UrlPolicy::Local, PathKind::Absolute) => {
+            format!("`{raw}` is a file path, not a URL: the local stack reads it as `file://{raw}`; or {upload}")
+        }
+        (UrlPolicy::Local, PathKind::Windows) => format!(
+            "`{raw}` is a file path, not a URL: the local stack reads it as `file:///{}`; or {upload}",
+            raw.replace('\\', "/")
+        ),
+        (UrlPolicy::Local, PathKind::Relative) => format!(
+            "`{raw}` is a file path, not a URL: the local stack reads local files by `file://` URL with an \
+             absolute path (e.g. `file:///home/me/dataset.zip`); or {upload}"
+        ),
     }
 }
 
@@ -163,6 +251,51 @@ mod tests {
             parse("gs://bucket/a/b.tar", UrlPolicy::Strict).unwrap(),
             SourceUrl::Gcs { bucket: "bucket".into(), object: "a/b.tar".into() }
         );
+    }
+
+    #[test]
+    fn a_path_where_a_url_belongs_is_told_what_to_send() {
+        let refusal = |raw: &str, policy| match parse(raw, policy) {
+            Err(SourceError::Refused(message)) => message,
+            other => panic!("{raw}: {other:?}"),
+        };
+        let local = refusal("/data/x.zip", UrlPolicy::Local);
+        assert!(local.starts_with("`/data/x.zip` is a file path, not a URL"), "{local}");
+        assert!(local.contains("`file:///data/x.zip`"), "{local}");
+        assert!(local.contains("`POST /uploads`") && local.contains("`yds import /data/x.zip`"), "{local}");
+
+        let windows = refusal("C:\\data\\x.zip", UrlPolicy::Local);
+        assert!(windows.contains("`file:///C:/data/x.zip`"), "{windows}");
+        for relative in ["./x", "../x.zip", "x.zip", "data/x.tar.gz", "~/x.zip"] {
+            let message = refusal(relative, UrlPolicy::Local);
+            assert!(message.contains("with an absolute path (e.g. `file:///home/me/dataset.zip`)"), "{message}");
+            assert!(message.contains(&format!("`yds import {relative}`")), "{message}");
+        }
+        // Production reads no local files: only the upload is suggested.
+        for raw in ["/data/x.zip", "./x", "C:\\x.zip", "x.zip"] {
+            let strict = refusal(raw, UrlPolicy::Strict);
+            assert!(strict.contains("not a URL this service can read"), "{strict}");
+            assert!(strict.contains("`POST /uploads`"), "{strict}");
+            assert!(!strict.contains("file://"), "{strict}");
+        }
+        // URLs are still URLs.
+        assert!(parse("https://example.com/a.zip", UrlPolicy::Strict).is_ok());
+        assert!(refusal("c:x", UrlPolicy::Local).contains("scheme `c` is not supported"));
+    }
+
+    #[test]
+    fn uploads_are_accepted_under_both_policies() {
+        for policy in [UrlPolicy::Strict, UrlPolicy::Local] {
+            let plain = parse("upload://0123abcd", policy).unwrap();
+            assert_eq!(plain, SourceUrl::Upload { upload_id: "0123abcd".into(), file_name: None });
+            let named = parse(&upload_url("0123abcd", "My Data.tar.gz"), policy).unwrap();
+            let file_name = Some("My Data.tar.gz".to_owned());
+            assert_eq!(named, SourceUrl::Upload { upload_id: "0123abcd".into(), file_name });
+            for bad in ["upload://", "upload://../etc", "upload://a/b/c.zip", "upload://a/", "upload://a-b"] {
+                let err = parse(bad, policy).unwrap_err().to_string();
+                assert!(err.contains("is not an upload's `source_url`"), "{bad}: {err}");
+            }
+        }
     }
 
     #[test]
