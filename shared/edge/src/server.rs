@@ -2,7 +2,8 @@
 //!
 //! On Cloud Run (or locally) a hyper server listens on `$PORT`; behind AWS API Gateway,
 //! `lambda_http` drives the same [`Service`] when `AWS_LAMBDA_RUNTIME_API` is set. Both collect
-//! the body under the service's limit, so a handler never sees an oversized request.
+//! the body under its route's limit ([`Service::body_limit`]), so a handler never sees an
+//! oversized request.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -80,10 +81,11 @@ pub async fn serve(
 
 async fn handle_hyper(service: &Service, req: http::Request<Incoming>) -> http::Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let response = match Limited::new(body, service.max_body_bytes()).collect().await {
+    let limit = service.body_limit(&parts.method, parts.uri.path());
+    let response = match Limited::new(body, limit).collect().await {
         Ok(collected) => service.call(http::Request::from_parts(parts, collected.to_bytes())).await,
         Err(err) if err.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            ApiError::PayloadTooLarge(service.max_body_bytes()).into_response()
+            ApiError::PayloadTooLarge(limit).into_response()
         }
         Err(_) => ApiError::BadRequest("the request body could not be read".into()).into_response(),
     };

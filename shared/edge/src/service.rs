@@ -56,6 +56,14 @@ pub trait Handler: Send + Sync + 'static {
         false
     }
 
+    /// The largest body a `method` request to `path` may carry, when the route takes more (or
+    /// less) than the function's [`EdgeOptions::max_body_bytes`]: the uploads function takes
+    /// pieces of an archive on one route and small JSON on the other. `None` by default.
+    fn max_body_bytes(&self, method: &Method, path: &str) -> Option<usize> {
+        let _ = (method, path);
+        None
+    }
+
     /// Whether the function can serve (checks its database connection).
     async fn health(&self) -> Result<(), String>;
 }
@@ -92,6 +100,12 @@ impl Service {
 
     pub fn max_body_bytes(&self) -> usize {
         self.options.max_body_bytes
+    }
+
+    /// The largest body a `method` request to `path` may carry: what the handler says for that
+    /// route ([`Handler::max_body_bytes`]), else the function's limit.
+    pub fn body_limit(&self, method: &Method, path: &str) -> usize {
+        self.handler.max_body_bytes(method, path).unwrap_or(self.options.max_body_bytes)
     }
 
     /// Serves one request; never fails (errors become problem+json responses).
@@ -135,8 +149,9 @@ impl Service {
                 Err(cause) => Err(ApiError::Unavailable(cause)),
             };
         }
-        if req.body().len() > self.options.max_body_bytes {
-            return Err(ApiError::PayloadTooLarge(self.options.max_body_bytes));
+        let body_limit = self.body_limit(req.method(), req.uri().path());
+        if req.body().len() > body_limit {
+            return Err(ApiError::PayloadTooLarge(body_limit));
         }
         let caller = match &self.options.api_keys {
             None => Caller { tenant: None, key_id: None, url_expires: None, request_id },
@@ -148,9 +163,15 @@ impl Service {
             }
             Some(keys) => {
                 let key = req.headers().get("x-api-key").and_then(|v| v.to_str().ok());
-                let key = key.filter(|k| !k.is_empty() && k.len() <= 256).ok_or(ApiError::Unauthorized)?;
+                let key = key.filter(|k| !k.is_empty() && k.len() <= 256).ok_or_else(|| missing_key(&req))?;
                 let owner = keys.owner(key).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
-                let owner = owner.ok_or(ApiError::Unauthorized)?;
+                let owner = owner.ok_or_else(|| {
+                    ApiError::Unauthenticated(
+                        "the API key in the `x-api-key` header is not a key of this service; check it (no \
+                         spaces or quotes around it)"
+                            .into(),
+                    )
+                })?;
                 Caller { tenant: Some(owner.tenant), key_id: Some(owner.key_id), url_expires: None, request_id }
             }
         };
@@ -170,6 +191,22 @@ impl Service {
             && carries_signature()
             && self.handler.signable(req.uri().path())
     }
+}
+
+/// The 401 of a request without a usable `x-api-key`, saying where the key goes; and, when the
+/// request carried an `Authorization` header instead (a bearer token, as many APIs take), that
+/// this one is not read.
+fn missing_key(req: &Request) -> ApiError {
+    let present = req.headers().get("x-api-key").is_some();
+    let detail = if req.headers().contains_key(header::AUTHORIZATION) && !present {
+        "this request sent an `Authorization` header, which this API does not read: send the API key in \
+         the `x-api-key` header instead (`x-api-key: YOUR_KEY`)"
+    } else if present {
+        "the `x-api-key` header is empty or not a valid key: send the API key in it (`x-api-key: YOUR_KEY`)"
+    } else {
+        "this request has no `x-api-key` header: send the API key in it (`x-api-key: YOUR_KEY`)"
+    };
+    ApiError::Unauthenticated(detail.into())
 }
 
 fn gzip(response: Response) -> Response {
@@ -217,6 +254,9 @@ mod tests {
         }
         fn signable(&self, path: &str) -> bool {
             path.ends_with("/thumbnail")
+        }
+        fn max_body_bytes(&self, method: &Method, path: &str) -> Option<usize> {
+            (method == Method::PUT && path == "/pieces").then_some(64)
         }
         async fn health(&self) -> Result<(), String> {
             Err("db down".into())
@@ -314,12 +354,56 @@ mod tests {
         assert_eq!(call_signed(&keys_only, Method::GET, &url, None).await.0, 401);
     }
 
+    /// What a 401 says: where the key goes, and that `Authorization` is not read when it was
+    /// sent instead.
+    #[tokio::test]
+    async fn a_401_says_where_the_key_goes() {
+        let svc = service();
+        let detail = |resp: Response| {
+            assert_eq!(resp.status(), 401);
+            assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/problem+json");
+            let body: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
+            body["detail"].as_str().unwrap().to_owned()
+        };
+        let none = detail(svc.call(request("/x", None, "")).await);
+        assert_eq!(none, "this request has no `x-api-key` header: send the API key in it (`x-api-key: YOUR_KEY`)");
+        let bearer = http::Request::get("/x").header("authorization", "Bearer k1").body(Bytes::new()).unwrap();
+        let bearer = detail(svc.call(bearer).await);
+        assert!(bearer.starts_with("this request sent an `Authorization` header, which this API does not read"));
+        assert!(bearer.contains("send the API key in the `x-api-key` header instead"), "{bearer}");
+        let unknown = detail(svc.call(request("/x", Some("nope"), "")).await);
+        assert!(unknown.starts_with("the API key in the `x-api-key` header is not a key of this service"));
+        let empty = detail(svc.call(request("/x", Some(""), "")).await);
+        assert!(empty.starts_with("the `x-api-key` header is empty"), "{empty}");
+        // A key and an Authorization header: the key decides.
+        let both = http::Request::get("/x").header("authorization", "Bearer z").header("x-api-key", "k1");
+        assert_eq!(svc.call(both.body(Bytes::new()).unwrap()).await.status(), 200);
+    }
+
     #[tokio::test]
     async fn oversized_bodies_get_413_and_health_reports_503() {
         let svc = service();
         let resp = svc.call(request("/x", Some("k1"), "0123456789abcdefXYZ")).await;
         assert_eq!(resp.status(), 413);
         assert_eq!(svc.call(request("/healthz", None, "")).await.status(), 503);
+    }
+
+    #[tokio::test]
+    async fn a_route_may_take_larger_bodies_than_the_rest_of_its_function() {
+        let svc = service();
+        let piece = |method: Method, len: usize| {
+            http::Request::builder()
+                .method(method)
+                .uri("/pieces")
+                .header("x-api-key", "k1")
+                .body(Bytes::from(vec![b'x'; len]))
+                .unwrap()
+        };
+        assert_eq!(svc.body_limit(&Method::PUT, "/pieces"), 64);
+        assert_eq!(svc.body_limit(&Method::POST, "/pieces"), 16, "the function's limit elsewhere");
+        assert_eq!(svc.call(piece(Method::PUT, 64)).await.status(), 200);
+        assert_eq!(svc.call(piece(Method::PUT, 65)).await.status(), 413);
+        assert_eq!(svc.call(piece(Method::POST, 40)).await.status(), 413, "only the route named takes more");
     }
 
     #[tokio::test]

@@ -51,12 +51,13 @@ impl Importer {
         let db = Db::connect(&config.mongodb_uri, &config.db_name).await?;
         let objects = yds_storage::open(&config.storage, &config.chaos).await?;
         let queue = yds_queue::open(&config.queue).await?;
-        let gcs_endpoint = match &config.storage {
-            yds_config::StorageConfig::Gcs { endpoint, .. } => endpoint.clone(),
-            yds_config::StorageConfig::Local { .. } => None,
+        let (gcs_endpoint, own_bucket) = match &config.storage {
+            yds_config::StorageConfig::Gcs { endpoint, bucket } => (endpoint.clone(), Some(bucket.clone())),
+            yds_config::StorageConfig::Local { .. } => (None, None),
         };
         let sources =
-            SourceAccess::new(config.url_policy, config.fetch_timeout, config.scratch_dir.clone(), gcs_endpoint);
+            SourceAccess::new(config.url_policy, config.fetch_timeout, config.scratch_dir.clone(), gcs_endpoint)
+                .with_own_bucket(own_bucket);
         Ok(Self::with(db, objects, queue, sources, config.pacing))
     }
 
@@ -77,6 +78,8 @@ impl Importer {
         sources: SourceAccess,
         pacing: Pacing,
     ) -> Self {
+        // Uploads are read from the store the import writes to.
+        let sources = sources.with_uploads(objects.clone());
         Self {
             db,
             objects,

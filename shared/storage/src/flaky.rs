@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{ListPage, ObjectStore, StorageError};
+use super::{AppendOutcome, ListPage, ObjectStore, SessionProgress, StorageError};
 
 pub struct FlakyStore {
     inner: Arc<dyn ObjectStore>,
@@ -78,6 +78,26 @@ impl ObjectStore for FlakyStore {
     async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
         self.maybe_fail("copy", from)?;
         self.inner.copy(from, to).await
+    }
+
+    async fn start_upload_session(&self, key: &str, size: Option<u64>) -> Result<Option<String>, StorageError> {
+        self.maybe_fail("start_upload_session", key)?;
+        self.inner.start_upload_session(key, size).await
+    }
+
+    async fn upload_session_progress(&self, session_url: &str) -> Result<SessionProgress, StorageError> {
+        self.maybe_fail("upload_session_progress", "a session")?;
+        self.inner.upload_session_progress(session_url).await
+    }
+
+    async fn append_at(&self, key: &str, offset: u64, data: Bytes) -> Result<AppendOutcome, StorageError> {
+        self.maybe_fail("append_at", key)?;
+        self.inner.append_at(key, offset, data).await
+    }
+
+    async fn delete_written_before(&self, prefix: &str, cutoff: SystemTime) -> Result<u64, StorageError> {
+        self.maybe_fail("delete_written_before", prefix)?;
+        self.inner.delete_written_before(prefix, cutoff).await
     }
 
     async fn signed_get_url(

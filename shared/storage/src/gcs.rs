@@ -4,6 +4,9 @@
 //!
 //! - Uploads are single-shot media uploads (`uploadType=media`): one request, so readers never
 //!   see a partial object and nothing depends on resumable-session URLs.
+//! - Uploads from outside go to a resumable upload session this backend starts
+//!   ([`ObjectStore::start_upload_session`]): the client sends its pieces straight to Cloud
+//!   Storage, and the object appears only once the last byte arrived.
 //! - Every call is retried a bounded number of times on transient failures (connection errors,
 //!   timeouts, 408, 429, 5xx), with exponential backoff, and every request has a timeout: a
 //!   failing backend surfaces as an error within a known time, never as an endless retry.
@@ -27,11 +30,12 @@ use gcloud_storage::http::objects::get::GetObjectRequest;
 use gcloud_storage::http::objects::list::ListObjectsRequest;
 use gcloud_storage::http::objects::rewrite::RewriteObjectRequest;
 use gcloud_storage::http::objects::upload::{Media, UploadObjectRequest, UploadType};
+use gcloud_storage::http::resumable_upload_client::UploadStatus;
 use gcloud_storage::http::Error as GcsError;
 use gcloud_storage::sign::{SignBy, SignedURLMethod, SignedURLOptions, URLStyle};
 use reqwest_middleware::reqwest;
 
-use super::{validate_key, ListPage, ObjectStore, StorageError};
+use super::{validate_key, ListPage, ObjectStore, SessionProgress, StorageError};
 
 /// Most objects one listing page may hold (the API's own maximum).
 const MAX_PAGE_SIZE: usize = 1000;
@@ -336,6 +340,47 @@ impl ObjectStore for GcsStore {
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         validate_key(key)?;
         self.delete_name(key).await
+    }
+
+    /// A resumable upload session (JSON API, `uploadType=resumable`, with
+    /// `X-Upload-Content-Length` when the size is known) started with this store's credentials:
+    /// its URI lets whoever holds it upload that one object, for a week at most.
+    async fn start_upload_session(&self, key: &str, size: Option<u64>) -> Result<Option<String>, StorageError> {
+        validate_key(key)?;
+        let req = UploadObjectRequest { bucket: self.bucket.clone(), ..Default::default() };
+        let upload = UploadType::Simple(Media {
+            name: key.to_owned().into(),
+            content_type: content_type(key).into(),
+            content_length: size,
+        });
+        // Starting a session twice is harmless: the first is never used and lapses.
+        let session = self
+            .retrying("start_upload_session", key, || self.client.prepare_resumable_upload(&req, &upload))
+            .await
+            .map_err(|e| self.failure("start an upload session for", key, e))?;
+        Ok(Some(session.url().to_owned()))
+    }
+
+    /// A status query on the session (`PUT` with `Content-Range: bytes */*`), as Cloud Storage
+    /// documents it. Unsupported on an emulator: `fake-gcs-server` takes a status query for the
+    /// last piece and finishes the object with what it has.
+    async fn upload_session_progress(&self, session_url: &str) -> Result<SessionProgress, StorageError> {
+        if self.endpoint.is_some() {
+            return Err(super::unsupported("query upload sessions on an emulator"));
+        }
+        let session = self.client.get_resumable_upload(session_url.to_owned());
+        let status =
+            self.retrying("upload_session_progress", "a session", || session.status(None)).await.map_err(|e| {
+                match status_of(&e) {
+                    Some(404 | 410) => StorageError::NotFound("the upload session (it lapsed or was cancelled)".into()),
+                    _ => self.failure("query an upload session of", "", e),
+                }
+            })?;
+        Ok(match status {
+            UploadStatus::Ok(object) => SessionProgress::Complete(object.size.max(0) as u64),
+            UploadStatus::NotStarted => SessionProgress::Received(0),
+            UploadStatus::ResumeIncomplete(range) => SessionProgress::Received(range.last_byte + 1),
+        })
     }
 
     /// A V4 signed URL, cached for its window. `None` on an emulator without a signing key

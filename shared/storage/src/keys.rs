@@ -24,6 +24,11 @@ pub fn dataset_thumbnail(dataset_id: &str, image_id: &str) -> String {
     format!("datasets/{dataset_id}/thumbnails/{image_id}.jpg")
 }
 
+/// Every object of a dataset: `datasets/{id}/` (what deleting it removes).
+pub fn dataset_prefix(dataset_id: &str) -> String {
+    format!("datasets/{dataset_id}/")
+}
+
 /// A job's scratch space: `temp/{job_id}/`.
 pub fn job_temp_prefix(job_id: &str) -> String {
     format!("temp/{job_id}/")
@@ -32,6 +37,16 @@ pub fn job_temp_prefix(job_id: &str) -> String {
 /// A staged source member: `temp/{job_id}/src/{member}`.
 pub fn staged_member(job_id: &str, member: &str) -> String {
     format!("temp/{job_id}/src/{member}")
+}
+
+/// Where every upload lives, and what expires a day after it was written: `temp/uploads/`
+/// (the bucket's lifecycle rule in `terraform/` names the same prefix).
+pub const UPLOADS_PREFIX: &str = "temp/uploads/";
+
+/// An upload's object: `temp/uploads/{upload_id}/{file_name}`. The name keeps its suffix, which
+/// says what kind of archive it is.
+pub fn upload(upload_id: &str, file_name: &str) -> String {
+    format!("{UPLOADS_PREFIX}{upload_id}/{file_name}")
 }
 
 #[cfg(test)]

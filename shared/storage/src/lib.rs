@@ -7,9 +7,9 @@
 //!
 //! Keys are `/`-separated relative paths. The layout is fixed:
 //! `datasets/{dataset_id}/{images,labels,config}/...` for imported files,
-//! `datasets/{dataset_id}/thumbnails/...` for the thumbnails made of them, and
-//! `temp/{job_id}/...` for staging ([`keys`]). A backend must never write outside its root,
-//! whatever key it is handed.
+//! `datasets/{dataset_id}/thumbnails/...` for the thumbnails made of them,
+//! `temp/{job_id}/...` for staging, and `temp/uploads/{upload_id}/{file_name}` for uploads
+//! ([`keys`]). A backend must never write outside its root, whatever key it is handed.
 //!
 //! ## Layout
 //!
@@ -19,6 +19,10 @@
 //!   and the retries that absorb them, as the Cloud Storage backend retries real ones.
 //! - [`keys`]: the object layout, in one place.
 //! - [`budget`]: a process's budget of file bytes held in memory at once.
+//! - Resumable uploads: [`ObjectStore::start_upload_session`] on a bucket (a Cloud Storage
+//!   session the client writes to), or [`ObjectStore::append_at`] on a directory (the caller
+//!   takes the pieces); and [`ObjectStore::delete_written_before`], how a directory expires
+//!   what a bucket's lifecycle rule expires.
 //! - [`open`]: the store a configuration names.
 
 #![forbid(unsafe_code)]
@@ -58,6 +62,38 @@ pub struct ListPage {
     pub objects: Vec<(String, u64)>,
     /// Pass back to get the next page; `None` at the end.
     pub next_page: Option<String>,
+}
+
+impl StorageError {
+    /// Whether the backend cannot do what was asked at all (an operation it does not offer),
+    /// so asking again is pointless.
+    pub fn is_unsupported(&self) -> bool {
+        matches!(self, StorageError::Io(e) if e.kind() == std::io::ErrorKind::Unsupported)
+    }
+}
+
+/// The error of an operation a backend does not offer.
+pub fn unsupported(what: &str) -> StorageError {
+    StorageError::Io(std::io::Error::new(std::io::ErrorKind::Unsupported, format!("this object store cannot {what}")))
+}
+
+/// What [`ObjectStore::append_at`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// The bytes were added at the end; the object is now `size` bytes long.
+    Appended { size: u64 },
+    /// The object was not as long as the offset said, so nothing was written: it is `size`
+    /// bytes long (0 when missing).
+    OffsetMismatch { size: u64 },
+}
+
+/// How far a resumable upload session ([`ObjectStore::start_upload_session`]) has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionProgress {
+    /// The first `n` bytes are stored; the object does not exist yet.
+    Received(u64),
+    /// The upload is finished: the object exists with this size.
+    Complete(u64),
 }
 
 /// Uploads in flight at once in the default [`ObjectStore::put_many`].
@@ -106,6 +142,42 @@ pub trait ObjectStore: Send + Sync + 'static {
     async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
         let data = self.get(from).await?;
         self.put(to, data).await
+    }
+
+    /// Starts a resumable upload of `key` straight to the backend and returns the session's
+    /// URL, which authorizes the upload by itself (Cloud Storage's resumable protocol: `PUT`s
+    /// with `Content-Range`); `size`, when known, is the object's size, which the session then
+    /// holds the client to. `None`: the backend has no sessions (a local directory), and the
+    /// caller takes the pieces itself and writes them with [`ObjectStore::append_at`].
+    async fn start_upload_session(&self, key: &str, size: Option<u64>) -> Result<Option<String>, StorageError> {
+        let _ = size;
+        validate_key(key)?;
+        Ok(None)
+    }
+
+    /// How far the upload session at `session_url` (one [`ObjectStore::start_upload_session`]
+    /// returned) has come.
+    async fn upload_session_progress(&self, session_url: &str) -> Result<SessionProgress, StorageError> {
+        let _ = session_url;
+        Err(unsupported("start upload sessions"))
+    }
+
+    /// Appends `data` to the object if it is exactly `offset` bytes long now (a missing object is
+    /// 0 bytes long, and is created by an append at 0); otherwise writes nothing and says how
+    /// long it is. A piece is appended whole or not at all, and two appends at the same offset
+    /// never both succeed. Only the local directory can (a resumable upload without sessions);
+    /// other backends answer unsupported ([`StorageError::is_unsupported`]).
+    async fn append_at(&self, key: &str, offset: u64, data: Bytes) -> Result<AppendOutcome, StorageError> {
+        let _ = (key, offset, data);
+        Err(unsupported("append to objects"))
+    }
+
+    /// Deletes the objects under `prefix` last written before `cutoff`; how many. Only the local
+    /// directory can; a bucket expires such objects by its own lifecycle rule, and other
+    /// backends answer unsupported ([`StorageError::is_unsupported`]).
+    async fn delete_written_before(&self, prefix: &str, cutoff: SystemTime) -> Result<u64, StorageError> {
+        let _ = (prefix, cutoff);
+        Err(unsupported("find objects by age"))
     }
 
     /// Deletes every object under `prefix`, page by page.

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use rustix::fs::{AtFlags, Mode, OFlags};
 
-use super::{validate_key, ListPage, ObjectStore, StorageError};
+use super::{validate_key, AppendOutcome, ListPage, ObjectStore, StorageError};
 
 #[derive(Debug, Clone)]
 pub struct LocalStore {
@@ -132,6 +132,35 @@ fn read_range(path: &Path, range: Range<u64>) -> std::io::Result<Bytes> {
     Ok(Bytes::from(buf))
 }
 
+/// Appends `data` to the file at `path` if it is `offset` bytes long, under an exclusive lock
+/// on the file, so that of two appends at one offset (two processes, or a client that sent a
+/// piece twice) exactly one writes. A write that fails part-way is cut back to `offset`: the
+/// file never holds part of a piece.
+fn append_in_place(path: &Path, offset: u64, data: &[u8]) -> std::io::Result<AppendOutcome> {
+    let mut options = std::fs::OpenOptions::new();
+    options.append(true);
+    let file = match options.open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && offset == 0 => {
+            std::fs::create_dir_all(path.parent().expect("a validated key has a parent under root"))?;
+            options.create(true).open(path)?
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(AppendOutcome::OffsetMismatch { size: 0 }),
+        Err(err) => return Err(err),
+    };
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)?;
+    let size = file.metadata()?.len();
+    if size != offset {
+        return Ok(AppendOutcome::OffsetMismatch { size });
+    }
+    if let Err(err) = std::io::Write::write_all(&mut &file, data) {
+        let _ = file.set_len(offset);
+        return Err(err);
+    }
+    // The lock goes with the file handle.
+    Ok(AppendOutcome::Appended { size: offset + data.len() as u64 })
+}
+
 fn not_found(key: &str, err: std::io::Error) -> StorageError {
     if err.kind() == std::io::ErrorKind::NotFound {
         StorageError::NotFound(key.to_owned())
@@ -191,6 +220,40 @@ impl ObjectStore for LocalStore {
         let root = self.root.clone();
         let prefix = prefix.to_owned();
         blocking(move || list_sorted(&root, &prefix, page.as_deref(), page_size.max(1))).await
+    }
+
+    async fn append_at(&self, key: &str, offset: u64, data: Bytes) -> Result<AppendOutcome, StorageError> {
+        let path = self.path_of(key)?;
+        Ok(blocking(move || Ok(append_in_place(&path, offset, &data)?)).await?)
+    }
+
+    /// By each file's modification time: the last append of an upload, the write of anything
+    /// else.
+    async fn delete_written_before(&self, prefix: &str, cutoff: SystemTime) -> Result<u64, StorageError> {
+        let mut stale = Vec::new();
+        let mut page = None;
+        loop {
+            let listed = self.list(prefix, page, 1000).await?;
+            for (key, _) in listed.objects {
+                let modified = match tokio::fs::metadata(self.path_of(&key)?).await {
+                    Ok(meta) => meta.modified()?,
+                    // Deleted since it was listed.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                };
+                if modified < cutoff {
+                    stale.push(key);
+                }
+            }
+            match listed.next_page {
+                Some(next) => page = Some(next),
+                None => break,
+            }
+        }
+        for key in &stale {
+            self.delete(key).await?;
+        }
+        Ok(stale.len() as u64)
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
@@ -315,6 +378,77 @@ mod tests {
         assert!(dir.path().join("q").is_dir(), "a folder that holds objects stays");
         assert_eq!(store.get("q/x").await.unwrap(), "q/x");
         store.delete("q/missing").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn appends_land_only_at_the_current_end_and_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let key = "temp/uploads/u1/data.zip";
+        let append = |offset, data: &'static [u8]| store.append_at(key, offset, Bytes::from_static(data));
+        // A missing object is 0 bytes long: only an append at 0 creates it.
+        assert_eq!(append(3, b"xyz").await.unwrap(), AppendOutcome::OffsetMismatch { size: 0 });
+        assert_eq!(store.size(key).await.unwrap(), None, "a misplaced piece creates nothing");
+        assert_eq!(append(0, b"abc").await.unwrap(), AppendOutcome::Appended { size: 3 });
+        // The same piece again (a client that did not hear the answer) writes nothing.
+        assert_eq!(append(0, b"abc").await.unwrap(), AppendOutcome::OffsetMismatch { size: 3 });
+        assert_eq!(append(2, b"cd").await.unwrap(), AppendOutcome::OffsetMismatch { size: 3 });
+        assert_eq!(append(3, b"def").await.unwrap(), AppendOutcome::Appended { size: 6 });
+        assert_eq!(store.get(key).await.unwrap(), "abcdef");
+        assert!(matches!(store.append_at("../x", 0, Bytes::new()).await, Err(StorageError::InvalidKey(_))));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn of_concurrent_appends_at_one_offset_exactly_one_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(LocalStore::new(dir.path()));
+        store.append_at("u/f", 0, Bytes::from_static(b"0123")).await.unwrap();
+        let racers: Vec<_> = (0..8u8)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move { store.append_at("u/f", 4, Bytes::from(vec![b'a' + i; 1 << 16])).await })
+            })
+            .collect();
+        let mut appended = 0;
+        for racer in racers {
+            match racer.await.unwrap().unwrap() {
+                AppendOutcome::Appended { size } => {
+                    appended += 1;
+                    assert_eq!(size, 4 + (1 << 16));
+                }
+                AppendOutcome::OffsetMismatch { size } => assert_eq!(size, 4 + (1 << 16)),
+            }
+        }
+        assert_eq!(appended, 1);
+        let data = store.get("u/f").await.unwrap();
+        assert_eq!(data.len(), 4 + (1 << 16));
+        assert!(data[4..].iter().all(|b| *b == data[4]), "one piece, not a mix of two");
+    }
+
+    #[tokio::test]
+    async fn objects_written_before_a_time_are_deleted_and_newer_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        for key in ["temp/uploads/old/a.zip", "temp/uploads/new/b.zip", "temp/job/x", "datasets/d/old.jpg"] {
+            store.put(key, Bytes::from_static(b"x")).await.unwrap();
+        }
+        let two_days_ago = SystemTime::now() - std::time::Duration::from_secs(2 * 86_400);
+        for old in ["temp/uploads/old/a.zip", "datasets/d/old.jpg"] {
+            std::fs::File::options()
+                .write(true)
+                .open(dir.path().join(old))
+                .unwrap()
+                .set_modified(two_days_ago)
+                .unwrap();
+        }
+        let a_day_ago = SystemTime::now() - std::time::Duration::from_secs(86_400);
+        assert_eq!(store.delete_written_before("temp/uploads/", a_day_ago).await.unwrap(), 1);
+        assert_eq!(store.size("temp/uploads/old/a.zip").await.unwrap(), None);
+        assert!(!dir.path().join("temp/uploads/old").exists(), "its folder went with it");
+        for kept in ["temp/uploads/new/b.zip", "temp/job/x", "datasets/d/old.jpg"] {
+            assert_eq!(store.size(kept).await.unwrap(), Some(1), "{kept}");
+        }
+        assert_eq!(store.delete_written_before("temp/uploads/", a_day_ago).await.unwrap(), 0);
     }
 
     #[tokio::test]

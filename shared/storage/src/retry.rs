@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 
-use super::{ListPage, ObjectStore, StorageError};
+use super::{AppendOutcome, ListPage, ObjectStore, SessionProgress, StorageError};
 
 pub struct RetryingStore {
     inner: Arc<dyn ObjectStore>,
@@ -34,15 +34,15 @@ impl RetryingStore {
         Self { inner, backoff }
     }
 
-    /// Runs `call` until it succeeds, fails for good (a missing object, a bad key) or has
-    /// used every attempt.
+    /// Runs `call` until it succeeds, fails for good (a missing object, a bad key, an
+    /// operation the backend does not offer) or has used every attempt.
     async fn retry<T, F, Fut>(&self, call: F) -> Result<T, StorageError>
     where
         F: FnMut() -> Fut + Send,
         Fut: Future<Output = Result<T, StorageError>> + Send,
     {
         call.retry(self.backoff)
-            .when(|err| matches!(err, StorageError::Io(_)))
+            .when(|err| matches!(err, StorageError::Io(_)) && !err.is_unsupported())
             .notify(|err, delay| tracing::debug!(error = %err, ?delay, "storage call failed; retrying"))
             .await
     }
@@ -91,6 +91,25 @@ impl ObjectStore for RetryingStore {
         self.retry(|| self.inner.copy(from, to)).await
     }
 
+    async fn start_upload_session(&self, key: &str, size: Option<u64>) -> Result<Option<String>, StorageError> {
+        self.retry(|| self.inner.start_upload_session(key, size)).await
+    }
+
+    async fn upload_session_progress(&self, session_url: &str) -> Result<SessionProgress, StorageError> {
+        self.retry(|| self.inner.upload_session_progress(session_url)).await
+    }
+
+    /// Retried as any call: an append is conditional on the offset, so an attempt that did write
+    /// before failing makes the next one answer [`AppendOutcome::OffsetMismatch`], never a
+    /// second copy.
+    async fn append_at(&self, key: &str, offset: u64, data: Bytes) -> Result<AppendOutcome, StorageError> {
+        self.retry(|| self.inner.append_at(key, offset, data.clone())).await
+    }
+
+    async fn delete_written_before(&self, prefix: &str, cutoff: SystemTime) -> Result<u64, StorageError> {
+        self.retry(|| self.inner.delete_written_before(prefix, cutoff)).await
+    }
+
     async fn signed_get_url(
         &self,
         key: &str,
@@ -121,6 +140,20 @@ mod tests {
             assert_eq!(&local.get(key).await.unwrap(), data);
         }
         assert!(matches!(store.get("o/missing").await, Err(StorageError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn what_a_backend_cannot_do_is_not_tried_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RetryingStore::new(Arc::new(LocalStore::new(dir.path())));
+        let started = std::time::Instant::now();
+        let err = store.upload_session_progress("https://example.com/session").await.unwrap_err();
+        assert!(err.is_unsupported(), "{err}");
+        assert!(started.elapsed() < Duration::from_millis(20), "no backoff: {:?}", started.elapsed());
+        // What it can do goes through.
+        let appended = store.append_at("u/f", 0, Bytes::from_static(b"ab")).await.unwrap();
+        assert_eq!(appended, AppendOutcome::Appended { size: 2 });
+        assert_eq!(store.start_upload_session("u/g", Some(5)).await.unwrap(), None, "a directory has no sessions");
     }
 
     #[tokio::test]

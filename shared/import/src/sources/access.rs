@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use yds_config::UrlPolicy;
-use yds_storage::{GcsStore, ObjectStore, StorageError};
+use yds_storage::{keys, GcsStore, ObjectStore, StorageError};
 
 use super::error::SourceError;
 use super::fetch::Fetcher;
 use super::policy::{self, SourceUrl};
-use super::ranged::{gcs_error, At, Folder, Opened, RangedFile};
+use super::ranged::{gcs_error, object_error, At, Folder, Opened, RangedFile};
 
 /// Largest source file downloaded (an archive of a 100 GB dataset, with room).
 pub const MAX_SOURCE_BYTES: u64 = 200 * 1024 * 1024 * 1024;
@@ -25,12 +25,45 @@ pub struct SourceAccess {
     pub scratch_dir: PathBuf,
     /// Cloud Storage endpoint override for `gs://` sources (emulators); `None`: Google's.
     pub gcs_endpoint: Option<String>,
+    /// This deployment's own object store, where `upload://` sources are; `None`: uploads
+    /// cannot be read (set by [`crate::Importer`]).
+    pub uploads: Option<Arc<dyn ObjectStore>>,
+    /// The Cloud Storage bucket this deployment keeps its datasets in. `gs://` sources are read
+    /// with the service's own credentials, so a `gs://` URL naming this bucket would let a
+    /// tenant import another tenant's files: refused (uploads come in as `upload://`).
+    pub own_bucket: Option<String>,
 }
 
 impl SourceAccess {
     /// Sources under `policy`; a download that stalls for `stall_timeout` is abandoned.
     pub fn new(policy: UrlPolicy, stall_timeout: Duration, scratch_dir: PathBuf, gcs_endpoint: Option<String>) -> Self {
-        Self { policy, fetcher: Fetcher::new(policy, stall_timeout, MAX_SOURCE_BYTES), scratch_dir, gcs_endpoint }
+        let fetcher = Fetcher::new(policy, stall_timeout, MAX_SOURCE_BYTES);
+        Self { policy, fetcher, scratch_dir, gcs_endpoint, uploads: None, own_bucket: None }
+    }
+
+    /// The same access, refusing `gs://` sources in `bucket`, the deployment's own.
+    pub fn with_own_bucket(self, bucket: Option<String>) -> Self {
+        Self { own_bucket: bucket, ..self }
+    }
+
+    /// `url` parsed under the policy, or why it may not be read: what acceptance checks and
+    /// what every open checks again.
+    pub fn check(&self, url: &str) -> Result<SourceUrl, SourceError> {
+        let parsed = policy::parse(url, self.policy)?;
+        if let SourceUrl::Gcs { bucket, .. } = &parsed {
+            if self.own_bucket.as_deref() == Some(bucket.as_str()) {
+                return Err(SourceError::Refused(format!(
+                    "`gs://{bucket}` is this service's own bucket, which imports may not read; \
+                     upload the archive instead (`POST /uploads`, or `yds import PATH`)"
+                )));
+            }
+        }
+        Ok(parsed)
+    }
+
+    /// The same access, reading `upload://` sources from `objects`.
+    pub fn with_uploads(self, objects: Arc<dyn ObjectStore>) -> Self {
+        Self { uploads: Some(objects), ..self }
     }
 
     /// A Cloud Storage handle on `bucket` for reading a `gs://` source.
@@ -44,7 +77,7 @@ impl SourceAccess {
     /// Opens `url` under the policy: a file read by range, a folder, or an HTTP file whose
     /// server ignores ranges.
     pub async fn open(&self, url: &str) -> Result<Opened, SourceError> {
-        match policy::parse(url, self.policy)? {
+        match self.check(url)? {
             SourceUrl::File(path) if path.is_dir() => Ok(Opened::Tree(Folder::Local(path))),
             SourceUrl::File(path) => {
                 let size = tokio::fs::metadata(&path)
@@ -59,6 +92,23 @@ impl SourceAccess {
                     return Ok(Opened::HttpWithoutRanges { url, size: probe.size });
                 }
                 Ok(Opened::File(RangedFile::new(At::Http { fetcher: self.fetcher.clone(), url }, probe.size)))
+            }
+            SourceUrl::Upload { upload_id, file_name } => {
+                // Acceptance names the file; a bare `upload://{id}` never reaches a job.
+                let file_name = file_name.ok_or_else(|| {
+                    SourceError::Unusable(format!("`{url}` names no file: it was not accepted as an import's source"))
+                })?;
+                let store = self
+                    .uploads
+                    .clone()
+                    .ok_or_else(|| SourceError::Unusable(format!("`{url}`: uploads are not readable here")))?;
+                let key = keys::upload(&upload_id, &file_name);
+                match store.size(&key).await.map_err(object_error)? {
+                    Some(size) => Ok(Opened::File(RangedFile::new(At::Object { store, key }, size))),
+                    None => Err(SourceError::NotFound(format!(
+                        "upload {upload_id} is gone: uploads are deleted a day after they are made"
+                    ))),
+                }
             }
             SourceUrl::Gcs { bucket, object } => {
                 let store = Arc::new(self.gcs_bucket(&bucket).await.map_err(gcs_error)?);

@@ -2,7 +2,7 @@
 //!
 //! A job has one source (an archive or a folder holding the dataset) or three (the YAML and
 //! an archive of each tree); each is a URL — `https://`, `http://`, `gs://bucket/object`, a
-//! `gs://bucket/prefix/` folder or, in local mode, `file://`.
+//! `gs://bucket/prefix/` folder, an upload's `upload://` or, in local mode, `file://`.
 //!
 //! - [`policy`]: which URLs are acceptable (the strict policy keeps imports off internal
 //!   addresses).
@@ -12,6 +12,8 @@
 //!   archive walkers want.
 //! - [`access`]: [`SourceAccess`], which opens a URL under the policy.
 //! - [`members`]: one member's bytes, wherever its [`yds_store::Location`] says they are.
+//! - [`uploads`]: `upload://` sources, archives uploaded to this deployment, resolved when an
+//!   import is accepted.
 //! - [`error`]: [`SourceError`], and whether trying again may help.
 
 pub mod access;
@@ -20,6 +22,7 @@ pub mod fetch;
 pub mod members;
 pub mod policy;
 pub mod ranged;
+pub mod uploads;
 
 pub use access::SourceAccess;
 pub use error::SourceError;

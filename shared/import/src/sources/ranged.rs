@@ -1,5 +1,6 @@
 //! Reading a job's sources by byte range, wherever they live: a local file (local mode), an
-//! HTTP(S) server that answers `Range` requests, or a Cloud Storage object.
+//! HTTP(S) server that answers `Range` requests, a Cloud Storage object, or an upload in this
+//! deployment's own object store.
 //!
 //! Range reads are what let a 100 GB zip be planned from its central directory alone and each
 //! chunk read only its own members: nothing is downloaded whole. [`BlockReader`] turns a source
@@ -32,8 +33,19 @@ pub struct RangedFile {
 #[derive(Clone)]
 pub(super) enum At {
     Local(PathBuf),
-    Http { fetcher: Fetcher, url: Url },
-    Gcs { store: Arc<GcsStore>, object: String },
+    Http {
+        fetcher: Fetcher,
+        url: Url,
+    },
+    Gcs {
+        store: Arc<GcsStore>,
+        object: String,
+    },
+    /// An upload: `key` in this deployment's own object store (a bucket or a directory).
+    Object {
+        store: Arc<dyn ObjectStore>,
+        key: String,
+    },
 }
 
 /// Where a source URL points once opened.
@@ -52,6 +64,15 @@ pub(super) fn gcs_error(err: StorageError) -> SourceError {
         StorageError::NotFound(object) => SourceError::NotFound(format!("no such object `{object}`")),
         StorageError::InvalidKey(key) => SourceError::Refused(format!("invalid object name `{key}`")),
         StorageError::Io(e) => SourceError::Transient(format!("Cloud Storage: {e}")),
+    }
+}
+
+/// A failure of this deployment's own object store as a source failure.
+pub(super) fn object_error(err: StorageError) -> SourceError {
+    match err {
+        StorageError::NotFound(key) => SourceError::NotFound(format!("no such object `{key}`")),
+        StorageError::InvalidKey(key) => SourceError::Refused(format!("invalid object name `{key}`")),
+        StorageError::Io(e) => SourceError::Transient(format!("object storage: {e}")),
     }
 }
 
@@ -86,6 +107,7 @@ impl RangedFile {
             }
             At::Http { fetcher, url } => fetcher.get_range(url, range.clone()).await?,
             At::Gcs { store, object } => store.get_range(object, range.clone()).await.map_err(gcs_error)?,
+            At::Object { store, key } => store.get_range(key, range.clone()).await.map_err(object_error)?,
         };
         Ok(bytes)
     }
