@@ -1,12 +1,15 @@
-# YDS on Google Cloud: six Cloud Run services behind API Gateway, a Cloud Tasks queue feeding
+# YDS on Google Cloud: eight Cloud Run services behind API Gateway, a Cloud Tasks queue feeding
 # process-chunk, one bucket, MongoDB Atlas reached through a Secret Manager secret.
 #
-#   client --x-api-key--> API Gateway --(gateway SA, run.invoker)--> import-trigger | list | images | status
+#   client --x-api-key--> API Gateway --(gateway SA, run.invoker)--> import-trigger | uploads | lifecycle | list | images | status
 #   browser --(no key)--> API Gateway --(gateway SA, run.invoker)--> web (/, /ui/**, /docs: the web app)
-#   import-trigger, process-chunk --(cloudtasks.enqueuer, OIDC as the tasks invoker SA)--> queue
+#   import-trigger, lifecycle, process-chunk --(cloudtasks.enqueuer, OIDC as the tasks invoker SA)--> queue
 #   queue --(tasks invoker SA, run.invoker; internal ingress)--> process-chunk --> bucket
 #   images --(storage.objectViewer on datasets/ only)--> bucket (image files; thumbnails written
 #            under datasets/*/thumbnails/; V4 signed URLs of files, signed as itself)
+#   uploads --(storage.objectCreator on temp/uploads/ only)--> bucket (starts resumable upload
+#            sessions; the client sends the bytes to the session URI, straight to the bucket)
+#   import-trigger --(storage.objectViewer on temp/uploads/ only)--> bucket (is an upload complete?)
 #
 # Every function runs as its own service account holding only what it needs (see the IAM
 # section below and modules/function for the secret grants).
@@ -75,12 +78,26 @@ locals {
     timeout       = var.api_timeout_seconds
   }
 
-  # The six functions. Public ones sit behind API Gateway; process-chunk is reached by Cloud
+  # The eight functions. Public ones sit behind API Gateway; process-chunk is reached by Cloud
   # Tasks only. tomap() gives every entry the same type, which for_each needs.
   functions = {
     "import-trigger" = merge(local.api_sizing, {
       image      = var.import_trigger_image
       env        = tomap(merge(local.common_env, local.backend_env, { YDS_CHUNK_SIZE = tostring(var.chunk_size) }))
+      secret_env = tomap(local.public_secret_env)
+    })
+    # Renames datasets, and deletes them as jobs: it records the job and enqueues its first
+    # step, which process-chunk runs (the bucket is never touched here).
+    "lifecycle" = merge(local.api_sizing, {
+      image      = var.lifecycle_image
+      env        = tomap(merge(local.common_env, local.backend_env))
+      secret_env = tomap(local.public_secret_env)
+    })
+    # Starts resumable upload sessions on the bucket (POST /uploads); the bytes go straight to
+    # Cloud Storage, so PUT /uploads/{upload_id} (the local stack's way) only points there.
+    "uploads" = merge(local.api_sizing, {
+      image      = var.uploads_image
+      env        = tomap(merge(local.common_env, local.storage_env, { YDS_UPLOAD_MAX_BYTES = tostring(var.upload_max_bytes) }))
       secret_env = tomap(local.public_secret_env)
     })
     "list" = merge(local.api_sizing, {
@@ -137,6 +154,8 @@ locals {
   # (python3 terraform/checks/run_checks.py --render), for tools that need a concrete file.
   openapi_spec = templatefile("${path.module}/openapi.yaml.tftpl", {
     import_trigger_url = module.function["import-trigger"].uri
+    uploads_url        = module.function["uploads"].uri
+    lifecycle_url      = module.function["lifecycle"].uri
     list_url           = module.function["list"].uri
     images_url         = module.function["images"].uri
     status_url         = module.function["status"].uri
@@ -270,6 +289,18 @@ resource "google_storage_bucket" "data" {
     retention_duration_seconds = var.soft_delete_retention_seconds
   }
 
+  # Uploads (POST /uploads) are kept a day, imported or not: an import reads its upload while it
+  # runs, and a day is the time a user has to start it.
+  lifecycle_rule {
+    condition {
+      age            = 1
+      matches_prefix = ["temp/uploads/"]
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
   # Staged source files of an import: needed only while the import runs.
   lifecycle_rule {
     condition {
@@ -338,7 +369,7 @@ resource "google_service_account" "tasks_invoker" {
   depends_on = [google_project_service.enabled]
 }
 
-# The identity API Gateway uses to call the five public services.
+# The identity API Gateway uses to call the public services.
 resource "google_service_account" "gateway" {
   project      = var.project_id
   account_id   = "${var.name_prefix}-gateway"
@@ -349,7 +380,7 @@ resource "google_service_account" "gateway" {
 }
 
 # ---------------------------------------------------------------------------------------------
-# The six functions
+# The eight functions
 # ---------------------------------------------------------------------------------------------
 
 module "function" {
@@ -380,8 +411,8 @@ module "function" {
 # IAM: least privilege, each grant on one resource
 # ---------------------------------------------------------------------------------------------
 
-# process-chunk stages sources under temp/ and writes datasets/; it is the only function that
-# writes to the bucket.
+# process-chunk stages sources under temp/, writes datasets/, and deletes both when a dataset is
+# deleted; it is the only function that writes to the bucket.
 resource "google_storage_bucket_iam_member" "process_chunk_objects" {
   bucket = google_storage_bucket.data.name
   role   = "roles/storage.objectAdmin"
@@ -416,6 +447,34 @@ resource "google_storage_bucket_iam_member" "images_write_thumbnails" {
   }
 }
 
+# uploads starts a resumable upload session for each upload (storage.objects.create on the
+# upload's object): under temp/uploads/ and nowhere else. It reads and deletes nothing.
+resource "google_storage_bucket_iam_member" "uploads_create_sessions" {
+  bucket = google_storage_bucket.data.name
+  role   = "roles/storage.objectCreator"
+  member = module.function["uploads"].service_account_member
+
+  condition {
+    title       = "uploads-only"
+    description = "Objects of uploads, under temp/uploads/."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.data.name}/objects/temp/uploads/\")"
+  }
+}
+
+# import-trigger accepts an upload as a source once its object exists (a session's object
+# appears with its last byte): it may read the uploads' metadata, nothing else in the bucket.
+resource "google_storage_bucket_iam_member" "import_trigger_read_uploads" {
+  bucket = google_storage_bucket.data.name
+  role   = "roles/storage.objectViewer"
+  member = module.function["import-trigger"].service_account_member
+
+  condition {
+    title       = "uploads-only"
+    description = "Objects of uploads, under temp/uploads/."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.data.name}/objects/temp/uploads/\")"
+  }
+}
+
 # images signs Cloud Storage V4 URLs of image files (an Image's file_url) as its own service
 # account, through the IAM Credentials signBlob API: it may do that for itself, nobody else.
 resource "google_service_account_iam_member" "images_sign_urls" {
@@ -424,9 +483,10 @@ resource "google_service_account_iam_member" "images_sign_urls" {
   member             = module.function["images"].service_account_member
 }
 
-# import-trigger enqueues the plan task of a job; process-chunk enqueues the chunk tasks.
+# import-trigger enqueues the plan task of a job, lifecycle the first step of a delete job;
+# process-chunk enqueues the chunk tasks and the next steps.
 resource "google_cloud_tasks_queue_iam_member" "enqueuers" {
-  for_each = toset(["import-trigger", "process-chunk"])
+  for_each = toset(["import-trigger", "lifecycle", "process-chunk"])
 
   project  = var.project_id
   location = google_cloud_tasks_queue.import.location
@@ -437,7 +497,7 @@ resource "google_cloud_tasks_queue_iam_member" "enqueuers" {
 
 # Creating a task that carries an OIDC token of the invoker SA requires actAs on that SA.
 resource "google_service_account_iam_member" "enqueuers_act_as_invoker" {
-  for_each = toset(["import-trigger", "process-chunk"])
+  for_each = toset(["import-trigger", "lifecycle", "process-chunk"])
 
   service_account_id = google_service_account.tasks_invoker.name
   role               = "roles/iam.serviceAccountUser"
@@ -453,7 +513,7 @@ resource "google_cloud_run_v2_service_iam_member" "tasks_invoke_process_chunk" {
   member   = "serviceAccount:${google_service_account.tasks_invoker.email}"
 }
 
-# API Gateway may invoke the five public services; nobody else may (no allUsers): the web app is
+# API Gateway may invoke the public services; nobody else may (no allUsers): the web app is
 # public through the gateway only, like the API.
 resource "google_cloud_run_v2_service_iam_member" "gateway_invokes_public" {
   for_each = local.public_functions

@@ -71,6 +71,26 @@ variable "import_trigger_image" {
   }
 }
 
+variable "lifecycle_image" {
+  description = "Container image of lifecycle (PATCH and DELETE /datasets/{id})."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9.-]+(:[0-9]+)?/[^[:space:]]+$", var.lifecycle_image))
+    error_message = "lifecycle_image must be a registry image reference such as REGION-docker.pkg.dev/PROJECT/REPO/lifecycle:TAG."
+  }
+}
+
+variable "uploads_image" {
+  description = "Container image of uploads (POST /uploads, PUT /uploads/{upload_id})."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9.-]+(:[0-9]+)?/[^[:space:]]+$", var.uploads_image))
+    error_message = "uploads_image must be a registry image reference such as REGION-docker.pkg.dev/PROJECT/REPO/uploads:TAG."
+  }
+}
+
 variable "list_image" {
   description = "Container image of list (GET /datasets, GET /datasets/{id})."
   type        = string
@@ -344,6 +364,17 @@ variable "temp_retention_days" {
   validation {
     condition     = var.temp_retention_days >= 1 && floor(var.temp_retention_days) == var.temp_retention_days
     error_message = "temp_retention_days must be a whole number >= 1."
+  }
+}
+
+variable "upload_max_bytes" {
+  description = "The largest upload POST /uploads accepts (YDS_UPLOAD_MAX_BYTES); a larger size_bytes is refused with 413. Default 100 GiB."
+  type        = number
+  default     = 107374182400
+
+  validation {
+    condition     = var.upload_max_bytes >= 1 && floor(var.upload_max_bytes) == var.upload_max_bytes
+    error_message = "upload_max_bytes must be a whole number of bytes >= 1."
   }
 }
 

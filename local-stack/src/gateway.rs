@@ -29,6 +29,18 @@ use crate::util;
 
 /// Largest request body the gateway forwards; bigger ones get 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest piece of an upload (`PUT /uploads/{upload_id}`), as the uploads function takes it:
+/// the one route whose bodies may be larger than [`MAX_BODY_BYTES`].
+pub const UPLOAD_PIECE_MAX_BYTES: usize = 16 << 20;
+
+/// The largest body the gateway forwards on a route.
+pub fn body_limit(method: &Method, pattern: &str) -> usize {
+    if method == Method::PUT && pattern == "/uploads/{upload_id}" {
+        UPLOAD_PIECE_MAX_BYTES
+    } else {
+        MAX_BODY_BYTES
+    }
+}
 /// How long an upstream may take to start answering before the gateway gives 504
 /// (API Gateway's integration timeout is 29 s).
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -56,10 +68,12 @@ pub struct Route {
 
 /// The public routes of the API Gateway spec, by function name:
 /// `POST /datasets/import` → `import-trigger`, `GET /datasets` and `GET /datasets/{id}` → `list`,
+/// `POST /uploads` and `PUT /uploads/{upload_id}` → `uploads`,
+/// `PATCH` and `DELETE /datasets/{id}` → `lifecycle`,
 /// `GET /datasets/{id}/images`, `…/images/{image_id}`, `…/images/{image_id}/file` and
 /// `…/images/{image_id}/thumbnail` → `images`,
-/// `GET /datasets/import/{job_id}/status` → `status`, and the web app — `GET /`, `/ui`,
-/// `/ui/{path=**}`, `/docs` and `/docs/openapi.json` → `web`.
+/// `GET /datasets/import` and `GET /datasets/import/{job_id}/status` → `status`, and the web
+/// app — `GET /`, `/ui`, `/ui/{path=**}`, `/docs` and `/docs/openapi.json` → `web`.
 /// `upstreams` maps those names to base URLs; a route whose function is missing from the map
 /// is left out (and logged).
 pub fn public_routes(upstreams: &HashMap<String, String>) -> Vec<Route> {
@@ -80,12 +94,18 @@ pub fn public_routes(upstreams: &HashMap<String, String>) -> Vec<Route> {
 pub fn route_table() -> Vec<(Method, &'static str, &'static str)> {
     vec![
         (Method::POST, "/datasets/import", "import-trigger"),
+        (Method::POST, "/uploads", "uploads"),
+        (Method::PUT, "/uploads/{upload_id}", "uploads"),
         (Method::GET, "/datasets", "list"),
         (Method::GET, "/datasets/{id}", "list"),
+        (Method::PATCH, "/datasets/{id}", "lifecycle"),
+        (Method::DELETE, "/datasets/{id}", "lifecycle"),
         (Method::GET, "/datasets/{id}/images", "images"),
         (Method::GET, "/datasets/{id}/images/{image_id}", "images"),
         (Method::GET, "/datasets/{id}/images/{image_id}/file", "images"),
+        (Method::GET, "/datasets/{id}/images/{image_id}/label", "images"),
         (Method::GET, "/datasets/{id}/images/{image_id}/thumbnail", "images"),
+        (Method::GET, "/datasets/import", "status"),
         (Method::GET, "/datasets/import/{job_id}/status", "status"),
         (Method::GET, "/", "web"),
         (Method::GET, "/ui", "web"),
@@ -109,6 +129,8 @@ struct CompiledRoute {
     pattern: &'static str,
     segments: Vec<Segment>,
     upstream: String,
+    /// The largest body forwarded ([`body_limit`]).
+    max_body: usize,
 }
 
 impl CompiledRoute {
@@ -139,7 +161,8 @@ impl CompiledRoute {
         if uri.path() != "/" && !uri.path().is_empty() {
             bail!("upstream URL {upstream:?} of {} must not have a path", route.pattern);
         }
-        Ok(CompiledRoute { method: route.method, pattern: route.pattern, segments, upstream })
+        let max_body = body_limit(&route.method, route.pattern);
+        Ok(CompiledRoute { method: route.method, pattern: route.pattern, segments, upstream, max_body })
     }
 
     fn matches(&self, path: &[&str]) -> bool {
@@ -167,7 +190,8 @@ struct Gateway {
 /// in-flight requests finish (at most 5 s) and returns.
 ///
 /// Requests are matched by method and path segments (the query string is passed through) and
-/// proxied with their headers (minus hop-by-hop ones) and body (up to 1 MiB, else 413); the
+/// proxied with their headers (minus hop-by-hop ones) and body (up to 1 MiB, an upload's piece up
+/// to 16 MiB, else 413); the
 /// answer is streamed back. Unknown path → 404, known path with another method → 405 with
 /// `Allow`, upstream unreachable → 502, upstream too slow → 504, all `application/problem+json`.
 /// `GET /healthz` answers 200 `{"status":"ok"}` when every distinct upstream's `/healthz`
@@ -289,7 +313,11 @@ impl Gateway {
         // As OpenAPI matches paths: a concrete path wins over a templated one, whatever the
         // method (`GET /datasets/import` is the import path without GET, not a dataset `import`).
         let candidates: Vec<&CompiledRoute> = matching().filter(|r| r.literal_count() == most_literal).collect();
-        let chosen = candidates.iter().find(|r| r.method == req.method());
+        // A HEAD goes where its GET goes: the function answers it as the GET it mirrors (the
+        // images function's files and label files), or refuses it itself.
+        let head_as_get = |r: &&&CompiledRoute| req.method() == Method::HEAD && r.method == Method::GET;
+        let chosen =
+            candidates.iter().find(|r| r.method == req.method()).or_else(|| candidates.iter().find(head_as_get));
         match chosen {
             Some(route) => self.proxy(route, req, peer, request_id).await,
             None => {
@@ -312,12 +340,12 @@ impl Gateway {
         let (parts, body) = req.into_parts();
         let declared_len =
             parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-        if declared_len.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-            return too_large();
+        if declared_len.is_some_and(|n| n > route.max_body as u64) {
+            return too_large(route.max_body);
         }
-        let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        let body = match Limited::new(body, route.max_body).collect().await {
             Ok(collected) => collected.to_bytes(),
-            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(),
+            Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return too_large(route.max_body),
             Err(e) => {
                 tracing::debug!(error = %e, "could not read request body");
                 return problem(StatusCode::BAD_REQUEST, "the request body could not be read");
@@ -488,8 +516,8 @@ fn problem(status: StatusCode, detail: impl Into<String>) -> Response<Body> {
     json_response(status, "application/problem+json", &problem_json(status, detail))
 }
 
-fn too_large() -> Response<Body> {
-    problem(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body exceeds {MAX_BODY_BYTES} bytes"))
+fn too_large(limit: usize) -> Response<Body> {
+    problem(StatusCode::PAYLOAD_TOO_LARGE, format!("the request body exceeds {limit} bytes"))
 }
 
 fn method_not_allowed(method: &Method, path: &str, allowed: &[Method]) -> Response<Body> {
@@ -572,32 +600,48 @@ mod tests {
         assert!(misplaced.is_err(), "a wildcard that is not last is refused");
     }
 
-    #[tokio::test]
-    async fn the_gateway_sends_every_depth_below_ui_to_the_web_function() {
-        // The "web function": echoes the path it was asked for.
+    /// A gateway in front of one function named `function`, played by `answer` (what it answers
+    /// for the request it got); its base URL, and the sender that stops it with the handle.
+    async fn gateway_in_front_of<F, Fut>(
+        function: &str,
+        answer: F,
+    ) -> (String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>)
+    where
+        F: Fn(Request<Incoming>) -> Fut + Copy + Send + Sync + 'static,
+        Fut: std::future::Future<Output = String> + Send + 'static,
+    {
         let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let upstream_url = format!("http://{}", upstream.local_addr().unwrap());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = upstream.accept().await else { return };
                 tokio::spawn(async move {
-                    let echo = service_fn(|req: Request<Incoming>| async move {
-                        let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(path))))
+                    let function = service_fn(move |req: Request<Incoming>| async move {
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(answer(req).await))))
                     });
-                    let _ =
-                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), echo).await;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), function)
+                        .await;
                 });
             }
         });
-        let upstreams: HashMap<String, String> = [("web".to_owned(), upstream_url)].into_iter().collect();
+        let upstreams: HashMap<String, String> = [(function.to_owned(), upstream_url)].into_iter().collect();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let gateway = tokio::spawn(serve(listener, public_routes(&upstreams), async move {
             let _ = stopped.await;
         }));
+        (base, stop, gateway)
+    }
 
+    #[tokio::test]
+    async fn the_gateway_sends_every_depth_below_ui_to_the_web_function() {
+        // The "web function": echoes the path it was asked for.
+        let echo = |req: Request<Incoming>| async move {
+            req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default()
+        };
+        let (base, stop, gateway) = gateway_in_front_of("web", echo).await;
         let client = reqwest::Client::new();
         for path in ["/", "/ui", "/ui/", "/ui/datasets/abc/images/xyz?valid=false", "/docs", "/docs/openapi.json"] {
             let response = client.get(format!("{base}{path}")).send().await.unwrap();
@@ -630,18 +674,53 @@ mod tests {
     }
 
     #[test]
-    fn public_routes_cover_the_five_public_functions() {
-        let map: HashMap<String, String> = ["import-trigger", "list", "images", "status", "web"]
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.to_string(), format!("http://127.0.0.1:{}/", 9000 + i)))
-            .collect();
+    fn public_routes_cover_every_public_function() {
+        let map: HashMap<String, String> =
+            ["import-trigger", "list", "images", "status", "web", "lifecycle", "uploads"]
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.to_string(), format!("http://127.0.0.1:{}/", 9000 + i)))
+                .collect();
         let routes = public_routes(&map);
-        assert_eq!(routes.len(), 13);
+        assert_eq!(routes.len(), route_table().len(), "every route has its function");
         let thumbnail = "/datasets/{id}/images/{image_id}/thumbnail";
         assert!(routes.iter().any(|r| r.pattern == thumbnail && r.upstream == "http://127.0.0.1:9002"));
         assert!(routes.iter().any(|r| r.pattern == "/ui/{path=**}" && r.upstream == "http://127.0.0.1:9004"));
         assert!(routes.iter().all(|r| !r.upstream.ends_with('/')));
         assert!(routes.iter().any(|r| r.method == Method::POST && r.pattern == "/datasets/import"));
+        for method in [Method::PATCH, Method::DELETE] {
+            let lifecycle = |r: &Route| r.method == method && r.upstream == "http://127.0.0.1:9005";
+            assert!(routes.iter().any(|r| r.pattern == "/datasets/{id}" && lifecycle(r)), "{method}");
+        }
+        assert!(routes.iter().any(|r| r.method == Method::GET
+            && r.pattern == "/datasets/import"
+            && r.upstream == "http://127.0.0.1:9003"));
+        for (method, pattern) in [(Method::POST, "/uploads"), (Method::PUT, "/uploads/{upload_id}")] {
+            let uploads = |r: &&Route| r.method == method && r.pattern == pattern;
+            assert_eq!(routes.iter().find(uploads).map(|r| r.upstream.as_str()), Some("http://127.0.0.1:9006"));
+        }
+    }
+
+    #[tokio::test]
+    async fn an_upload_piece_may_be_16_mib_and_every_other_body_1_mib() {
+        // The "uploads function": answers with the length of the body it got.
+        let length = |req: Request<Incoming>| async move {
+            req.into_body().collect().await.map(|b| b.to_bytes().len()).unwrap_or(0).to_string()
+        };
+        let (base, stop, gateway) = gateway_in_front_of("uploads", length).await;
+        let client = reqwest::Client::new();
+        let piece_url = format!("{base}/uploads/0123456789abcdef0123456789abcdef");
+        let piece = client.put(&piece_url).body(vec![7u8; UPLOAD_PIECE_MAX_BYTES]).send().await.unwrap();
+        assert_eq!(piece.status(), 200);
+        assert_eq!(piece.text().await.unwrap(), UPLOAD_PIECE_MAX_BYTES.to_string(), "the whole piece went through");
+        let oversized = client.put(&piece_url).body(vec![7u8; UPLOAD_PIECE_MAX_BYTES + 1]).send().await.unwrap();
+        assert_eq!(oversized.status(), 413);
+        assert_eq!(oversized.headers()["content-type"], "application/problem+json");
+        let post = client.post(format!("{base}/uploads")).body(vec![b' '; MAX_BODY_BYTES + 1]).send().await.unwrap();
+        assert_eq!(post.status(), 413, "the other route keeps the small limit");
+        assert_eq!(body_limit(&Method::PUT, "/uploads/{upload_id}"), 16 << 20);
+        assert_eq!(body_limit(&Method::POST, "/uploads"), MAX_BODY_BYTES);
+        let _ = stop.send(());
+        gateway.await.unwrap().unwrap();
     }
 }

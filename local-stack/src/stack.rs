@@ -1,4 +1,4 @@
-//! The whole local stack in one value: MongoDB, the six function processes, the durable
+//! The whole local stack in one value: MongoDB, the eight function processes, the durable
 //! queue's dispatcher and the gateway. `cargo xtask serve`, `demo` and the end-to-end tests
 //! all start it through [`Stack::start`], so they run exactly the same thing.
 
@@ -16,7 +16,8 @@ use yds_queue::LocalQueue;
 use crate::{ensure_mongod, free_port, gateway, Mongod, ProcessSpec, Supervisor};
 
 /// The function binaries, by the name the gateway routes to.
-pub const FUNCTIONS: [&str; 6] = ["import-trigger", "list", "images", "status", "process-chunk", "web"];
+pub const FUNCTIONS: [&str; 8] =
+    ["import-trigger", "uploads", "lifecycle", "list", "images", "status", "process-chunk", "web"];
 
 #[derive(Debug, Clone)]
 pub struct StackOptions {

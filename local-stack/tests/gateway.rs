@@ -81,16 +81,17 @@ struct Stack {
     served: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
-/// Gateway with import-trigger and images on upstream A, list and status on upstream B.
+/// Gateway with import-trigger, lifecycle and images on upstream A, list and status on upstream B.
 async fn stack() -> Stack {
     let a_healthy = Arc::new(AtomicBool::new(true));
     let b_healthy = Arc::new(AtomicBool::new(true));
     let a = upstream("A", a_healthy.clone()).await;
     let b = upstream("B", b_healthy.clone()).await;
-    let map: HashMap<String, String> = [("import-trigger", &a), ("images", &a), ("list", &b), ("status", &b)]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
+    let map: HashMap<String, String> =
+        [("import-trigger", &a), ("lifecycle", &a), ("images", &a), ("list", &b), ("status", &b)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
     let (base, stop, served) = gateway(public_routes(&map)).await;
     Stack { base, a_healthy, b_healthy, b_url: b, stop: Some(stop), served }
 }
@@ -152,6 +153,11 @@ async fn routes_each_public_path_to_its_function() {
         // `import` is a literal here, but a fine dataset id for the images route.
         (Method::GET, "/datasets/import/images", "A", "/datasets/import/images"),
         (Method::POST, "/datasets/import", "A", "/datasets/import"),
+        // One path, three functions by method.
+        (Method::PATCH, "/datasets/d1", "A", "/datasets/d1"),
+        (Method::DELETE, "/datasets/d1", "A", "/datasets/d1"),
+        // The literal path wins: the jobs' listing, not a dataset called `import`.
+        (Method::GET, "/datasets/import", "B", "/datasets/import"),
     ];
     for (method, path, upstream, seen_path) in cases {
         let (status, headers, body) = call(method.clone(), &format!("{}{path}", s.base), &[], "{}").await;
@@ -254,10 +260,11 @@ async fn wrong_method_gets_405_with_allow() {
     let cases = [
         (Method::DELETE, "/datasets", "GET"),
         (Method::POST, "/datasets", "GET"),
-        // Concrete before templated, as OpenAPI matches: not `GET /datasets/{id}` with id `import`.
-        (Method::GET, "/datasets/import", "POST"),
-        (Method::OPTIONS, "/datasets/import", "POST"),
-        (Method::DELETE, "/datasets/d1", "GET"),
+        // Concrete before templated, as OpenAPI matches: not `DELETE /datasets/{id}` with id
+        // `import`.
+        (Method::DELETE, "/datasets/import", "GET, POST"),
+        (Method::OPTIONS, "/datasets/import", "GET, POST"),
+        (Method::PUT, "/datasets/d1", "DELETE, GET, PATCH"),
         (Method::PUT, "/datasets/d1/images", "GET"),
         (Method::POST, "/datasets/import/j1/status", "GET"),
         (Method::POST, "/healthz", "GET"),
@@ -391,4 +398,22 @@ async fn oversized_chunked_body_gets_413() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("application/problem+json"), "{answer}");
+}
+
+/// A HEAD goes where its GET goes: the function answers it as that GET (the images function
+/// does for its files and label files) or refuses it itself.
+#[tokio::test]
+async fn head_goes_where_its_get_goes() {
+    let s = stack().await;
+    for (path, upstream) in
+        [("/datasets/d1/images/i1/label", "A"), ("/datasets/d1/images/i1/file", "A"), ("/datasets", "B")]
+    {
+        let (status, headers, body) = call(Method::HEAD, &format!("{}{path}", s.base), &[], Bytes::new()).await;
+        assert_eq!(
+            (status, &headers["x-upstream"]),
+            (StatusCode::OK, &upstream.parse::<http::HeaderValue>().unwrap()),
+            "{path}"
+        );
+        assert!(body.is_empty(), "{path}");
+    }
 }

@@ -132,8 +132,9 @@ async fn idempotency_filters_tenants_and_pages() {
     assert_eq!(one["counts"]["images"], generated.images.len());
     for (path, expected, detail_has) in [
         ("/datasets/no-such-dataset".to_owned(), 404, "not found"),
-        // The import path itself, not a dataset named `import` (OpenAPI's concrete-first match).
-        ("/datasets/import".to_owned(), 405, "allowed: POST"),
+        // The import path itself (its GET lists jobs), not a dataset named `import` (OpenAPI's
+        // concrete-first match).
+        ("/datasets/import?colour=red".to_owned(), 400, "expected one of: dataset_id, status, limit, cursor"),
         (format!("/datasets/{dataset_id}?limit=1"), 400, "unknown query parameter `limit`"),
     ] {
         let (code, problem) = stack.get(&path).await;

@@ -14,11 +14,11 @@ const LAYERS: [&[&str]; 4] = [
     &["yds-format", "yds-config"],
     &["yds-store", "yds-storage", "yds-queue"],
     &["yds-import", "yds-edge"],
-    &["import-trigger", "process-chunk", "list", "status", "images", "web"],
+    &["import-trigger", "uploads", "lifecycle", "process-chunk", "list", "status", "images", "web"],
 ];
 
 /// The library crates and the functions, by folder.
-const CRATES: [(&str, &str); 13] = [
+const CRATES: &[(&str, &str)] = &[
     ("yds-format", "shared/format"),
     ("yds-config", "shared/config"),
     ("yds-store", "shared/store"),
@@ -27,6 +27,8 @@ const CRATES: [(&str, &str); 13] = [
     ("yds-import", "shared/import"),
     ("yds-edge", "shared/edge"),
     ("import-trigger", "functions/import-trigger"),
+    ("uploads", "functions/uploads"),
+    ("lifecycle", "functions/lifecycle"),
     ("process-chunk", "functions/process-chunk"),
     ("list", "functions/list"),
     ("status", "functions/status"),
@@ -59,7 +61,7 @@ fn our_dependencies(manifest: &Path) -> Vec<String> {
 #[test]
 fn every_crate_depends_only_on_lower_layers_and_every_function_on_the_edge() {
     let mut seen = 0;
-    for (name, folder) in CRATES {
+    for &(name, folder) in CRATES {
         let dependencies = our_dependencies(&repo().join(folder).join("Cargo.toml"));
         for dependency in &dependencies {
             assert!(layer_of(dependency) < layer_of(name), "{name} depends on {dependency}, which is not below it");
@@ -210,7 +212,22 @@ fn loops(edges: &BTreeMap<PathBuf, BTreeSet<PathBuf>>) -> Vec<Vec<PathBuf>> {
 }
 
 /// The workspace's other crates, whose files must not loop either.
-const TOOLS: [(&str, &str); 3] = [("yds-local-stack", "local-stack"), ("yds-testkit", "testkit"), ("xtask", "xtask")];
+const TOOLS: [(&str, &str); 4] =
+    [("yds-local-stack", "local-stack"), ("yds-testkit", "testkit"), ("xtask", "xtask"), ("yds-cli", "cli")];
+
+/// `yds` is installed on users' machines (`cargo install --path cli`): it speaks the public API
+/// only and links no crate of the service.
+#[test]
+fn the_command_line_client_uses_no_crate_of_the_service() {
+    let manifest = std::fs::read_to_string(repo().join("cli/Cargo.toml")).unwrap();
+    let dependencies = manifest.split("[dev-dependencies]").next().unwrap();
+    assert!(dependencies.contains("reqwest"), "the manifest was read");
+    for line in dependencies.lines().map(str::trim) {
+        let name = line.split(['.', ' ', '=']).next().unwrap_or("");
+        let ours = CRATES.iter().chain(&TOOLS).any(|(crate_name, _)| *crate_name == name);
+        assert!(!ours && !name.starts_with("yds-"), "yds-cli depends on {name}");
+    }
+}
 
 #[test]
 fn no_two_files_of_a_crate_import_each_other_in_a_loop() {
@@ -261,7 +278,7 @@ fn the_loop_finder_finds_a_loop() {
 #[test]
 fn only_the_store_reaches_mongodb_collections() {
     let mut checked = 0;
-    for (name, folder) in CRATES {
+    for &(name, folder) in CRATES {
         if name == "yds-store" {
             continue;
         }

@@ -1,5 +1,6 @@
 use yds_config::Config;
 use yds_edge::access::KeyLookup;
+use yds_edge::cursors::Cursors;
 use yds_edge::{server, EdgeOptions, Service, PUBLIC_MAX_BODY};
 use yds_store::Db;
 
@@ -13,7 +14,6 @@ async fn main() -> anyhow::Result<()> {
         max_body_bytes: PUBLIC_MAX_BODY,
         url_signer: None,
     };
-    server::run(Service::new(status::JobStatusHandler::new(db), options), config.port)
-        .await
-        .map_err(|e| anyhow::anyhow!(e))
+    let handler = status::JobStatusHandler::new(db, Cursors::from_config(&config)?);
+    server::run(Service::new(handler, options), config.port).await.map_err(|e| anyhow::anyhow!(e))
 }

@@ -121,7 +121,7 @@ pub struct Config {
     /// delivery on the local queue; the local stack generates it at start-up.
     pub task_token: Option<String>,
     /// The key that signs pagination cursors (`YDS_CURSOR_SECRET`, at least 32 characters), the
-    /// same in every function that pages (list, images). Required there under the strict URL
+    /// same in every function that pages (list, images, status). Required there under the strict URL
     /// policy ([`Config::required_cursor_secret`]); the local stack generates one at start-up.
     pub cursor_secret: Option<String>,
     /// The key that signs the expiring image URLs (`YDS_URL_SIGNING_KEY`, at least 32
@@ -132,7 +132,13 @@ pub struct Config {
     pub url_signing_key: Option<String>,
     /// Imports each API key may start per minute (`YDS_IMPORTS_PER_MINUTE`, default 30; 0: no limit).
     pub imports_per_minute: u32,
+    /// The largest upload `POST /uploads` accepts (`YDS_UPLOAD_MAX_BYTES`, default 100 GiB):
+    /// a declared size above it is refused with 413, and so is any byte past it.
+    pub upload_max_bytes: u64,
 }
+
+/// The default of `YDS_UPLOAD_MAX_BYTES`: 100 GiB, an archive of the largest datasets imported.
+pub const DEFAULT_UPLOAD_MAX_BYTES: u64 = 100 << 30;
 
 /// How the import work is cut into tasks and paced, so every task ends far inside its
 /// deadline (Cloud Tasks allows an HTTP task 30 minutes at most).
@@ -148,11 +154,33 @@ pub struct Pacing {
     /// default 900: beyond the dispatch deadline, so a delivery still running is never presumed
     /// lost; at least twice the planning budget).
     pub chunk_lease: Duration,
+    /// Image documents, objects or import records one batch of a delete job deletes
+    /// (`YDS_DELETE_BATCH`, default 1000): the unit of work between two looks at the clock.
+    pub delete_batch: u32,
+    /// Time one step of a delete job keeps deleting batches before it hands over to the next
+    /// step (`YDS_DELETE_BUDGET_SECS`, default 60: a tenth of the tasks' dispatch deadline, so a
+    /// dataset of any size is deleted by many short tasks; 0: one batch a step).
+    pub delete_budget: Duration,
+    /// How long after a dataset's deletion began its last sweep waits (`YDS_DELETE_SETTLE_SECS`,
+    /// default 5): a margin for writes already under way when the dataset was marked. The one
+    /// such writer, a thumbnail being made, looks at the dataset again after its write and
+    /// removes what it wrote when the dataset is being deleted, so no long wait is needed.
+    /// The dataset's import is waited for longer: until a `chunk_lease` after it ended (a
+    /// cancelled import's chunks may still run, and a finished one's chunk tasks may still be
+    /// delivered twice until then), so deleting right after an import ends a lease later.
+    pub delete_settle: Duration,
 }
 
 impl Default for Pacing {
     fn default() -> Self {
-        Self { chunk_max_bytes: 64 << 20, plan_budget: Duration::from_secs(300), chunk_lease: Duration::from_secs(900) }
+        Self {
+            chunk_max_bytes: 64 << 20,
+            plan_budget: Duration::from_secs(300),
+            chunk_lease: Duration::from_secs(900),
+            delete_batch: 1000,
+            delete_budget: Duration::from_secs(60),
+            delete_settle: Duration::from_secs(5),
+        }
     }
 }
 
@@ -163,7 +191,26 @@ impl Pacing {
             chunk_max_bytes: parse_number(get, "YDS_CHUNK_MAX_BYTES", default.chunk_max_bytes)?,
             plan_budget: Duration::from_secs(parse_number(get, "YDS_PLAN_BUDGET_SECS", default.plan_budget.as_secs())?),
             chunk_lease: Duration::from_secs(parse_number(get, "YDS_CHUNK_LEASE_SECS", default.chunk_lease.as_secs())?),
+            delete_batch: parse_number(get, "YDS_DELETE_BATCH", default.delete_batch)?,
+            delete_budget: Duration::from_secs(parse_number(
+                get,
+                "YDS_DELETE_BUDGET_SECS",
+                default.delete_budget.as_secs(),
+            )?),
+            delete_settle: Duration::from_secs(parse_number(
+                get,
+                "YDS_DELETE_SETTLE_SECS",
+                default.delete_settle.as_secs(),
+            )?),
         };
+        if pacing.delete_batch == 0 {
+            return Err(ConfigError::invalid("YDS_DELETE_BATCH", "must be at least 1"));
+        }
+        // A step heartbeats after every batch; one that works past half a lease without handing
+        // over could be taken for lost.
+        if pacing.delete_budget * 2 > pacing.chunk_lease {
+            return Err(ConfigError::invalid("YDS_DELETE_BUDGET_SECS", "must be at most half of YDS_CHUNK_LEASE_SECS"));
+        }
         // A planning pass may run its whole budget (and then plan chunks): a lease shorter than
         // that would have the watchdog take live passes for lost ones.
         if pacing.chunk_lease < pacing.plan_budget * 2 {
@@ -272,6 +319,10 @@ impl Config {
             chaos,
             task_token: get("YDS_TASK_TOKEN").filter(|t| !t.is_empty()),
             imports_per_minute: parse_number(&get, "YDS_IMPORTS_PER_MINUTE", 30)?,
+            upload_max_bytes: match parse_number(&get, "YDS_UPLOAD_MAX_BYTES", DEFAULT_UPLOAD_MAX_BYTES)? {
+                0 => return Err(ConfigError::invalid("YDS_UPLOAD_MAX_BYTES", "must be at least 1")),
+                bytes => bytes,
+            },
             url_signing_key: parse_secret(&get, "YDS_URL_SIGNING_KEY")?,
             cursor_secret: parse_secret(&get, "YDS_CURSOR_SECRET")?,
         })
@@ -281,8 +332,8 @@ impl Config {
 impl Config {
     /// The cursor key of a function that issues or reads page cursors: required under the strict
     /// URL policy (a missing one fails the function at start-up, naming `YDS_CURSOR_SECRET`);
-    /// `None` in local mode without one. Functions that page nothing (process-chunk, status,
-    /// import-trigger, web) never ask, so they need not be given the secret.
+    /// `None` in local mode without one. Functions that page nothing (process-chunk,
+    /// import-trigger, lifecycle, web) never ask, so they need not be given the secret.
     pub fn required_cursor_secret(&self) -> Result<Option<&str>, ConfigError> {
         self.required_under_strict(&self.cursor_secret, "YDS_CURSOR_SECRET")
     }
@@ -387,6 +438,28 @@ mod tests {
     }
 
     #[test]
+    fn deletion_pacing_is_read_and_checked_against_the_lease() {
+        let pacing = config(&[]).unwrap().pacing;
+        assert_eq!(
+            (pacing.delete_batch, pacing.delete_budget.as_secs(), pacing.delete_settle.as_secs()),
+            (1000, 60, 5)
+        );
+        let small = [
+            ("YDS_DELETE_BATCH", "3"),
+            ("YDS_DELETE_BUDGET_SECS", "0"),
+            ("YDS_DELETE_SETTLE_SECS", "1"),
+            ("YDS_PLAN_BUDGET_SECS", "2"),
+            ("YDS_CHUNK_LEASE_SECS", "4"),
+        ];
+        let pacing = config(&small).unwrap().pacing;
+        assert_eq!((pacing.delete_batch, pacing.delete_budget.as_secs(), pacing.delete_settle.as_secs()), (3, 0, 1));
+        assert_eq!(config(&[("YDS_DELETE_BATCH", "0")]).unwrap_err().name, "YDS_DELETE_BATCH");
+        // A step working past half a lease could be taken for lost.
+        let long_step = [("YDS_PLAN_BUDGET_SECS", "2"), ("YDS_CHUNK_LEASE_SECS", "4"), ("YDS_DELETE_BUDGET_SECS", "3")];
+        assert_eq!(config(&long_step).unwrap_err().name, "YDS_DELETE_BUDGET_SECS");
+    }
+
+    #[test]
     fn url_signing_key_is_long_and_required_under_strict_by_the_functions_that_sign() {
         let key = "k".repeat(32);
         let err = config(&[("YDS_URL_SIGNING_KEY", "short")]).unwrap_err();
@@ -412,6 +485,14 @@ mod tests {
         assert_eq!(c.url_policy, UrlPolicy::Local);
         assert_eq!(c.storage, StorageConfig::Local { root: "/d/storage".into() });
         assert_eq!(c.queue, QueueConfig::Local { dir: "/d/queue".into() });
+        assert_eq!(c.upload_max_bytes, 100 * 1024 * 1024 * 1024);
+    }
+
+    #[test]
+    fn the_upload_limit_is_a_positive_byte_count() {
+        assert_eq!(config(&[("YDS_UPLOAD_MAX_BYTES", "1048576")]).unwrap().upload_max_bytes, 1 << 20);
+        assert_eq!(config(&[("YDS_UPLOAD_MAX_BYTES", "0")]).unwrap_err().name, "YDS_UPLOAD_MAX_BYTES");
+        assert_eq!(config(&[("YDS_UPLOAD_MAX_BYTES", "1 GB")]).unwrap_err().name, "YDS_UPLOAD_MAX_BYTES");
     }
 
     #[test]

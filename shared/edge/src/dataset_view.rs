@@ -1,7 +1,8 @@
-//! The API's Dataset object, from a dataset's record.
+//! The API's Dataset object, from a dataset's record: what `GET /datasets`, `GET /datasets/{id}`
+//! and `PATCH /datasets/{id}` answer with.
 
 use serde_json::{json, Value};
-use yds_store::{rfc3339, DatasetDoc};
+use yds_store::{rfc3339, DatasetDoc, DatasetStatus};
 
 /// The Dataset object of `GET /datasets` and `GET /datasets/{id}`.
 pub fn dataset(dataset: &DatasetDoc) -> Value {
@@ -63,8 +64,19 @@ pub fn dataset(dataset: &DatasetDoc) -> Value {
         "task": dataset.task,
         // The import that made it: its status route tells progress, and why it failed.
         "job_id": dataset.job_id,
+        // The newest job of any kind on it (its import, or a later one).
+        "last_job_id": dataset.last_job_id(),
+        // Why it failed (its import's failing finding); null unless `failed`.
+        "failure": dataset.failure,
         "classes": dataset.classes,
+        // Whether Ultralytics can train on it; when not, the finding `no_train_split` says why.
+        "trainable": trainable(dataset),
         "kpt_shape": dataset.kpt_shape,
+        // Pose datasets, from the YAML: each keypoint's mirror, and per class its keypoints' names.
+        "flip_idx": dataset.flip_idx,
+        "kpt_names": dataset.kpt_names,
+        // Equal for the same images, label files and classes imported twice (`duplicate_dataset`).
+        "content_hash": dataset.content_hash,
         "counts": {
             "images": statistics.images,
             "annotations": statistics.annotations,
@@ -82,5 +94,15 @@ pub fn dataset(dataset: &DatasetDoc) -> Value {
             "classes_without_instances": unused_classes,
         },
         "findings": dataset.findings,
+    })
+}
+
+/// Whether Ultralytics can train on the dataset: as its import's end recorded it; for a record
+/// written before that was recorded, a ready dataset with a `train` split and label files.
+fn trainable(dataset: &DatasetDoc) -> bool {
+    dataset.trainable.unwrap_or_else(|| {
+        dataset.status == DatasetStatus::Ready
+            && dataset.split_names.iter().any(|name| name == "train")
+            && dataset.statistics.as_ref().is_some_and(|s| s.labels > 0)
     })
 }

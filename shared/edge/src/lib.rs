@@ -17,6 +17,7 @@
 //! - [`query`]: path segments and query strings, unknown parameters refused.
 //! - [`negotiation`]: what a request can take: gzip, or a 304 for the entity it holds.
 //! - [`cursors`]: opaque, signed keyset cursors and page sizes.
+//! - [`dataset_view`]: the API's Dataset object, which several functions answer with.
 //! - [`signed_urls`]: expiring signed URLs, which stand in for a key on the routes a handler
 //!   declares signable (an image's file and thumbnail, for `<img src>`).
 
@@ -24,6 +25,7 @@
 
 pub mod access;
 pub mod cursors;
+pub mod dataset_view;
 pub mod negotiation;
 pub mod problem;
 pub mod query;

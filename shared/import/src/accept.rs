@@ -11,7 +11,7 @@ use yds_store::{DatasetDoc, DatasetStatus, DateTime, JobDoc, JobStatus, Sources}
 
 use crate::error::ImportError;
 use crate::importer::Importer;
-use crate::sources::policy;
+use crate::sources::uploads::{self, UploadError};
 use crate::tasks::TaskBody;
 use crate::watchdog;
 
@@ -92,18 +92,9 @@ fn validate(body: &[u8], acceptor: &Acceptor) -> Result<(Validated, String), Acc
     let fingerprint = blake3::hash(canonical_json(&value).as_bytes()).to_hex().to_string();
     let request: ImportRequest = serde_json::from_value(value).map_err(|e| AcceptError::Invalid(e.to_string()))?;
 
-    let name = request.name.trim().to_owned();
-    let chars = request.name.chars().count();
-    if name.is_empty() || chars > MAX_NAME_CHARS {
-        return Err(AcceptError::Invalid(format!("`name` must be 1 to {MAX_NAME_CHARS} characters")));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(AcceptError::Invalid("`name` must not contain control characters".into()));
-    }
+    let name = dataset_name(&request.name).map_err(AcceptError::Invalid)?;
     let check = |field: &str, url: &str| {
-        policy::parse(url, acceptor.importer.sources.policy)
-            .map(|_| ())
-            .map_err(|e| AcceptError::Invalid(format!("`{field}`: {e}")))
+        acceptor.importer.sources.check(url).map(|_| ()).map_err(|e| AcceptError::Invalid(format!("`{field}`: {e}")))
     };
     let sources = match (&request.archive_url, &request.config_url, &request.images_url, &request.labels_url) {
         (Some(archive), None, None, None) => {
@@ -144,6 +135,19 @@ fn validate(body: &[u8], acceptor: &Acceptor) -> Result<(Validated, String), Acc
         ),
     };
     Ok((Validated { name, sources, chunk_size, task }, fingerprint))
+}
+
+/// A dataset's name as given by a user (an import's `name`, a rename's): 1 to 200 characters
+/// without control characters, trimmed; the refusal names the rule otherwise.
+pub fn dataset_name(raw: &str) -> Result<String, String> {
+    let name = raw.trim().to_owned();
+    if name.is_empty() || raw.chars().count() > MAX_NAME_CHARS {
+        return Err(format!("`name` must be 1 to {MAX_NAME_CHARS} characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("`name` must not contain control characters".into());
+    }
+    Ok(name)
 }
 
 /// JSON text with object keys sorted at every level, so equivalent bodies hash alike
@@ -196,13 +200,21 @@ impl Acceptor {
                 return self.resume(existing, &request.name, &fingerprint).await;
             }
         }
+        // An upload is the caller's and complete, or the import is refused before any record.
+        let importer = &self.importer;
+        let sources = uploads::resolve_sources(&importer.db, importer.objects.as_ref(), tenant, request.sources)
+            .await
+            .map_err(|err| match err {
+                UploadError::Refused(detail) => AcceptError::Invalid(detail),
+                UploadError::Unavailable(cause) => AcceptError::Unavailable(cause),
+            })?;
         let now = DateTime::now();
         let job = JobDoc {
             id: uuid::Uuid::new_v4().simple().to_string(),
             tenant: tenant.to_owned(),
             dataset_id: uuid::Uuid::new_v4().simple().to_string(),
             status: JobStatus::Queued,
-            sources: request.sources,
+            sources,
             chunk_size: request.chunk_size,
             task: request.task,
             idempotency_key: idempotency_key.map(str::to_owned),
@@ -256,8 +268,18 @@ impl Acceptor {
             duplicates: None,
             findings: Vec::new(),
             finding_counts: Default::default(),
+            flip_idx: None,
+            kpt_names: None,
+            trainable: None,
+            content_hash: None,
+            last_job_id: Some(job.id.clone()),
+            failure: None,
         };
-        self.importer.db.datasets.insert(&dataset).await?;
+        // An ended job's dataset was recorded before its first task, and may be deleted since:
+        // a repeated request must not bring it back.
+        if !job.status.is_terminal() {
+            self.importer.db.datasets.insert(&dataset).await?;
+        }
         if job.status == JobStatus::Queued {
             // The watchdog starts with the job, so even a planning task lost before its first
             // delivery is noticed and sent again.
@@ -293,6 +315,19 @@ mod tests {
             Err(AcceptError::Invalid(e)) => format!("422 {e}"),
             Err(e) => panic!("{body}: {e}"),
         }
+    }
+
+    #[test]
+    fn the_deployments_own_bucket_is_no_source() {
+        let mut acceptor = acceptor();
+        acceptor.importer.sources = acceptor.importer.sources.clone().with_own_bucket(Some("yds-data".into()));
+        let refused = match validate(br#"{"name":"a","archive_url":"gs://yds-data/datasets/d/x.zip"}"#, &acceptor) {
+            Err(AcceptError::Invalid(detail)) => detail,
+            other => panic!("accepted or wrong refusal: {:?}", other.map(|_| ())),
+        };
+        assert!(refused.contains("own bucket") && refused.contains("POST /uploads"), "{refused}");
+        validate(br#"{"name":"a","archive_url":"gs://another/x.zip"}"#, &acceptor)
+            .expect("other buckets stay readable");
     }
 
     #[test]

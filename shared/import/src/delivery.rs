@@ -4,7 +4,7 @@
 use crate::error::ImportError;
 use crate::importer::Importer;
 use crate::tasks::TaskBody;
-use crate::{coordinator, ingest, planning, watchdog};
+use crate::{coordinator, deletion, ingest, planning, watchdog};
 
 /// How one attempt of a task is to be run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -13,7 +13,8 @@ pub struct Attempt {
     /// chunk is given up with its files as errors) instead of asking for a retry.
     pub is_last: bool,
     /// Fault injection (`YDS_CHAOS_CRASH`, never on a last attempt): a chunk stops after
-    /// writing half of its documents, a planning pass loses its answer after finishing.
+    /// writing half of its documents, a planning pass loses its answer after finishing, a
+    /// deletion step stops after its first batch.
     pub crash: bool,
 }
 
@@ -30,6 +31,8 @@ pub async fn deliver(importer: &Importer, body: &TaskBody, attempt: Attempt) -> 
             }
         }
         TaskBody::Watch { job_id, round } => watchdog::watch(importer, job_id, *round).await,
+        TaskBody::DeleteStep { job_id, step, .. } => deletion::step(importer, job_id, *step, attempt.crash).await,
+        TaskBody::WatchDeletion { job_id, round } => deletion::watch(importer, job_id, *round).await,
         TaskBody::Chunk { job_id, index, files, .. } => {
             match ingest::process_chunk(importer, job_id, *index, files, attempt.crash).await {
                 Err(err) if attempt.is_last => {

@@ -20,7 +20,11 @@
 //! - [`planning`]: index the sources' files, resolve splits, cut chunks.
 //! - [`ingest`]: one chunk — judge and copy each file, write the image documents.
 //! - [`coordinator`]: each chunk's outcome once, progress, and the job's single ending.
+//! - [`finishing`]: what that ending adds to the dataset: whether it can be trained on, and its
+//!   content hash (is it a copy of an earlier dataset?).
 //! - [`watchdog`]: lost tasks found from the records, sent again or given up.
+//! - [`deletion`]: `DELETE /datasets/{id}` — a dataset made invisible at once, then deleted
+//!   by short steps (images, files, the import's records), its import cancelled first.
 //!
 //! What every task shares is an [`Importer`] (the records, object storage, the queue, source
 //! access and pacing), built once per process; every failure is an [`ImportError`], which says
@@ -30,8 +34,10 @@
 
 pub mod accept;
 pub mod coordinator;
+pub mod deletion;
 pub mod delivery;
 pub mod error;
+pub mod finishing;
 pub mod importer;
 pub mod ingest;
 pub mod planning;

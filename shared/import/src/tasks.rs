@@ -36,6 +36,16 @@ pub enum TaskBody {
     },
     /// One round of the job's watchdog: recover lost chunks (see [`crate::watchdog`]).
     Watch { job_id: String, round: u32 },
+    /// One step of a delete job: delete batches until its time budget, then send the next step
+    /// (see [`crate::deletion`]). `resend` > 0: sent again by the deletion's watchdog.
+    DeleteStep {
+        job_id: String,
+        step: u32,
+        #[serde(default, skip_serializing_if = "is_zero", rename = "redelivery")]
+        resend: u32,
+    },
+    /// One round of a delete job's watchdog: resend a lost step (see [`crate::deletion`]).
+    WatchDeletion { job_id: String, round: u32 },
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -53,6 +63,7 @@ struct TaskFields {
     index: Option<u32>,
     files: Option<Vec<ChunkFile>>,
     round: Option<u32>,
+    step: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -62,13 +73,15 @@ enum TaskKind {
     ContinuePlan,
     Chunk,
     Watch,
+    DeleteStep,
+    WatchDeletion,
 }
 
 impl TryFrom<TaskFields> for TaskBody {
     type Error = String;
 
     fn try_from(fields: TaskFields) -> Result<Self, String> {
-        let TaskFields { kind, job_id, pass, resend, index, files, round } = fields;
+        let TaskFields { kind, job_id, pass, resend, index, files, round, step } = fields;
         Ok(match kind {
             TaskKind::Plan => TaskBody::Plan { job_id },
             TaskKind::ContinuePlan => TaskBody::ContinuePlan { job_id, pass: required_field(pass, "pass")?, resend },
@@ -79,6 +92,8 @@ impl TryFrom<TaskFields> for TaskBody {
                 resend,
             },
             TaskKind::Watch => TaskBody::Watch { job_id, round: required_field(round, "round")? },
+            TaskKind::DeleteStep => TaskBody::DeleteStep { job_id, step: required_field(step, "step")?, resend },
+            TaskKind::WatchDeletion => TaskBody::WatchDeletion { job_id, round: required_field(round, "round")? },
         })
     }
 }
@@ -98,6 +113,9 @@ impl TaskBody {
             TaskBody::Chunk { job_id, index, resend: 0, .. } => format!("{job_id}-chunk-{index:07}"),
             TaskBody::Chunk { job_id, index, resend, .. } => format!("{job_id}-chunk-{index:07}-r{resend}"),
             TaskBody::Watch { job_id, round } => format!("{job_id}-watch-{round:05}"),
+            TaskBody::DeleteStep { job_id, step, resend: 0 } => format!("{job_id}-delete-{step:06}"),
+            TaskBody::DeleteStep { job_id, step, resend } => format!("{job_id}-delete-{step:06}-r{resend}"),
+            TaskBody::WatchDeletion { job_id, round } => format!("{job_id}-dwatch-{round:05}"),
         }
     }
 }
@@ -124,6 +142,9 @@ mod tests {
             TaskBody::Chunk { job_id: "j".into(), index: 7, files: vec![file.clone(), file], resend: 1 },
             TaskBody::Chunk { job_id: "j".into(), index: 8, files: Vec::new(), resend: 0 },
             TaskBody::Watch { job_id: "j".into(), round: 4 },
+            TaskBody::DeleteStep { job_id: "j".into(), step: 5, resend: 0 },
+            TaskBody::DeleteStep { job_id: "j".into(), step: 5, resend: 2 },
+            TaskBody::WatchDeletion { job_id: "j".into(), round: 6 },
         ];
         for body in bodies {
             let json = serde_json::to_string(&body).unwrap();
@@ -131,6 +152,8 @@ mod tests {
         }
         let err = serde_json::from_str::<TaskBody>(r#"{"job_id": "j", "kind": "chunk", "files": []}"#).unwrap_err();
         assert!(err.to_string().contains("missing field `index`"), "{err}");
+        let err = serde_json::from_str::<TaskBody>(r#"{"job_id": "j", "kind": "delete_step"}"#).unwrap_err();
+        assert!(err.to_string().contains("missing field `step`"), "{err}");
         let err = serde_json::from_str::<TaskBody>(r#"{"kind": "plan"}"#).unwrap_err();
         assert!(err.to_string().contains("job_id"), "{err}");
     }
@@ -146,6 +169,9 @@ mod tests {
             chunk(9_999_999, 0),
             chunk(9_999_999, 3),
             TaskBody::Watch { job_id: job.clone(), round: 99_999 },
+            TaskBody::DeleteStep { job_id: job.clone(), step: 999_999, resend: 0 },
+            TaskBody::DeleteStep { job_id: job.clone(), step: 999_999, resend: 3 },
+            TaskBody::WatchDeletion { job_id: job.clone(), round: 99_999 },
         ];
         let names: std::collections::BTreeSet<String> = bodies.iter().map(TaskBody::task_name).collect();
         assert_eq!(names.len(), bodies.len(), "{names:?}");

@@ -68,7 +68,7 @@ pub async fn watch(importer: &Importer, job_id: &str, round: u32) -> Result<(), 
 }
 
 /// The time a lease ago.
-fn lease_ago(importer: &Importer) -> DateTime {
+pub(crate) fn lease_ago(importer: &Importer) -> DateTime {
     DateTime::from_millis(DateTime::now().timestamp_millis() - importer.pacing.chunk_lease.as_millis() as i64)
 }
 

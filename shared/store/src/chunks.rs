@@ -281,6 +281,15 @@ impl Chunks {
         Ok(claimed.modified_count == 1)
     }
 
+    /// Deletes up to `limit` of a job's chunk file lists and as many chunk records. A bounded
+    /// piece of work, for a delete job's steps.
+    pub async fn delete_some_of_job(&self, job_id: &str, limit: i64) -> StoreResult<crate::Swept> {
+        let lists = crate::delete_some_of_job(&self.file_lists.clone_with_type(), job_id, limit).await?;
+        // Chunk records share their file list's `_id` (`{job_id}:{index}`).
+        let records = crate::delete_some_of_job(&self.records.clone_with_type(), job_id, limit).await?;
+        Ok(lists + records)
+    }
+
     /// Deletes the file lists of a job's chunks (the records stay, with their outcomes).
     pub async fn delete_file_lists(&self, job_id: &str) -> StoreResult<u64> {
         Ok(self.file_lists.delete_many(of_job(job_id)).await?.deleted_count)

@@ -6,6 +6,17 @@
 //! ```
 //! A terminal status is reached once and never left: every transition is a conditional update
 //! that only matches a non-terminal job.
+//!
+//! The collection holds jobs of two kinds (`kind`): imports ([`JobDoc`]; a record without a
+//! `kind` is an import: imports are written without one, as before deletion existed) and delete
+//! jobs ([`DeleteJobDoc`]). The import pipeline reads imports only ([`Jobs::find`]); the status
+//! routes read either ([`JobRecord`]).
+
+mod deletion;
+mod listing;
+
+pub use deletion::{DeleteJobDoc, DeletePhase};
+pub use listing::{JobCursor, JobFilter, JobRecord};
 
 use mongodb::bson::{doc, to_bson, DateTime};
 use mongodb::{Collection, Database, IndexModel};
@@ -32,6 +43,32 @@ impl JobStatus {
     pub fn is_terminal(self) -> bool {
         matches!(self, JobStatus::Completed | JobStatus::CompletedWithErrors | JobStatus::Failed)
     }
+
+    /// The status named `text` as the API writes it.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "queued" => JobStatus::Queued,
+            "running" => JobStatus::Running,
+            "completed" => JobStatus::Completed,
+            "completed_with_errors" => JobStatus::CompletedWithErrors,
+            "failed" => JobStatus::Failed,
+            _ => return None,
+        })
+    }
+
+    /// Every status, as the API writes them.
+    pub const ALL: [&'static str; 5] = ["queued", "running", "completed", "completed_with_errors", "failed"];
+}
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Imports a dataset (records without a `kind`).
+    #[default]
+    Import,
+    /// Deletes a dataset: its images, files and records.
+    Delete,
 }
 
 /// Where an import reads its files from: its sources, numbered as member locations refer to
@@ -206,7 +243,9 @@ impl Jobs {
             .partial_filter_expression(doc! {"idempotency_key": {"$exists": true}})
             .build();
         let idempotency = IndexModel::builder().keys(doc! {"tenant": 1, "idempotency_key": 1}).options(options).build();
-        self.collection.create_indexes([idempotency]).await?;
+        let mut indexes = vec![idempotency];
+        indexes.extend(listing::indexes());
+        self.collection.create_indexes(indexes).await?;
         Ok(())
     }
 
@@ -220,13 +259,15 @@ impl Jobs {
         }
     }
 
+    /// An import job (a delete job of that id is reported as missing: the import pipeline
+    /// drops tasks naming one).
     pub async fn find(&self, job_id: &str) -> StoreResult<Option<JobDoc>> {
-        Ok(self.collection.find_one(doc! {"_id": job_id}).await?)
+        Ok(self.collection.find_one(doc! {"_id": job_id, "kind": {"$ne": "delete"}}).await?)
     }
 
-    /// A tenant's job; another tenant's is reported as missing.
+    /// A tenant's import job; another tenant's is reported as missing.
     pub async fn find_for_tenant(&self, tenant: &str, job_id: &str) -> StoreResult<Option<JobDoc>> {
-        Ok(self.collection.find_one(doc! {"_id": job_id, "tenant": tenant}).await?)
+        Ok(self.collection.find_one(doc! {"_id": job_id, "tenant": tenant, "kind": {"$ne": "delete"}}).await?)
     }
 
     /// The tenant's job started with `key` as its `Idempotency-Key`.

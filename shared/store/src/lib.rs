@@ -12,13 +12,14 @@
 //! | owner | collection(s) | what it keeps |
 //! |---|---|---|
 //! | [`Datasets`] | `datasets` | what an import produces: classes, splits, statistics, findings |
-//! | [`Jobs`] | `import_jobs` | one import request and its state machine |
+//! | [`Jobs`] | `import_jobs` | one import or delete request and its state machine |
 //! | [`Chunks`] | `import_chunks`, `import_chunk_files` | the coordinator's per-chunk records (state, lease, outcome, statistics) and, apart, their file lists |
 //! | [`Images`] | `images` | one document per image, annotations and issues embedded |
 //! | [`Members`] | `import_members`, `import_used_labels` | the file index of a job's sources while it imports, and which label files chunks use |
 //! | [`PlanStates`] | `import_plan_states` | where early chunk cutting stood when a tar staging pass paused |
 //! | [`ApiKeys`] | `api_keys` | issued API keys, hashed |
 //! | [`RateLimits`] | `rate_limits` | per-key request counters of the current window |
+//! | [`Uploads`] | `uploads` | uploads in progress or done, for a day: whose, which object, how large |
 //!
 //! Shared record parts: [`statistics`] (counts over a set of images) and [`findings`] (what
 //! is wrong with a file or a source, with a stable code). Records written by older binaries
@@ -39,6 +40,7 @@ pub mod plan_states;
 pub mod rate_limits;
 pub mod statistics;
 pub mod upgrade;
+pub mod uploads;
 
 use mongodb::bson::doc;
 /// Times in records (milliseconds since the epoch, UTC).
@@ -47,14 +49,18 @@ use mongodb::{Client, Database};
 
 pub use api_keys::{ApiKeyDoc, ApiKeys};
 pub use chunks::{ChunkDoc, ChunkFile, ChunkState, Chunks, Progress};
-pub use datasets::{DatasetCursor, DatasetDoc, DatasetStatus, Datasets};
+pub use datasets::{DatasetCursor, DatasetDoc, DatasetStatus, Datasets, DeleteStart, Failure};
 pub use findings::{Finding, ERROR_SAMPLE};
-pub use images::{DuplicateCounts, ImageDoc, ImageQuery, Images};
-pub use jobs::{EarlyChunks, IndexCursor, JobDoc, JobResult, JobStatus, Jobs, Sources};
+pub use images::{DuplicateCounts, ImageDoc, ImageQuery, Images, LabelFile};
+pub use jobs::{
+    DeleteJobDoc, DeletePhase, EarlyChunks, IndexCursor, JobCursor, JobDoc, JobFilter, JobKind, JobRecord, JobResult,
+    JobStatus, Jobs, Sources,
+};
 pub use members::{Location, MemberDoc, MemberWriter, Members};
 pub use plan_states::PlanStates;
 pub use rate_limits::RateLimits;
-pub use statistics::{ClassCounts, SplitStatistics, Statistics};
+pub use statistics::{ClassCounts, ContentSum, SplitStatistics, Statistics};
+pub use uploads::{UploadDoc, Uploads};
 
 /// A failed database call.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +81,7 @@ pub struct Db {
     pub plan_states: PlanStates,
     pub api_keys: ApiKeys,
     pub rate_limits: RateLimits,
+    pub uploads: Uploads,
 }
 
 impl Db {
@@ -97,6 +104,7 @@ impl Db {
             plan_states: PlanStates::new(&database),
             api_keys: ApiKeys::new(&database),
             rate_limits: RateLimits::new(&database),
+            uploads: Uploads::new(&database),
             database,
         }
     }
@@ -120,6 +128,7 @@ impl Db {
         self.chunks.ensure_indexes().await?;
         self.api_keys.ensure_indexes().await?;
         self.rate_limits.ensure_indexes().await?;
+        self.uploads.ensure_indexes().await?;
         upgrade::drop_replaced_indexes(&self.database).await?;
         self.images.ensure_indexes().await?;
         // Members, used labels and plan states need no index of their own: their `_id`s are
@@ -159,4 +168,57 @@ fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
 /// plan states are all keyed `{job_id}:{...}`.
 fn of_job(job_id: &str) -> mongodb::bson::Document {
     doc! {"_id": {"$gte": format!("{job_id}:"), "$lt": format!("{job_id};")}}
+}
+
+/// What one bounded deletion found and deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Records it found to delete: 0 means none was left when it looked.
+    pub found: u64,
+    /// Records it deleted: fewer than found when a concurrent delivery deleted some first, so
+    /// only `found` tells whether any may be left.
+    pub deleted: u64,
+}
+
+impl std::ops::Add for Swept {
+    type Output = Swept;
+
+    fn add(self, other: Swept) -> Swept {
+        Swept { found: self.found + other.found, deleted: self.deleted + other.deleted }
+    }
+}
+
+/// Deletes up to `limit` of the records of `collection` matching `filter`, their ids read first
+/// (through the index the filter names): a bounded piece of work however many there are.
+async fn delete_some(
+    collection: &mongodb::Collection<mongodb::bson::Document>,
+    filter: mongodb::bson::Document,
+    hint: Option<mongodb::bson::Document>,
+    limit: i64,
+) -> StoreResult<Swept> {
+    use futures::TryStreamExt;
+    let mut find = collection.find(filter.clone()).projection(doc! {"_id": 1}).limit(limit);
+    if let Some(keys) = hint {
+        find = find.hint(mongodb::options::Hint::Keys(keys));
+    }
+    let ids: Vec<mongodb::bson::Document> = find.await?.try_collect().await?;
+    if ids.is_empty() {
+        return Ok(Swept::default());
+    }
+    let found = ids.len() as u64;
+    let ids: Vec<mongodb::bson::Bson> = ids.into_iter().filter_map(|mut d| d.remove("_id")).collect();
+    // The filter again: only what it matches is deleted, whatever the ids.
+    let mut chosen = filter;
+    chosen.insert("_id", doc! {"$in": ids});
+    let deleted = collection.delete_many(chosen).await?.deleted_count;
+    Ok(Swept { found, deleted })
+}
+
+/// [`delete_some`] of `job_id`'s records in `collection` (those keyed `{job_id}:{...}`).
+async fn delete_some_of_job(
+    collection: &mongodb::Collection<mongodb::bson::Document>,
+    job_id: &str,
+    limit: i64,
+) -> StoreResult<Swept> {
+    delete_some(collection, of_job(job_id), None, limit).await
 }

@@ -358,6 +358,14 @@ impl Members {
         MemberTree { collection: self.members.clone_with_type(), job_id: job_id.to_owned(), runtime }
     }
 
+    /// Deletes up to `limit` of the job's member records and as many used-label marks. A bounded
+    /// piece of work, for a delete job's steps.
+    pub async fn delete_some_of_job(&self, job_id: &str, limit: i64) -> StoreResult<crate::Swept> {
+        let members = crate::delete_some_of_job(&self.members.clone_with_type(), job_id, limit).await?;
+        let used = crate::delete_some_of_job(&self.used_labels, job_id, limit).await?;
+        Ok(members + used)
+    }
+
     /// Deletes the job's member records and used-label marks; how many members there were.
     pub async fn delete_job(&self, job_id: &str) -> StoreResult<u64> {
         let members = self.members.delete_many(of_job(job_id)).await?;

@@ -19,12 +19,12 @@ variable "name" {
 }
 
 variable "function" {
-  description = "The YDS function this service runs (import-trigger, list, images, status, process-chunk or web); used in labels and descriptions."
+  description = "The YDS function this service runs (import-trigger, uploads, lifecycle, list, images, status, process-chunk or web); used in labels and descriptions."
   type        = string
 
   validation {
-    condition     = contains(["import-trigger", "list", "images", "status", "process-chunk", "web"], var.function)
-    error_message = "function must be one of import-trigger, list, images, status, process-chunk, web."
+    condition     = contains(["import-trigger", "uploads", "lifecycle", "list", "images", "status", "process-chunk", "web"], var.function)
+    error_message = "function must be one of import-trigger, uploads, lifecycle, list, images, status, process-chunk, web."
   }
 }
 
