@@ -8,6 +8,9 @@ use local_stack::stack::{Stack, StackOptions};
 use serde_json::Value;
 pub use testkit::{bin_dir, mongodb_uri, real_datasets, tools_dir};
 
+/// The `yds` command-line client run as a subprocess, and a proxy that drops an upload.
+pub mod cli;
+
 /// A test's folder for a stack's data and logs, kept after the test with `YDS_TEST_KEEP_DIRS`.
 fn test_dir() -> tempfile::TempDir {
     let mut dir = tempfile::tempdir().expect("temp dir");
@@ -69,7 +72,8 @@ impl TestStack {
         options
     }
 
-    async fn start_with(chaos: Chaos, url_policy: &str, extra_env: Vec<(String, String)>) -> TestStack {
+    /// A stack under a given URL policy with more environment for the functions.
+    pub async fn start_with(chaos: Chaos, url_policy: &str, extra_env: Vec<(String, String)>) -> TestStack {
         let dir = test_dir();
         let mut options = Self::options(dir.path(), chaos);
         options.url_policy = url_policy.to_owned();

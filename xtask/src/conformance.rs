@@ -2,8 +2,9 @@
 //! Ultralytics (`tools/ultralytics-diff/`). Installs the pinned reference
 //! (`tools/ultralytics-diff/requirements.txt`) into `.yds-tools/`, starts the local stack on a
 //! free port with its data in a temporary folder, runs the harness, stops the stack. Exit status
-//! is the harness': 0 when every image agrees. Not part of `cargo xtask test`: the install is
-//! about 85 MB of wheels (265 MB installed).
+//! is the harness': 0 when every image agrees. Not part of `cargo xtask test`, which only
+//! installs the same reference ([`ensure_ultralytics`]) for the round-trip test's check of a
+//! pulled tree (about 85 MB of wheels, 265 MB installed; a few seconds from PyPI).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ const TOOLS_FOLDER: &str = "ultralytics-8.4.190";
 pub async fn run() -> anyhow::Result<i32> {
     let root = paths::workspace_root();
     let harness = root.join("tools/ultralytics-diff");
-    let tools = install(&harness.join("requirements.txt"), &paths::tools_dir().join(TOOLS_FOLDER))?;
+    let tools = ensure_ultralytics()?;
 
     let work = std::env::temp_dir().join(format!("yds-conformance-{}", std::process::id()));
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
@@ -41,6 +42,13 @@ pub async fn run() -> anyhow::Result<i32> {
     stack.shutdown().await;
     let _ = fs::remove_dir_all(&work);
     Ok(status?.code().unwrap_or(1))
+}
+
+/// The pinned Ultralytics reference (`tools/ultralytics-diff/requirements.txt`), installed into
+/// `.yds-tools/` unless it is there; its folder.
+pub fn ensure_ultralytics() -> anyhow::Result<PathBuf> {
+    let requirements = paths::workspace_root().join("tools/ultralytics-diff/requirements.txt");
+    install(&requirements, &paths::tools_dir().join(TOOLS_FOLDER))
 }
 
 /// pip-installs the requirements (pinned, without dependency resolution) into `dir` unless it

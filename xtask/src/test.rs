@@ -1,5 +1,6 @@
 //! `cargo xtask test`: install and start what the tests need (a real `mongod`; Debian's
-//! `chromium` and `chromium-driver` for the web app's tests), build the function binaries the
+//! `chromium` and `chromium-driver` for the web app's tests; the pinned Ultralytics for the
+//! round-trip test's check of a pulled tree), build the function binaries the
 //! end-to-end tests launch, run every test of the workspace, stop what was started. Extra
 //! arguments go to `cargo test`.
 
@@ -11,6 +12,7 @@ use crate::paths;
 
 pub async fn run(extra_args: &[String]) -> anyhow::Result<i32> {
     let install = ensure_mongod(&paths::tools_dir())?;
+    let ultralytics = crate::conformance::ensure_ultralytics()?;
     let browser = match crate::browser::ensure_browser() {
         Ok(browser) => Some(browser),
         // CI sets YDS_REQUIRE_BROWSER: there, browser tests that cannot run are a failure.
@@ -24,13 +26,18 @@ pub async fn run(extra_args: &[String]) -> anyhow::Result<i32> {
     let mongod = Mongod::start(&install, &data).await?;
     eprintln!("xtask: mongod {} at {}", install.bin.display(), mongod.uri);
 
-    let result = run_cargo(&mongod.uri, browser.as_ref(), extra_args);
+    let result = run_cargo(&mongod.uri, browser.as_ref(), &ultralytics, extra_args);
     mongod.shutdown().await;
     let _ = std::fs::remove_dir_all(&data);
     result
 }
 
-fn run_cargo(mongodb_uri: &str, browser: Option<&Browser>, extra_args: &[String]) -> anyhow::Result<i32> {
+fn run_cargo(
+    mongodb_uri: &str,
+    browser: Option<&Browser>,
+    ultralytics: &std::path::Path,
+    extra_args: &[String],
+) -> anyhow::Result<i32> {
     if let Err(err) = crate::binaries::build_workspace(&["--all-targets"]) {
         eprintln!("xtask: {err:#}");
         return Ok(1);
@@ -45,6 +52,7 @@ fn run_cargo(mongodb_uri: &str, browser: Option<&Browser>, extra_args: &[String]
         .env("YDS_TEST_MONGODB_URI", mongodb_uri)
         .env("YDS_TEST_BIN_DIR", paths::bin_dir())
         .env("YDS_TEST_TOOLS_DIR", paths::tools_dir())
+        .env("YDS_TEST_ULTRALYTICS", ultralytics)
         .status()
         .context("running cargo test")?;
     Ok(status.code().unwrap_or(1))
