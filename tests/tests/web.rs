@@ -349,3 +349,81 @@ async fn a_real_dataset_is_drawn_as_the_api_describes_it() {
     browser.close().await;
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dataset_is_found_by_name_renamed_and_deleted_from_its_page() {
+    let test = "a_dataset_is_found_by_name_renamed_and_deleted_from_its_page";
+    let Some((chromium, chromedriver)) = testkit::browser(test) else { return };
+    // A deletion ends a chunk lease after the import it follows (a late duplicate delivery of a
+    // chunk could still write until then): a short lease, so the test sees the end.
+    let short_lease = [("YDS_CHUNK_LEASE_SECS", "4"), ("YDS_PLAN_BUDGET_SECS", "2"), ("YDS_DELETE_BUDGET_SECS", "1")];
+    let env = short_lease.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let stack = TestStack::start_with_env(Chaos::default(), env).await;
+    let data = tempfile::tempdir().unwrap();
+    let mut ids = Vec::new();
+    for (n, name) in ["alpha cats", "beta dogs"].into_iter().enumerate() {
+        let dir = data.path().join(name);
+        let set = task_dataset(&dir, "detect", 3, 1, 70 + n as u64).unwrap();
+        let (code, accepted) = stack.import(&json!({"name": name, "archive_url": archive_url(&set, &dir)})).await;
+        assert_eq!(code, 202, "{accepted}");
+        let status = stack.wait_terminal(accepted["job_id"].as_str().unwrap()).await;
+        // The generated set holds one corrupt image on purpose.
+        assert_eq!(status["status"], "completed_with_errors", "{status}");
+        ids.push(accepted["dataset_id"].as_str().unwrap().to_owned());
+    }
+    let (alpha, beta) = (&ids[0], &ids[1]);
+    let row = |id: &str| format!("#datasets-body tr[data-dataset-id=\"{id}\"]");
+
+    let browser = Browser::start(&chromium, &chromedriver).await.expect("chromium starts");
+    browser.goto(&stack.url(&format!("/ui/#api_key={KEY}"))).await;
+    browser.wait_for(&row(beta)).await;
+    assert_eq!(browser.count(&row(alpha)).await, 1, "both datasets listed before filtering");
+
+    // Typing the start of a name keeps only the datasets whose name starts with it.
+    fill(&browser, "#datasets-search", "alp").await;
+    browser
+        .wait_until(
+            "the name filter",
+            &format!(
+                "return document.querySelector({}) === null && document.querySelector({});",
+                json!(row(beta)),
+                json!(row(alpha))
+            ),
+        )
+        .await;
+    assert_eq!(browser.eval("return location.search;").await, "?name=alp", "the filter lives in the URL");
+
+    // Renamed in place on its page: the API has the new name.
+    click(&browser, &format!("{} a.ds-link", row(alpha))).await;
+    browser.wait_for("#rename-open").await;
+    click(&browser, "#rename-open").await;
+    fill(&browser, "#rename-input", "alpha cats, cleaned").await;
+    click(&browser, "#rename-submit").await;
+    browser
+        .wait_until(
+            "the renamed title",
+            "const t = document.querySelector('#dataset-name'); return !t.hidden && t.textContent === 'alpha cats, cleaned';",
+        )
+        .await;
+    assert_eq!(stack.dataset(alpha).await["name"], "alpha cats, cleaned");
+    assert_eq!(browser.eval("return document.querySelector('#crumb-name').textContent;").await, "alpha cats, cleaned");
+    browser.screenshot("dataset-renamed").await;
+
+    // Deleted after a confirmation: back on the list with a notice, gone from the API at once,
+    // and its deletion job ends.
+    click(&browser, "#delete-open").await;
+    click(&browser, "#delete-confirm").await;
+    browser.wait_for("#datasets-notice").await;
+    assert_eq!(browser.location().await, "/ui/");
+    let (code, _) = stack.get(&format!("/datasets/{alpha}")).await;
+    assert_eq!(code, 404, "a deleted dataset answers 404 at once");
+    let job_id = browser.eval("return document.querySelector('#datasets-notice code').textContent;").await;
+    let job = stack.wait_terminal(job_id.as_str().unwrap()).await;
+    assert_eq!((job["kind"].as_str(), job["status"].as_str()), (Some("delete"), Some("completed")), "{job}");
+    browser.wait_for(&row(beta)).await;
+    assert_eq!(browser.count(&row(alpha)).await, 0, "the deleted dataset is not listed");
+    browser.screenshot("datasets-after-delete").await;
+    browser.assert_no_console_errors("renaming and deleting").await;
+    browser.close().await;
+    stack.shutdown().await;
+}

@@ -111,12 +111,15 @@ export async function api(path, { method = "GET", query, body, signal, headers: 
 // Route helpers: one place that knows the paths.
 const enc = encodeURIComponent;
 
-export const listDatasets = (cursor, signal, limit = 50) => api("/datasets", { query: { limit, cursor }, signal });
+export const listDatasets = (cursor, signal, limit = 50, name = undefined) =>
+  api("/datasets", { query: { limit, cursor, name }, signal });
 export const getDataset = (id, signal) => api(`/datasets/${enc(id)}`, { signal });
 export const getJob = (jobId, signal) => api(`/datasets/import/${enc(jobId)}/status`, { signal });
 export const getImage = (id, imageId, signal) => api(`/datasets/${enc(id)}/images/${enc(imageId)}`, { signal });
 export const listImages = (id, query, cursor, limit, signal) =>
   api(`/datasets/${enc(id)}/images`, { query: { ...query, limit, cursor }, signal });
+export const renameDataset = (id, name, signal) => api(`/datasets/${enc(id)}`, { method: "PATCH", body: { name }, signal });
+export const deleteDataset = (id, signal) => api(`/datasets/${enc(id)}`, { method: "DELETE", signal });
 export const startImport = (body, idempotencyKey, signal) =>
   api("/datasets/import", { method: "POST", body, signal, headers: idempotencyKey ? { "idempotency-key": idempotencyKey } : {} });
 

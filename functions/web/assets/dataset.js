@@ -8,6 +8,7 @@ import { apiQuery, filtersToSearch, parseFilters, queryKey } from "./filters.js"
 import { fmtDate, fmtInt, timeAgo } from "./format.js";
 import { createGrid, PAGE_SIZE } from "./grid.js";
 import { watchJob } from "./jobs.js";
+import { datasetActions } from "./manage.js";
 import { failureReason, progressView, statusBadge } from "./progress.js";
 import { datasetHref, replaceUrl } from "./router.js";
 import { cachedList, imageList, rememberDataset } from "./store.js";
@@ -70,20 +71,34 @@ export async function render(main, route, ctx) {
   // Codes no image carries (dataset findings, unused classes): no grid filter for them.
   const datasetLevel = new Set([...DATASET_LEVEL, ...(dataset.findings || []).map((f) => f.code)]);
   const isImageCode = (code) => !datasetLevel.has(code);
-  const issueCodes = Object.keys(dataset.statistics?.issues || {}).sort();
+  // Only the codes images carry filter the grid (the API refuses the others with a 400).
+  const issueCodes = Object.keys(dataset.statistics?.issues || {}).filter(isImageCode).sort();
 
   // --- header -------------------------------------------------------------------------------
   const counts = dataset.counts || {};
   const st = dataset.statistics || {};
+  const title = h("h1", { id: "dataset-name" }, dataset.name);
+  const crumb = h("span", { "aria-current": "page", id: "crumb-name" }, dataset.name);
+  const actions = datasetActions(dataset, {
+    title,
+    signal,
+    onRenamed: (renamed) => {
+      crumb.textContent = renamed.name;
+      rememberDataset({ ...dataset, name: renamed.name });
+    },
+  });
   const head = h("header", { class: "ds-head" },
     h("nav", { class: "crumbs", "aria-label": "Breadcrumb" },
       h("a", { href: "/ui/" }, "Datasets"), h("span", { "aria-hidden": "true" }, " / "),
-      h("span", { "aria-current": "page" }, dataset.name)),
+      crumb),
     h("div", { class: "title-row" },
-      h("h1", { id: "dataset-name" }, dataset.name),
+      title,
+      actions.form,
       statusBadge(dataset.status, { id: "dataset-status", "data-status": dataset.status }),
       dataset.task ? h("span", { class: "tag", id: "dataset-task" }, dataset.task) : null,
-      dataset.trainable === false ? h("span", { class: "badge status-failed", title: "No train split: Ultralytics cannot train on it" }, "not trainable") : null),
+      dataset.trainable === false ? h("span", { class: "badge status-failed", id: "dataset-not-trainable", title: "No train split: Ultralytics cannot train on it" }, "not trainable") : null,
+      actions.buttons),
+    actions.message,
     h("p", { class: "muted small" },
       "Created ", h("time", { datetime: dataset.created_at, title: fmtDate(dataset.created_at) }, timeAgo(dataset.created_at)),
       " · ", fmtInt(dataset.classes?.length || 0), " classes",
@@ -109,7 +124,9 @@ export async function render(main, route, ctx) {
   } else if (dataset.status === "failed") {
     const reason = h("p", { class: "alert alert-error", id: "dataset-failure", role: "alert" }, "The import failed.");
     head.appendChild(reason);
-    if (dataset.job_id) {
+    if (dataset.failure?.message) {
+      reason.textContent = `The import failed: ${dataset.failure.message}`;
+    } else if (dataset.job_id) {
       getJob(dataset.job_id, signal).then((job) => {
         reason.textContent = `The import failed: ${failureReason(job) || "no error was recorded"}`;
       }).catch((err) => {

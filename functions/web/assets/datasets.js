@@ -8,15 +8,18 @@ import { importPanel } from "./importer.js";
 import { watchJob } from "./jobs.js";
 import { pager } from "./pager.js";
 import { failureReason, progressView, statusBadge } from "./progress.js";
-import { datasetHref } from "./router.js";
+import { takeNotice } from "./manage.js";
+import { datasetHref, replaceUrl } from "./router.js";
 import { rememberDataset } from "./store.js";
 
 const PAGE_SIZE = 50;
 
-export async function render(main, _route, { signal }) {
+export async function render(main, _route, { signal, search }) {
   document.title = "Datasets — YDS";
   const rows = new Map(); // dataset id → row controller
   let cursor = null;
+  // The name filter (a prefix, as the API takes it), kept in the URL's `?name=`.
+  let nameFilter = new URLSearchParams(search || "").get("name") || "";
 
   const body = h("tbody", { id: "datasets-body" });
   const table = h("table", { id: "datasets-table", class: "table datasets-table" },
@@ -55,8 +58,19 @@ export async function render(main, _route, { signal }) {
     if (!panel.hidden) panel.querySelector("#import-name").focus();
   }, { signal });
 
+  const searchBox = h("input", {
+    id: "datasets-search", type: "search", name: "name", value: nameFilter, placeholder: "Name starts with…",
+    "aria-label": "Filter datasets by the start of their name", autocomplete: "off",
+  });
+  const left = takeNotice();
+  const notice = left
+    ? h("p", { id: "datasets-notice", class: "alert alert-info", role: "status" },
+      "Deleting “", left.name, "” (job ", h("code", null, left.jobId), "): it is gone from the list and its files are being removed.")
+    : null;
+
   main.replaceChildren(h("section", { class: "page page-datasets", "aria-labelledby": "datasets-title" },
-    h("div", { class: "page-head" }, h("h1", { id: "datasets-title" }, "Datasets"), openButton),
+    h("div", { class: "page-head" }, h("h1", { id: "datasets-title" }, "Datasets"), searchBox, openButton),
+    notice,
     panel,
     listError,
     h("div", { class: "table-wrap" }, table),
@@ -113,9 +127,10 @@ export async function render(main, _route, { signal }) {
         if (state.terminal) refreshRow(row);
       }, rowSignal);
     } else if (dataset.status === "failed") {
-      const reason = h("p", { class: "fail-reason", "data-role": "failure" }, dataset.job_id ? "Finding out why…" : "The import failed.");
+      const known = dataset.failure?.message;
+      const reason = h("p", { class: "fail-reason", "data-role": "failure" }, known || (dataset.job_id ? "Finding out why…" : "The import failed."));
       status.appendChild(reason);
-      if (dataset.job_id) {
+      if (!known && dataset.job_id) {
         getJob(dataset.job_id, rowSignal)
           .then((job) => {
             reason.textContent = failureReason(job) || "The import failed (no error was recorded).";
@@ -176,7 +191,9 @@ export async function render(main, _route, { signal }) {
 
   async function loadPage() {
     try {
-      const page = await listDatasets(cursor, signal, PAGE_SIZE);
+      const asked = nameFilter;
+      const page = await listDatasets(cursor, signal, PAGE_SIZE, nameFilter || undefined);
+      if (asked !== nameFilter) return Boolean(cursor); // the filter changed meanwhile
       const fragment = document.createDocumentFragment();
       for (const dataset of page.items || []) {
         if (rows.has(dataset.id)) continue;
@@ -186,6 +203,7 @@ export async function render(main, _route, { signal }) {
       listError.replaceChildren();
       cursor = page.next_cursor ?? null;
       empty.hidden = rows.size > 0;
+      empty.firstChild.textContent = nameFilter ? `No dataset name starts with “${nameFilter}”.` : "No datasets yet.";
       return Boolean(cursor);
     } catch (err) {
       if (isAbort(err) || err.unauthorized) throw err;
@@ -197,6 +215,27 @@ export async function render(main, _route, { signal }) {
   const paging = pager({ button: more, sentinel, load: loadPage, signal });
   const hasMore = await loadPage();
   paging.reset(hasMore);
+
+  // Typing filters the list from its first page (after a short pause, not at every key).
+  let typing = null;
+  searchBox.addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = setTimeout(async () => {
+      const value = searchBox.value.trim();
+      if (value === nameFilter) return;
+      nameFilter = value;
+      replaceUrl(value ? `/ui/?name=${encodeURIComponent(value)}` : "/ui/");
+      for (const row of rows.values()) row.controller?.abort();
+      rows.clear();
+      body.replaceChildren();
+      cursor = null;
+      try {
+        paging.reset(await loadPage());
+      } catch {
+        /* aborted or signed out: the app handles both */
+      }
+    }, 250);
+  }, { signal });
 
   // Ages ("3 min ago") stay true while the page is open.
   const ages = setInterval(() => {
