@@ -167,8 +167,8 @@ async fn datasets_are_managed_by_name_and_a_failed_import_exits_non_zero() {
     let work = tempfile::tempdir().unwrap();
     let generated = testkit::generate(&work.path().join("set"), &DatasetSpec::small(5)).unwrap();
     let root = generated.root.to_str().unwrap().to_owned();
-    // A delete waits a chunk lease after the dataset's import ended (a late duplicate of a chunk
-    // could still write): 4 s here, not the default 15 minutes.
+    // A delete waits a chunk lease after the dataset's import ended when that import failed
+    // (its late writers are not counted): 4 s here, not the default 15 minutes.
     let pacing = [
         ("YDS_CHUNK_LEASE_SECS", "4"),
         ("YDS_PLAN_BUDGET_SECS", "2"),

@@ -165,9 +165,9 @@ pub struct Pacing {
     /// default 5): a margin for writes already under way when the dataset was marked. The one
     /// such writer, a thumbnail being made, looks at the dataset again after its write and
     /// removes what it wrote when the dataset is being deleted, so no long wait is needed.
-    /// The dataset's import is waited for longer: until a `chunk_lease` after it ended (a
-    /// cancelled import's chunks may still run, and a finished one's chunk tasks may still be
-    /// delivered twice until then), so deleting right after an import ends a lease later.
+    /// The dataset's import is waited for longer when it may still have writers: until a
+    /// `chunk_lease` after it ended, if it was cancelled or failed, or one of its chunk attempts
+    /// is still in flight (a duplicate delivery, or an attempt whose process died).
     pub delete_settle: Duration,
 }
 

@@ -10,7 +10,9 @@
 //! (`pacing.delete_budget`), and hands over to the next step, named by its number.
 //!
 //! **No orphan.** Some writers may still write after the deletion began: a chunk or planning
-//! pass of the cancelled import that started before the cancel (none outlives a chunk lease),
+//! pass of the cancelled import that started before the cancel, or a chunk attempt of a
+//! finished import delivered twice (none outlives a chunk lease; chunk attempts are counted in
+//! flight, so a completed import with none in flight is not waited for),
 //! and an API request that read the dataset before (a thumbnail being made, which looks at the
 //! dataset again after its write and removes it when the dataset is deleting;
 //! `pacing.delete_settle` is a margin for such writes). So the job *settles* at the later of the deletion's start plus
@@ -146,7 +148,19 @@ pub async fn step(importer: &Importer, job_id: &str, number: u32, crash: bool) -
         return Ok(());
     };
     cancel_import(importer, &job.import_job_id).await?;
-    let import_ended = db.jobs.find(&job.import_job_id).await?.and_then(|import| import.finished_at);
+    let import = db.jobs.find(&job.import_job_id).await?;
+    // An import that completed, with no chunk attempt still counted in flight, has no writer
+    // left: every later attempt finds its chunk ended and writes nothing. Asked before this
+    // step deletes the chunk records; the settle time recorded from the first answer only
+    // moves later.
+    let import_quiet = match &import {
+        Some(import) => {
+            matches!(import.status, JobStatus::Completed | JobStatus::CompletedWithErrors)
+                && !db.chunks.any_in_flight(&import.id).await?
+        }
+        None => true,
+    };
+    let import_ended = import.and_then(|import| import.finished_at).filter(|_| !import_quiet);
     let mut remaining = db.images.count(&job.dataset_id).await?;
     let settles = settle_time(importer, &job, import_ended);
     let Some(job) = db.jobs.record_delete_totals(job_id, remaining, settles).await? else { return Ok(()) };
@@ -187,8 +201,9 @@ pub async fn step(importer: &Importer, job_id: &str, number: u32, crash: bool) -
 }
 
 /// When the job settles: no writer that started before the deletion can write after it. An
-/// import still running is cancelled before this is asked, so it has ended (no end recorded:
-/// an import record gone or never made, nothing to wait for).
+/// import still running is cancelled before this is asked, so it has ended; `import_ended` is
+/// when, for an import that may still have writers (cancelled, failed, or a chunk attempt
+/// still in flight or killed), and `None` when nothing is to be waited for.
 fn settle_time(importer: &Importer, job: &DeleteJobDoc, import_ended: Option<DateTime>) -> DateTime {
     let after = |at: DateTime, wait: Duration| DateTime::from_millis(at.timestamp_millis() + wait.as_millis() as i64);
     let requests = after(job.created_at, importer.pacing.delete_settle);

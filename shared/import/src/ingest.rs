@@ -19,7 +19,7 @@ use yds_storage::keys;
 use yds_store::chunks::Outcome;
 use yds_store::images::{hash_key, image_id};
 use yds_store::{
-    ChunkFile, ChunkState, ContentSum, DatasetDoc, Finding, ImageDoc, LabelFile, Location, Statistics, ERROR_SAMPLE,
+    ChunkFile, ChunkState, ContentSum, DatasetDoc, Finding, ImageDoc, JobDoc, LabelFile, Location, Statistics, ERROR_SAMPLE,
 };
 
 use crate::coordinator;
@@ -61,9 +61,30 @@ pub async fn process_chunk(
     let Some(dataset) = db.datasets.find(&job.dataset_id).await? else {
         return Ok(());
     };
-    db.chunks.mark_started(job_id, index).await?;
+    if !db.chunks.mark_started(job_id, index).await? {
+        // Another attempt recorded the outcome since the look above.
+        return coordinator::try_finalize(importer, job_id).await;
+    }
+    let written = import_files(importer, &job, &dataset, index, files, crash).await;
+    // Counted out whatever happened: a dataset's deletion waits for no attempt that stopped.
+    db.chunks.mark_ended(job_id, index).await?;
+    written
+}
+
+/// The work of one counted attempt on a chunk: judge and copy its files, write their
+/// documents, record the outcome.
+async fn import_files(
+    importer: &Importer,
+    job: &JobDoc,
+    dataset: &DatasetDoc,
+    index: u32,
+    files: &[ChunkFile],
+    crash: bool,
+) -> Result<(), ImportError> {
+    let db = &importer.db;
+    let job_id = job.id.as_str();
     let started = Instant::now();
-    let rules = label_rules(&dataset);
+    let rules = label_rules(dataset);
     let reader = MemberReader::new(&importer.sources, &importer.objects, &job.sources);
 
     let groups = read_groups(files);

@@ -326,3 +326,49 @@ async fn each_step_of_a_large_deletion_stops_at_its_time_budget() {
     assert!(steps >= 4, "{steps} steps");
     assert!(longest < Duration::from_secs(3), "the longest step took {longest:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_completed_import_is_not_waited_for_but_an_attempt_still_in_flight_is() {
+    let dir = tempfile::tempdir().unwrap();
+    // A lease far longer than the test: a deletion that waited for it would never end here.
+    let lease = Duration::from_secs(600);
+    let (importer, queue) = importer(dir.path(), lease).await;
+
+    // Every chunk attempt of this import ended: nothing can write any more, no wait.
+    let (generated, import_id, dataset_id) = start_import(&importer, dir.path(), 12, 4).await;
+    import_whole(&importer, &queue, &import_id).await;
+    let accepted = begin(&importer, &dataset_id).await;
+    let ended = async |importer: &Importer| delete_job(importer, &accepted.job_id).await.status.is_terminal();
+    run_until(&importer, &queue, plainly, ended).await;
+    assert_gone(&importer, &accepted.job_id, &dataset_id, &import_id, generated.image_count() as u64).await;
+
+    // This one's first attempt on chunk 0 counts itself in flight and dies (its process killed:
+    // never counted out); the task's next delivery imports the chunk. The deletion then waits a lease
+    // after the import's end, for the dead attempt could still be writing.
+    let other = dir.path().join("other");
+    let (_, import_id, dataset_id) = start_import(&importer, &other, 12, 4).await;
+    let mut died = false;
+    let dies_once = async |importer: &Importer, task: TaskBody| {
+        if let TaskBody::Chunk { job_id, index: 0, .. } = &task {
+            if !died {
+                died = true;
+                assert!(importer.db.chunks.mark_started(job_id, 0).await.unwrap(), "counted while pending");
+            }
+        }
+        plainly(importer, task).await
+    };
+    run_until(&importer, &queue, dies_once, async |importer| import_ended(importer, &import_id).await).await;
+    let import = importer.db.jobs.find(&import_id).await.unwrap().unwrap();
+    assert_eq!(import.status, JobStatus::Completed, "{:?}", import.errors);
+    let accepted = begin(&importer, &dataset_id).await;
+    let swept = async |importer: &Importer| {
+        let job = delete_job(importer, &accepted.job_id).await;
+        job.phase == DeletePhase::Finalizing && job.files_done == job.files_total.unwrap_or(u64::MAX)
+    };
+    run_until(&importer, &queue, plainly, swept).await;
+    let job = delete_job(&importer, &accepted.job_id).await;
+    assert!(!job.status.is_terminal(), "waits for the attempt that may still write");
+    let settle_at = job.settle_at.expect("a settle time").timestamp_millis();
+    let import_end = import.finished_at.unwrap().timestamp_millis();
+    assert_eq!(settle_at, import_end + lease.as_millis() as i64, "a lease after the import ended");
+}

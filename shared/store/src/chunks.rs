@@ -201,15 +201,38 @@ impl Chunks {
         Ok(found.map(|doc| doc.files).unwrap_or_default().into())
     }
 
-    /// Notes that an attempt starts working on a pending chunk (its lease starts now).
-    pub async fn mark_started(&self, job_id: &str, index: u32) -> StoreResult<()> {
-        self.records
+    /// Notes that an attempt starts working on a pending chunk (its lease starts now) and is
+    /// in flight until [`Chunks::mark_ended`]. Whether the chunk was still pending: an attempt
+    /// that finds it ended writes nothing, so once a job has ended, every attempt that may
+    /// still write is counted ([`Chunks::any_in_flight`]).
+    pub async fn mark_started(&self, job_id: &str, index: u32) -> StoreResult<bool> {
+        let started = self
+            .records
             .update_one(
                 doc! {"_id": chunk_id(job_id, index), "state": "pending"},
-                doc! {"$set": {"started_at": DateTime::now()}, "$inc": {"deliveries": 1}},
+                doc! {"$set": {"started_at": DateTime::now()}, "$inc": {"deliveries": 1, "in_flight": 1}},
             )
             .await?;
+        Ok(started.matched_count == 1)
+    }
+
+    /// Notes that an attempt [`Chunks::mark_started`] counted stopped writing, whether it
+    /// succeeded or failed. An attempt whose process died is never uncounted: its chunk stays
+    /// in flight, and whoever waits for it falls back to a lease.
+    pub async fn mark_ended(&self, job_id: &str, index: u32) -> StoreResult<()> {
+        self.records.update_one(doc! {"_id": chunk_id(job_id, index)}, doc! {"$inc": {"in_flight": -1}}).await?;
         Ok(())
+    }
+
+    /// Whether an attempt on one of the job's chunks may still be writing.
+    pub async fn any_in_flight(&self, job_id: &str) -> StoreResult<bool> {
+        let busy = self
+            .records
+            .clone_with_type::<Document>()
+            .find_one(doc! {"job_id": job_id, "in_flight": {"$gt": 0}})
+            .projection(doc! {"_id": 1})
+            .await?;
+        Ok(busy.is_some())
     }
 
     /// Records a chunk's outcome once. Returns false when it was already recorded (a
