@@ -19,7 +19,8 @@ use yds_storage::keys;
 use yds_store::chunks::Outcome;
 use yds_store::images::{hash_key, image_id};
 use yds_store::{
-    ChunkFile, ChunkState, ContentSum, DatasetDoc, Finding, ImageDoc, JobDoc, LabelFile, Location, Statistics, ERROR_SAMPLE,
+    ChunkFile, ChunkState, ContentSum, DatasetDoc, Finding, ImageDoc, JobDoc, LabelFile, Location, Statistics,
+    ERROR_SAMPLE,
 };
 
 use crate::coordinator;
