@@ -20,7 +20,13 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
     let result = import_sample(&args, &base, &key).await;
     match &result {
         // The fragment signs the browser in; it never reaches a server.
-        Ok(dataset_id) => println!("\nSee it in the web app: {base}/ui/datasets/{dataset_id}#api_key={key}"),
+        Ok(dataset_id) => {
+            println!("\nSee it in the web app: {base}/ui/datasets/{dataset_id}#api_key={key}");
+            println!("Or with the command-line client, from another terminal:");
+            println!("  export YDS_URL={base} YDS_API_KEY={key}");
+            println!("  cargo run -q --bin yds -- show {dataset_id}");
+            println!("  cargo run -q --bin yds -- pull {dataset_id} ./sample-train");
+        }
         Err(err) => eprintln!("demo import failed: {err:#}"),
     }
     println!("\nThe API keeps serving at {base} (header x-api-key: {key}). Ctrl-C to stop.");
