@@ -190,6 +190,19 @@ impl Stack {
         })
     }
 
+    /// Where each function's output goes (`<data_dir>/logs/<name>.log`, its JSON log lines),
+    /// by function name.
+    pub fn log_files(&self) -> Vec<(String, PathBuf)> {
+        let mut files: Vec<_> = self
+            .supervisor
+            .pids()
+            .into_iter()
+            .filter_map(|(name, _)| self.supervisor.log_path(&name).map(|path| (name, path)))
+            .collect();
+        files.sort();
+        files
+    }
+
     /// Process ids of the functions (and mongod), for measurements.
     pub fn pids(&self) -> Vec<(String, u32)> {
         let mut pids = self.supervisor.pids();

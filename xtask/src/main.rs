@@ -1,4 +1,4 @@
-//! `cargo xtask demo|test|serve|bench|image|key|conformance|fuzz`: the project's commands.
+//! `cargo xtask demo|test|serve|logs|bench|image|key|conformance|fuzz`: the project's commands.
 //! Orchestration only: the stack itself lives in `local-stack`, the sample data in `testkit`.
 
 mod bench;
@@ -9,6 +9,7 @@ mod demo;
 mod fuzz;
 mod image;
 mod key;
+mod logs;
 mod measure;
 mod paths;
 mod serve;
@@ -33,6 +34,8 @@ enum Command {
     Demo(serve::StackArgs),
     /// Start the stack and serve until Ctrl-C.
     Serve(serve::StackArgs),
+    /// The local stack's logs merged in time order, readably; with JOB only that job's lines.
+    Logs(logs::LogsArgs),
     /// Install and start what tests need, run every test; further arguments go to `cargo test`.
     Test {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -62,6 +65,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let code = match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)).map(|()| 0)?,
+        Command::Logs(args) => logs::run(args).map(|()| 0)?,
         Command::Demo(args) => runtime.block_on(demo::run(args)).map(|()| 0)?,
         Command::Test { cargo_test_args } => runtime.block_on(test::run(&cargo_test_args))?,
         Command::Key { action } => runtime.block_on(key::run(action)).map(|()| 0)?,

@@ -76,10 +76,19 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
     println!("YDS listening on http://127.0.0.1:{}", stack.port);
     // Where `cargo xtask key create` finds the stack's database.
     println!("MongoDB at {} (database yds)", stack.mongodb_uri);
+    print_log_files(&stack);
     wait_for_signal().await;
     println!("stopping");
     stack.shutdown().await;
     Ok(())
+}
+
+/// Where each process of the stack logs, and how to read them together.
+pub fn print_log_files(stack: &Stack) {
+    println!("logs (JSON lines, one file per process; `cargo xtask logs [--follow] [JOB]` merges them):");
+    for (name, path) in stack.log_files() {
+        println!("  {name:<15} {}", path.display());
+    }
 }
 
 /// SIGINT or SIGTERM.

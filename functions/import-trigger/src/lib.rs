@@ -9,6 +9,7 @@ use yds_edge::query::path_segments;
 use yds_edge::rate_limit::RateLimit;
 use yds_edge::{json_response, ApiError, Caller, Handler, Request, Response};
 use yds_import::accept::{AcceptError, Acceptor};
+use yds_queue::trace::TraceContext;
 use yds_store::Db;
 
 pub struct ImportTrigger {
@@ -54,7 +55,16 @@ impl Handler for ImportTrigger {
         if let Some(key_id) = &caller.key_id {
             self.limit.admit(&self.db, "import", key_id).await?;
         }
-        let accepted = self.acceptor.start(caller.tenant(), idempotency_key, req.body()).await.map_err(refusal)?;
+        // The tasks the import enqueues carry the request's trace ([`yds_queue::trace`]).
+        let trace = req.extensions().get::<TraceContext>().cloned();
+        let accepted =
+            yds_queue::trace::scope(trace, self.acceptor.start(caller.tenant(), idempotency_key, req.body()))
+                .await
+                .map_err(refusal)?;
+        // The request's own lines (its "served" line) name the job and dataset it started.
+        let span = tracing::Span::current();
+        span.record("job_id", accepted.job_id.as_str());
+        span.record("dataset_id", accepted.dataset_id.as_str());
         let mut response = json_response(StatusCode::ACCEPTED, &accepted);
         let location = format!("/datasets/import/{}/status", accepted.job_id);
         response.headers_mut().insert(header::LOCATION, location.parse().expect("ids are URL-safe"));

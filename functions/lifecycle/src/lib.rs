@@ -46,7 +46,11 @@ impl Handler for Lifecycle {
         };
         query::parse::<NoParams>(&req)?;
         match *req.method() {
-            Method::DELETE => self.delete(caller, &dataset_id).await,
+            // The delete job's tasks carry the request's trace ([`yds_queue::trace`]).
+            Method::DELETE => {
+                let trace = req.extensions().get::<yds_queue::trace::TraceContext>().cloned();
+                yds_queue::trace::scope(trace, self.delete(caller, &dataset_id)).await
+            }
             Method::PATCH => self.rename(&req, caller, &dataset_id).await,
             _ => Err(ApiError::MethodNotAllowed),
         }

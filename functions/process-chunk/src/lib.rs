@@ -47,7 +47,10 @@ impl Handler for ProcessChunk {
             serde_json::from_slice(req.body()).map_err(|e| ApiError::BadRequest(format!("not a task body: {e}")))?;
         let is_last = headers::retry_count(req.headers()) + 1 >= self.max_attempts;
         let attempt = Attempt { is_last, crash: self.injected_crash(is_last) };
-        match yds_import::deliver(&self.importer, &body, attempt).await {
+        // The task was delivered with the trace it was enqueued under (the edge read its
+        // `traceparent`); the tasks it enqueues in turn carry the same one.
+        let trace = req.extensions().get::<yds_queue::trace::TraceContext>().cloned();
+        match yds_queue::trace::scope(trace, yds_import::deliver(&self.importer, &body, attempt)).await {
             Ok(()) => Ok(json_response(StatusCode::OK, &json!({"status": "done"}))),
             Err(ImportError::InjectedCrash) => Err(ApiError::Internal("injected crash (YDS_CHAOS_CRASH)".into())),
             Err(err) => Err(ApiError::Unavailable(err.to_string())),

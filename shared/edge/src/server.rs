@@ -46,7 +46,7 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(conn) => conn,
                     Err(err) => {
                         tracing::warn!(error = %err, "accept failed");
@@ -59,7 +59,7 @@ pub async fn serve(
                 let service = service.clone();
                 let hyper_service = hyper::service::service_fn(move |req| {
                     let service = service.clone();
-                    async move { Ok::<_, Infallible>(handle_hyper(&service, req).await) }
+                    async move { Ok::<_, Infallible>(handle_hyper(&service, req, peer).await) }
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), hyper_service).into_owned();
                 let conn = graceful.watch(conn);
@@ -79,8 +79,13 @@ pub async fn serve(
     Ok(())
 }
 
-async fn handle_hyper(service: &Service, req: http::Request<Incoming>) -> http::Response<Full<Bytes>> {
-    let (parts, body) = req.into_parts();
+async fn handle_hyper(
+    service: &Service,
+    req: http::Request<Incoming>,
+    peer: SocketAddr,
+) -> http::Response<Full<Bytes>> {
+    let (mut parts, body) = req.into_parts();
+    parts.extensions.insert(crate::service::RemoteAddr(peer));
     let limit = service.body_limit(&parts.method, parts.uri.path());
     let response = match Limited::new(body, limit).collect().await {
         Ok(collected) => service.call(http::Request::from_parts(parts, collected.to_bytes())).await,
@@ -140,14 +145,18 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// JSON logs (one object per line) filtered by `RUST_LOG`, default `info`.
+/// JSON logs on stdout in Cloud Logging's structured form ([`crate::logging`]), one object per
+/// line, filtered by `RUST_LOG` (default `info`). Traces are named after the project in
+/// `GOOGLE_CLOUD_PROJECT` (Cloud Run sets it); read here, not in the configuration, because
+/// logging starts before the configuration is read, to log what is wrong with it.
 pub fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_env_filter(filter)
+    let project = std::env::var("GOOGLE_CLOUD_PROJECT").ok();
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(crate::logging::CloudLoggingLayer::new(project, std::io::stdout))
         .try_init();
 }

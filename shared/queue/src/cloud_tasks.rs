@@ -148,7 +148,10 @@ impl CloudTasksQueue {
         let http = HttpRequest::new()
             .set_url(&self.config.target_url)
             .set_http_method(HttpMethod::Post)
-            .set_headers([("content-type", "application/json")])
+            .set_headers(
+                std::iter::once(("content-type", "application/json"))
+                    .chain(task.traceparent.as_deref().map(|t| (yds_config::trace::TRACEPARENT, t))),
+            )
             .set_body(json)
             .set_oidc_token(oidc);
         let deadline = self.config.dispatch_deadline.clamp(MIN_DISPATCH_DEADLINE, MAX_DISPATCH_DEADLINE);

@@ -17,6 +17,8 @@
 //!   [`cloud_tasks`] (one `CreateTask` call per enqueue).
 //! - [`headers`]: what each delivery carries, and the attempt it is.
 //! - [`caller`]: who may deliver tasks to process-chunk.
+//! - [`trace`]: the trace context a task carries to its delivery, so one trace spans a request
+//!   and every task it fans out to.
 //! - [`open`]: the queue a configuration names.
 
 #![forbid(unsafe_code)]
@@ -24,6 +26,7 @@
 pub mod caller;
 pub mod cloud_tasks;
 pub mod local;
+pub mod trace;
 
 use std::sync::Arc;
 
@@ -39,13 +42,16 @@ pub use local::LocalQueue;
 pub struct Task {
     pub name: String,
     pub body: Box<RawValue>,
+    /// The W3C `traceparent` its delivery carries as a header: the trace of the work that
+    /// enqueued it ([`trace::current`]), `None` outside any.
+    pub traceparent: Option<String>,
 }
 
 impl Task {
-    /// The task `name` carrying `body` as JSON.
+    /// The task `name` carrying `body` as JSON, under the current trace ([`trace::scope`]).
     pub fn new(name: impl Into<String>, body: &impl Serialize) -> Self {
         let body = serde_json::value::to_raw_value(body).expect("task bodies serialize to JSON");
-        Self { name: name.into(), body }
+        Self { name: name.into(), body, traceparent: trace::current().map(|ctx| ctx.traceparent()) }
     }
 
     /// The body's JSON text.

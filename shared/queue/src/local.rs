@@ -28,6 +28,9 @@ struct StoredTask {
     failures: u32,
     /// Not to be delivered before this time (ms since the epoch).
     not_before_ms: u64,
+    /// Posted as the `traceparent` header, as Cloud Tasks sends a task's headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    traceparent: Option<String>,
 }
 
 /// The enqueue side, used by the functions.
@@ -67,7 +70,7 @@ impl LocalQueue {
             let path = self.pending_dir().join(format!("{name}.json"));
             match read_task(&path) {
                 Some(task) if task.not_before_ms > now => continue,
-                Some(task) => tasks.push(Task { name: task.name, body: task.body }),
+                Some(task) => tasks.push(Task { name: task.name, body: task.body, traceparent: task.traceparent }),
                 None => {}
             }
             let _ = std::fs::remove_file(&path);
@@ -80,7 +83,13 @@ impl LocalQueue {
 impl TaskQueue for LocalQueue {
     async fn enqueue_after(&self, task: &Task, delay: Duration) -> Result<(), QueueError> {
         let not_before_ms = if delay.is_zero() { 0 } else { now_ms() + delay.as_millis() as u64 };
-        let task = StoredTask { name: task.name.clone(), body: task.body.clone(), failures: 0, not_before_ms };
+        let task = StoredTask {
+            name: task.name.clone(),
+            body: task.body.clone(),
+            failures: 0,
+            not_before_ms,
+            traceparent: task.traceparent.clone(),
+        };
         let dir = self.pending_dir();
         tokio::task::spawn_blocking(move || write_new(&dir, &task))
             .await
@@ -277,6 +286,9 @@ impl Dispatcher {
         if let Some(token) = &self.options.token {
             request = request.header(LOCAL_TOKEN_HEADER, token);
         }
+        if let Some(traceparent) = &task.traceparent {
+            request = request.header(yds_config::trace::TRACEPARENT, traceparent);
+        }
         let result = request
             .header(headers::TASK_NAME, &task.name)
             .header(headers::RETRY_COUNT, task.failures.to_string())
@@ -335,7 +347,8 @@ mod tests {
     }
 
     /// A loopback task target that fails the first `failures` deliveries of each task and
-    /// records every delivery's task name, retry count and body.
+    /// records every delivery's task name (with ` traceparent=…` when it came with one), retry
+    /// count and body.
     async fn target(failures: u32) -> (String, Arc<Mutex<Vec<(String, u32, Value)>>>) {
         use http_body_util::{BodyExt, Full};
         use hyper::body::Incoming;
@@ -352,8 +365,11 @@ mod tests {
                         let log = log.clone();
                         async move {
                             let header = |n: &str| req.headers()[n].to_str().unwrap().to_owned();
-                            let (name, retries) =
+                            let (mut name, retries): (String, u32) =
                                 (header(headers::TASK_NAME), header(headers::RETRY_COUNT).parse().unwrap());
+                            if let Some(trace) = req.headers().get("traceparent") {
+                                name = format!("{name} traceparent={}", trace.to_str().unwrap());
+                            }
                             assert_eq!(header("content-type"), "application/json");
                             let bytes = req.into_body().collect().await.unwrap().to_bytes();
                             let body: Value = serde_json::from_slice(&bytes).unwrap();
@@ -393,6 +409,24 @@ mod tests {
             max_backoff: Duration::from_millis(20),
             ..DispatcherOptions::new(target)
         }
+    }
+
+    #[tokio::test]
+    async fn a_task_is_delivered_with_the_traceparent_it_was_enqueued_under() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = LocalQueue::new(dir.path());
+        let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let trace = crate::trace::TraceContext::from_traceparent(traceparent);
+        let traced = crate::trace::scope(trace, async { Task::new("traced", &json!({"n": 1})) }).await;
+        queue.enqueue(&traced).await.unwrap();
+        queue.enqueue(&Task::new("plain", &json!({"n": 2}))).await.unwrap();
+        let (url, seen) = target(1).await;
+        run_until_empty(&queue, fast(url)).await;
+        let mut names: Vec<_> =
+            seen.lock().unwrap().iter().map(|(name, retries, _)| (name.clone(), *retries)).collect();
+        names.sort();
+        let traced = format!("traced traceparent={traceparent}");
+        assert_eq!(names, [("plain".into(), 0), ("plain".into(), 1), (traced.clone(), 0), (traced, 1)]);
     }
 
     #[tokio::test]

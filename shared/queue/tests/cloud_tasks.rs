@@ -136,6 +136,17 @@ fn create_task_request_is_exactly_the_cloud_tasks_http_task() {
     assert_eq!(task.dispatch_deadline, Some(google_cloud_wkt::Duration::clamp(1500, 0)));
 }
 
+#[test]
+fn a_task_under_a_trace_carries_its_traceparent_as_a_header() {
+    let (_, queue) = stub_queue(TARGET);
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let traced = Task { traceparent: Some(traceparent.into()), ..plan() };
+    let task = queue.create_task_request(&traced).task.unwrap();
+    let headers = &task.http_request().unwrap().headers;
+    assert_eq!(headers.get("traceparent").map(String::as_str), Some(traceparent));
+    assert_eq!(headers.get("content-type").map(String::as_str), Some("application/json"));
+}
+
 #[tokio::test]
 async fn enqueue_sends_create_task_and_a_repeat_is_deduplicated() {
     let (fake, queue) = stub_queue(TARGET);

@@ -4,6 +4,7 @@
 //! read of the dataset (its classes and task) before the first one is sent.
 
 use bytes::Bytes;
+use tracing::Instrument;
 use yds_format::data_yaml::DatasetConfig;
 use yds_format::labels::infer_task;
 use yds_format::Task;
@@ -77,7 +78,10 @@ impl ChunkWriter {
         self.files_total += files.len() as u64;
         let (importer, job_id) = (self.importer.clone(), self.job_id.clone());
         let (files_total, chunks_total) = (self.files_total, u64::from(self.next_index));
-        self.writes.spawn(async move {
+        // The write runs apart from planning; its task carries planning's trace all the same,
+        // and its lines planning's span.
+        let (trace, span) = (yds_queue::trace::current(), tracing::Span::current());
+        let write = async move {
             let db = &importer.db;
             db.chunks.create(&job_id, index, &files).await?;
             // The label files this chunk uses are recorded in the database, so the orphan check
@@ -91,7 +95,8 @@ impl ChunkWriter {
             // Progress while planning goes on; the final totals are set when planning ends.
             db.jobs.raise_totals(&job_id, files_total, chunks_total).await?;
             Ok(())
-        });
+        };
+        self.writes.spawn(yds_queue::trace::scope(trace, write).instrument(span));
         Ok(())
     }
 
