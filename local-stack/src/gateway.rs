@@ -195,7 +195,9 @@ struct Gateway {
 /// answer is streamed back. Unknown path → 404, known path with another method → 405 with
 /// `Allow`, upstream unreachable → 502, upstream too slow → 504, all `application/problem+json`.
 /// `GET /healthz` answers 200 `{"status":"ok"}` when every distinct upstream's `/healthz`
-/// answers 200, else 503 naming the failing ones. Every request gets an `x-request-id`
+/// answers 200, else 503 naming the failing ones (and, when the functions name a dependency
+/// that is down, `{"status":"unavailable","dependency":...}` with their `Retry-After`, as each
+/// function's own `/healthz` answers). Every request gets an `x-request-id`
 /// (the client's, or a generated one), forwarded upstream and returned to the client.
 pub async fn serve(
     listener: TcpListener,
@@ -409,18 +411,27 @@ impl Gateway {
         for (index, (upstream, _)) in upstreams.iter().enumerate() {
             let upstream = upstream.to_string();
             checks.spawn(async move {
-                let result = util::http_get_status(&upstream, "/healthz", HEALTH_TIMEOUT).await;
+                let result = util::http_get(&upstream, "/healthz", HEALTH_TIMEOUT).await;
                 (index, result)
             });
         }
         let mut failing = Vec::new();
+        // What the functions say is down (`{"dependency": "mongodb"}`), and the longest they
+        // ask to wait.
+        let mut dependency: Option<String> = None;
+        let mut retry_after: Option<u64> = None;
         while let Some(joined) = checks.join_next().await {
             let Ok((index, result)) = joined else {
                 continue;
             };
             let reason = match result {
-                Ok(s) if s == StatusCode::OK => continue,
-                Ok(s) => format!("/healthz answered {}", s.as_u16()),
+                Ok(answer) if answer.status == StatusCode::OK => continue,
+                Ok(answer) => {
+                    let named = answer.body.as_ref().and_then(|b| b["dependency"].as_str()).map(str::to_owned);
+                    dependency = dependency.or(named);
+                    retry_after = retry_after.max(answer.retry_after);
+                    format!("/healthz answered {}", answer.status.as_u16())
+                }
                 Err(e) => e,
             };
             failing.push((index, reason));
@@ -444,9 +455,24 @@ impl Gateway {
             })
             .collect::<Vec<_>>()
             .join("; ");
-        let mut body = problem_json(StatusCode::SERVICE_UNAVAILABLE, format!("unhealthy: {detail}"));
+        // A dependency down answers as each function does (`{"status":"unavailable",
+        // "dependency":...}`); anything else as a problem naming the failing upstreams.
+        let (content_type, mut body) = match dependency {
+            Some(dependency) => (
+                "application/json",
+                serde_json::json!({"status": "unavailable", "dependency": dependency, "detail": format!("unhealthy: {detail}")}),
+            ),
+            None => (
+                "application/problem+json",
+                problem_json(StatusCode::SERVICE_UNAVAILABLE, format!("unhealthy: {detail}")),
+            ),
+        };
         body["unhealthy"] = serde_json::Value::Array(unhealthy);
-        json_response(StatusCode::SERVICE_UNAVAILABLE, "application/problem+json", &body)
+        let mut response = json_response(StatusCode::SERVICE_UNAVAILABLE, content_type, &body);
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

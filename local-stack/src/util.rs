@@ -284,6 +284,18 @@ pub(crate) fn read_from(path: &Path, offset: u64) -> String {
 
 /// One `GET base+path` on a fresh connection; the status, or why there is none.
 pub(crate) async fn http_get_status(base: &str, path: &str, timeout: Duration) -> Result<StatusCode, String> {
+    http_get(base, path, timeout).await.map(|answer| answer.status)
+}
+
+/// What a `GET` answered: its status, its `Retry-After` and its body, when JSON.
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub retry_after: Option<u64>,
+    pub body: Option<serde_json::Value>,
+}
+
+/// `GET {base}{path}` on a fresh connection, its body read, within `timeout`.
+pub(crate) async fn http_get(base: &str, path: &str, timeout: Duration) -> Result<Answer, String> {
     let uri: Uri = base.parse().map_err(|e| format!("bad URL {base:?}: {e}"))?;
     let authority = uri.authority().ok_or_else(|| format!("URL {base:?} has no host"))?.clone();
     let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_string();
@@ -301,7 +313,11 @@ pub(crate) async fn http_get_status(base: &str, path: &str, timeout: Duration) -
             .body(Empty::<Bytes>::new())
             .map_err(|e| e.to_string())?;
         let resp = sender.send_request(req).await.map_err(|e| format!("request: {e}"))?;
-        Ok(resp.status())
+        let status = resp.status();
+        let retry_after = resp.headers().get(http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()?.parse().ok());
+        let bytes = http_body_util::BodyExt::collect(resp.into_body()).await.map(|b| b.to_bytes()).ok();
+        let body = bytes.and_then(|b| serde_json::from_slice(&b).ok());
+        Ok(Answer { status, retry_after, body })
     };
     tokio::time::timeout(timeout, attempt).await.map_err(|_| format!("no answer within {timeout:?}"))?
 }

@@ -231,7 +231,7 @@ impl ImagesApi {
         let key = keys::dataset_image(dataset_id, &image.split, &image.file_name);
         let bytes = self.store.get(&key).await.map_err(|err| match err {
             StorageError::NotFound(_) => image_not_found(dataset_id, image_id),
-            other => ApiError::Unavailable(format!("reading {key}: {other}")),
+            other => storage_down(&key, other),
         })?;
         Ok(response(StatusCode::OK, bytes))
     }
@@ -262,7 +262,7 @@ impl ImagesApi {
         let key = keys::dataset_label(dataset_id, &image.split, &image.file_name);
         let bytes = self.store.get(&key).await.map_err(|err| match err {
             StorageError::NotFound(_) => ApiError::NotFound(format!("image `{image_id}`: its label file is missing")),
-            other => ApiError::Unavailable(format!("reading {key}: {other}")),
+            other => storage_down(&key, other),
         })?;
         Ok(response(StatusCode::OK, bytes))
     }
@@ -289,7 +289,7 @@ impl ImagesApi {
             Ok(stored) if thumbnail::is_current(&stored) => return Ok(response(StatusCode::OK, stored)),
             // Another version, or a first write still going on: made (again) below.
             Ok(_) | Err(StorageError::NotFound(_)) => {}
-            Err(other) => return Err(ApiError::Unavailable(format!("reading {key}: {other}"))),
+            Err(other) => return Err(storage_down(&key, other)),
         }
         let made = Bytes::from(self.make_thumbnail(&image).await?);
         // Kept for the next request; two first requests may both make it, and either whole
@@ -325,7 +325,7 @@ impl ImagesApi {
         let key = keys::dataset_image(&image.dataset_id, &image.split, &image.file_name);
         let bytes = self.store.get(&key).await.map_err(|err| match err {
             StorageError::NotFound(_) => image_not_found(&image.dataset_id, &image.id),
-            other => ApiError::Unavailable(format!("reading {key}: {other}")),
+            other => storage_down(&key, other),
         })?;
         let plan = thumbnail::plan(&bytes, &image.format)
             .and_then(|plan| plan.within(THUMBNAIL_MEMORY_BYTES))
@@ -386,6 +386,12 @@ enum Route {
     Label(String, String),
     /// `/datasets/{id}/images/{image_id}/thumbnail`
     Thumbnail(String, String),
+}
+
+/// A read of `key` that object storage did not answer: a 503 naming it, with `Retry-After`
+/// (until its breaker lets a call through again, or a second).
+fn storage_down(key: &str, err: StorageError) -> ApiError {
+    ApiError::object_storage_down(err.retry_after_secs(), format!("reading {key}: {err}"))
 }
 
 fn image_not_found(dataset_id: &str, image_id: &str) -> ApiError {

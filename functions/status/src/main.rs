@@ -8,7 +8,7 @@ use yds_store::Db;
 async fn main() -> anyhow::Result<()> {
     server::init_logging();
     let config = Config::from_env()?;
-    let db = Db::connect(&config.mongodb_uri, &config.db_name).await?;
+    let db = Db::connect_with_timeout(&config.mongodb_uri, &config.db_name, config.mongodb_timeout).await?;
     let options = EdgeOptions {
         api_keys: Some(KeyLookup::new(config.api_keys.clone(), db.clone())),
         max_body_bytes: PUBLIC_MAX_BODY,

@@ -91,7 +91,7 @@ impl Uploads {
             .objects
             .start_upload_session(&key, request.size_bytes)
             .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+            .map_err(|e| ApiError::object_storage_down(e.retry_after_secs(), e))?;
         let created_at = DateTime::now();
         let upload = UploadDoc {
             id,

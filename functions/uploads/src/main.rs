@@ -7,7 +7,7 @@ use yds_store::Db;
 async fn main() -> anyhow::Result<()> {
     server::init_logging();
     let config = Config::from_env()?;
-    let db = Db::connect(&config.mongodb_uri, &config.db_name).await?;
+    let db = Db::connect_with_timeout(&config.mongodb_uri, &config.db_name, config.mongodb_timeout).await?;
     // The uploads' TTL index among them. Idempotent; a few milliseconds when they exist.
     if let Err(err) = db.ensure_indexes().await {
         tracing::error!(error = %err, "could not create indexes");

@@ -46,7 +46,7 @@ pub async fn receive(
         return Ok(protocol::answer(&upload.id, Standing::Complete { size, now: false }));
     }
     let key = keys::upload(&upload.id, &upload.file_name);
-    let unavailable = |e: yds_storage::StorageError| ApiError::Unavailable(e.to_string());
+    let unavailable = |e: yds_storage::StorageError| ApiError::object_storage_down(e.retry_after_secs(), e);
     let received = match range {
         ContentRange::Query { .. } => objects.size(&key).await.map_err(unavailable)?.unwrap_or(0),
         ContentRange::Piece { first, .. } => match objects.append_at(&key, first, body).await.map_err(unavailable)? {

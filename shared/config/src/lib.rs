@@ -9,8 +9,14 @@
 //! is named in the error so a misconfigured deployment fails at boot, not on the first
 //! request. Plain data only: this crate depends on no other of ours, so every layer may read
 //! its settings here.
+//!
+//! [`breaker`]: the circuit breaker both `yds-store` and
+//! `yds-storage` put in front of their dependency (neither may use the other), `std` only.
 
 #![forbid(unsafe_code)]
+
+pub mod breaker;
+pub mod trace;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -101,6 +107,10 @@ pub struct Config {
     pub port: u16,
     pub mongodb_uri: String,
     pub db_name: String,
+    /// How long a database call waits for a reachable server before it fails
+    /// (`YDS_MONGODB_TIMEOUT_MS`, default 1000): a dead database answers a request within about
+    /// this, then the breaker (`breaker`) answers at once until it is back.
+    pub mongodb_timeout: Duration,
     pub storage: StorageConfig,
     pub queue: QueueConfig,
     pub api_keys: ConfiguredKeys,
@@ -270,6 +280,7 @@ impl Config {
             port: parse_number(&get, "PORT", 8080)?,
             mongodb_uri: get("MONGODB_URI").unwrap_or_else(|| "mongodb://127.0.0.1:27017".into()),
             db_name: get("YDS_DB_NAME").unwrap_or_else(|| "yds".into()),
+            mongodb_timeout: Duration::from_millis(parse_number(&get, "YDS_MONGODB_TIMEOUT_MS", 1000)?.max(1)),
             storage: match get("YDS_STORAGE_BACKEND").as_deref() {
                 None | Some("local") => StorageConfig::Local {
                     root: get("YDS_STORAGE_DIR").map(PathBuf::from).unwrap_or_else(|| data_dir.join("storage")),

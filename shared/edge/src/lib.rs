@@ -10,7 +10,8 @@
 //!
 //! - [`service`]: [`Service`] wraps a [`Handler`] with what every route needs — request ids,
 //!   API-key auth, body limits, `/healthz`, problem+json errors and gzip.
-//! - [`server`]: the two runtimes, picked at start-up, and the JSON logs.
+//! - [`server`]: the two runtimes, picked at start-up, and [`server::init_logging`].
+//! - [`logging`]: log lines in Cloud Logging's structured form, under the request's trace.
 //! - [`problem`]: [`ApiError`], the one mapping from errors to `application/problem+json`.
 //! - [`access`]: API keys — issuing them, and the edge's cached lookup.
 //! - [`rate_limit`]: per-key limits counted across instances.
@@ -26,6 +27,7 @@
 pub mod access;
 pub mod cursors;
 pub mod dataset_view;
+pub mod logging;
 pub mod negotiation;
 pub mod problem;
 pub mod query;
@@ -34,6 +36,6 @@ pub mod server;
 pub mod service;
 pub mod signed_urls;
 
-pub use problem::ApiError;
+pub use problem::{ApiError, Dependency};
 pub use service::{json_response, Caller, EdgeOptions, Handler, Request, Response, Service, PUBLIC_MAX_BODY};
 pub use signed_urls::UrlSigner;

@@ -40,11 +40,55 @@ pub enum ApiError {
     /// A dependency (database, storage) is down; the client may retry.
     #[error("service unavailable")]
     Unavailable(String),
+    /// A named dependency is down (its breaker is open, or a call could not reach it): a 503
+    /// naming it, with `Retry-After` (seconds until its breaker lets a call through again).
+    #[error("{} is unavailable", dependency.title())]
+    DependencyDown { dependency: Dependency, retry_after_secs: u64, cause: String },
+}
+
+/// What a function depends on and may find down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependency {
+    MongoDb,
+    ObjectStorage,
+}
+
+impl Dependency {
+    /// The name `/healthz` gives it (`"mongodb"`, `"object_storage"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Dependency::MongoDb => "mongodb",
+            Dependency::ObjectStorage => "object_storage",
+        }
+    }
+
+    /// The name a problem's detail gives it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Dependency::MongoDb => "MongoDB",
+            Dependency::ObjectStorage => "object storage",
+        }
+    }
 }
 
 impl ApiError {
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         ApiError::Internal(cause.to_string())
+    }
+
+    /// Object storage is down (refused by its breaker, or `cause` could not reach it); a
+    /// request may go again in `retry_after_secs`.
+    pub fn object_storage_down(retry_after_secs: u64, cause: impl std::fmt::Display) -> Self {
+        ApiError::DependencyDown { dependency: Dependency::ObjectStorage, retry_after_secs, cause: cause.to_string() }
+    }
+
+    /// MongoDB is down: refused by its breaker, or `cause` could not reach it.
+    pub fn mongodb_down(cause: impl std::fmt::Display) -> Self {
+        ApiError::DependencyDown {
+            dependency: Dependency::MongoDb,
+            retry_after_secs: yds_store::breaker().retry_after().retry_after_secs(),
+            cause: cause.to_string(),
+        }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -60,7 +104,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::DependencyDown { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -69,6 +113,9 @@ impl ApiError {
         match self {
             ApiError::Internal(_) => "the request could not be completed; it was logged".into(),
             ApiError::Unavailable(_) => "a backing service is unavailable; retry later".into(),
+            ApiError::DependencyDown { dependency, retry_after_secs, .. } => {
+                format!("{} is unavailable; retry in {retry_after_secs} s", dependency.title())
+            }
             other => other.to_string(),
         }
     }
@@ -79,10 +126,15 @@ impl ApiError {
             ApiError::Internal(cause) | ApiError::Unavailable(cause) => {
                 tracing::error!(status = status.as_u16(), cause = %cause, "request failed")
             }
+            ApiError::DependencyDown { dependency, cause, .. } => {
+                tracing::warn!(status = status.as_u16(), dependency = dependency.name(), cause = %cause, "dependency down")
+            }
             _ => tracing::info!(status = status.as_u16(), detail = %self, "request rejected"),
         }
         let mut response = problem_response(status, &self.detail());
-        if let ApiError::TooManyRequests { retry_after_secs, .. } = self {
+        if let ApiError::TooManyRequests { retry_after_secs, .. } | ApiError::DependencyDown { retry_after_secs, .. } =
+            self
+        {
             response.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
         }
         response
@@ -91,7 +143,11 @@ impl ApiError {
 
 impl From<yds_store::StoreError> for ApiError {
     fn from(err: yds_store::StoreError) -> Self {
-        ApiError::Unavailable(err.to_string())
+        if err.is_unavailable() {
+            ApiError::mongodb_down(err)
+        } else {
+            ApiError::Unavailable(err.to_string())
+        }
     }
 }
 
@@ -123,6 +179,21 @@ mod tests {
         assert_eq!(body["status"], 500);
         assert_eq!(body["title"], "Internal Server Error");
         assert!(!body.to_string().contains("mongo-0"));
+    }
+
+    #[test]
+    fn a_dependency_down_is_a_503_naming_it_with_retry_after() {
+        let resp = ApiError::DependencyDown {
+            dependency: Dependency::ObjectStorage,
+            retry_after_secs: 4,
+            cause: "connection refused to storage.internal".into(),
+        }
+        .into_response();
+        assert_eq!(resp.status(), 503);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "4");
+        let body: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
+        assert_eq!(body["detail"], "object storage is unavailable; retry in 4 s");
+        assert!(!body.to_string().contains("storage.internal"));
     }
 
     #[test]

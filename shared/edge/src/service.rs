@@ -14,10 +14,12 @@ use http::{header, HeaderValue, Method, StatusCode};
 use serde::Serialize;
 use tracing::Instrument;
 
+use yds_config::trace::TraceContext;
+
 use crate::access::KeyLookup;
 use crate::negotiation::accepts_gzip;
 use crate::signed_urls::{self, UrlSigner};
-use crate::ApiError;
+use crate::{ApiError, Dependency};
 
 pub type Request = http::Request<Bytes>;
 pub type Response = http::Response<Bytes>;
@@ -117,16 +119,36 @@ impl Service {
             .filter(|v| !v.is_empty() && v.len() <= 128)
             .map(str::to_owned)
             .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-        let span =
-            tracing::info_span!("request", request_id = %request_id, method = %req.method(), path = %req.uri().path());
+        // The caller's trace (a client's, or the one a task was enqueued under), else a new
+        // one; handlers find it in the request's extensions to pass on to the tasks they enqueue.
+        let headers: Vec<(&str, &str)> =
+            req.headers().iter().filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))).collect();
+        let trace = TraceContext::from_headers(headers.iter().copied()).unwrap_or_else(new_trace);
+        let span = tracing::info_span!(
+            "request",
+            request_id = %request_id,
+            trace_id = %trace.trace_id,
+            span_id = %trace.span_id,
+            // A handler that learns the job or dataset a request is about records them here,
+            // so its "served" line names them (see `yds_import::deliver`).
+            job_id = tracing::field::Empty,
+            dataset_id = tracing::field::Empty,
+        );
+        let served = ServedFields::of(&req);
         let accepts_gzip = accepts_gzip(&req);
         let started = std::time::Instant::now();
+        let mut req = req;
+        req.extensions_mut().insert(trace);
         let mut response =
             self.route(req, request_id.clone()).instrument(span.clone()).await.unwrap_or_else(ApiError::into_response);
         span.in_scope(|| {
             tracing::info!(
-                status = response.status().as_u16(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
+                http_method = %served.method,
+                http_url = %served.url,
+                http_status = response.status().as_u16(),
+                http_latency_s = started.elapsed().as_secs_f64(),
+                http_user_agent = served.user_agent.as_deref(),
+                http_remote_ip = served.remote_ip.as_deref(),
                 "served"
             )
         });
@@ -144,11 +166,57 @@ impl Service {
             if req.method() != Method::GET && req.method() != Method::HEAD {
                 return Err(ApiError::MethodNotAllowed);
             }
-            return match self.handler.health().await {
-                Ok(()) => Ok(json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}))),
-                Err(cause) => Err(ApiError::Unavailable(cause)),
-            };
+            return Ok(self.healthz().await);
         }
+        // While MongoDB is known to be down every route would wait for it and fail: answer at
+        // once (every route but the web app's reads it, if only for the API key).
+        let breaker = yds_store::breaker();
+        breaker.admit().map_err(|refused| ApiError::DependencyDown {
+            dependency: Dependency::MongoDb,
+            retry_after_secs: refused.retry_after_secs(),
+            cause: "its breaker is open".into(),
+        })?;
+        let outcome = self.admitted(req, request_id).await;
+        let mongodb_failed = matches!(
+            &outcome,
+            Err(ApiError::DependencyDown { dependency: Dependency::MongoDb, .. }
+                | ApiError::Unavailable(_)
+                | ApiError::Internal(_))
+        );
+        if !mongodb_failed {
+            breaker.succeeded();
+        }
+        outcome
+    }
+
+    /// `/healthz`: 200 `{"status":"ok"}`, or 503 naming the dependency that is down, with
+    /// `Retry-After` (the handler's check is of its database, [`Handler::health`]).
+    async fn healthz(&self) -> Response {
+        let breaker = yds_store::breaker();
+        let down = match breaker.admit() {
+            Err(refused) => Some(refused.retry_after_secs()),
+            Ok(()) => match self.handler.health().await {
+                Ok(()) => {
+                    breaker.succeeded();
+                    None
+                }
+                Err(cause) => {
+                    tracing::warn!(dependency = Dependency::MongoDb.name(), cause = %cause, "health check failed");
+                    Some(breaker.retry_after().retry_after_secs())
+                }
+            },
+        };
+        let Some(retry_after_secs) = down else {
+            return json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}));
+        };
+        let body = serde_json::json!({"status": "unavailable", "dependency": Dependency::MongoDb.name()});
+        let mut response = json_response(StatusCode::SERVICE_UNAVAILABLE, &body);
+        response.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
+        response
+    }
+
+    /// A request the MongoDB breaker let through: body limit, caller, handler.
+    async fn admitted(&self, req: Request, request_id: String) -> Result<Response, ApiError> {
         let body_limit = self.body_limit(req.method(), req.uri().path());
         if req.body().len() > body_limit {
             return Err(ApiError::PayloadTooLarge(body_limit));
@@ -164,7 +232,7 @@ impl Service {
             Some(keys) => {
                 let key = req.headers().get("x-api-key").and_then(|v| v.to_str().ok());
                 let key = key.filter(|k| !k.is_empty() && k.len() <= 256).ok_or_else(|| missing_key(&req))?;
-                let owner = keys.owner(key).await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
+                let owner = keys.owner(key).await?;
                 let owner = owner.ok_or_else(|| {
                     ApiError::Unauthenticated(
                         "the API key in the `x-api-key` header is not a key of this service; check it (no \
@@ -237,6 +305,41 @@ pub fn json_response(status: StatusCode, value: &impl Serialize) -> Response {
         .header(header::CONTENT_TYPE, "application/json")
         .body(Bytes::from(body))
         .expect("static response parts are valid")
+}
+
+/// The peer of a request's connection, which the hyper runtime records in its extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct RemoteAddr(pub std::net::SocketAddr);
+
+/// A fresh trace for a request that came without one.
+fn new_trace() -> TraceContext {
+    let span = uuid::Uuid::new_v4().simple().to_string();
+    TraceContext { trace_id: uuid::Uuid::new_v4().simple().to_string(), span_id: span[..16].to_owned(), sampled: false }
+}
+
+/// What a request's "served" line says about it (Cloud Logging's `httpRequest`).
+struct ServedFields {
+    method: Method,
+    /// Path and query.
+    url: String,
+    user_agent: Option<String>,
+    /// The client: the first `X-Forwarded-For` entry (Cloud Run's front end), else the peer.
+    remote_ip: Option<String>,
+}
+
+impl ServedFields {
+    fn of(req: &Request) -> Self {
+        let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let forwarded = header("x-forwarded-for").and_then(|v| v.split(',').next()).map(|v| v.trim().to_owned());
+        Self {
+            method: req.method().clone(),
+            url: req.uri().path_and_query().map_or_else(|| req.uri().path().to_owned(), |pq| pq.as_str().to_owned()),
+            user_agent: header("user-agent").map(str::to_owned),
+            remote_ip: forwarded
+                .filter(|v| !v.is_empty())
+                .or_else(|| req.extensions().get::<RemoteAddr>().map(|a| a.0.ip().to_string())),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -385,7 +488,11 @@ mod tests {
         let svc = service();
         let resp = svc.call(request("/x", Some("k1"), "0123456789abcdefXYZ")).await;
         assert_eq!(resp.status(), 413);
-        assert_eq!(svc.call(request("/healthz", None, "")).await.status(), 503);
+        let health = svc.call(request("/healthz", None, "")).await;
+        assert_eq!(health.status(), 503);
+        assert_eq!(health.headers()[header::RETRY_AFTER], "1");
+        let body: serde_json::Value = serde_json::from_slice(health.body()).unwrap();
+        assert_eq!(body, serde_json::json!({"status": "unavailable", "dependency": "mongodb"}));
     }
 
     #[tokio::test]

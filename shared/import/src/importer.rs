@@ -48,7 +48,7 @@ pub enum SetupError {
 impl Importer {
     /// The importer `config` describes: its database, object store and queue.
     pub async fn from_config(config: &Config) -> Result<Self, SetupError> {
-        let db = Db::connect(&config.mongodb_uri, &config.db_name).await?;
+        let db = Db::connect_with_timeout(&config.mongodb_uri, &config.db_name, config.mongodb_timeout).await?;
         let objects = yds_storage::open(&config.storage, &config.chaos).await?;
         let queue = yds_queue::open(&config.queue).await?;
         let (gcs_endpoint, own_bucket) = match &config.storage {

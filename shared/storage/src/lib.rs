@@ -17,6 +17,8 @@
 //!   (a Cloud Storage bucket through its JSON API, so every call can run on an emulator).
 //! - [`retry`] and [`flaky`]: the local stack's injected failures (`YDS_CHAOS_STORAGE_FAIL`)
 //!   and the retries that absorb them, as the Cloud Storage backend retries real ones.
+//! - [`breaker`]: the circuit breaker every opened store ([`open`]) sits behind, so a store
+//!   that cannot be reached is refused at once ([`StorageError::Unavailable`]) until it is back.
 //! - [`keys`]: the object layout, in one place.
 //! - [`budget`]: a process's budget of file bytes held in memory at once.
 //! - Resumable uploads: [`ObjectStore::start_upload_session`] on a bucket (a Cloud Storage
@@ -27,6 +29,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod breaker;
 pub mod budget;
 pub mod flaky;
 pub mod gcs;
@@ -53,6 +56,10 @@ pub enum StorageError {
     InvalidKey(String),
     #[error("storage I/O failed: {0}")]
     Io(#[from] std::io::Error),
+    /// Refused without trying: the store failed too often in a row and its breaker
+    /// ([`breaker`]) is open; a call may go again in `retry_after_secs`.
+    #[error("object storage is unavailable; retry in {retry_after_secs} s")]
+    Unavailable { retry_after_secs: u64 },
 }
 
 /// One page of a listing.
@@ -69,6 +76,22 @@ impl StorageError {
     /// so asking again is pointless.
     pub fn is_unsupported(&self) -> bool {
         matches!(self, StorageError::Io(e) if e.kind() == std::io::ErrorKind::Unsupported)
+    }
+
+    /// How long a client should wait before asking again after this failure: until the
+    /// breaker lets a call through, or a second.
+    pub fn retry_after_secs(&self) -> u64 {
+        match self {
+            StorageError::Unavailable { retry_after_secs } => *retry_after_secs,
+            _ => 1,
+        }
+    }
+
+    /// Whether the store could not be reached (or is refused by its breaker): a 503 and a
+    /// retry, not an answer about the object.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StorageError::Unavailable { .. })
+            || matches!(self, StorageError::Io(_)) && !self.is_unsupported()
     }
 }
 
@@ -211,11 +234,13 @@ pub async fn open(
             Arc::new(GcsStore::with_endpoint(bucket, endpoint).await?)
         }
     };
-    Ok(match chaos.storage_failure {
+    let store: Arc<dyn ObjectStore> = match chaos.storage_failure {
         // Injected failures are retried as the Cloud Storage client retries real ones.
         p if p > 0.0 => Arc::new(retry::RetryingStore::new(Arc::new(flaky::FlakyStore::new(store, p)))),
         _ => store,
-    })
+    };
+    // Outermost: only what outlasted the retries counts towards the breaker.
+    Ok(Arc::new(breaker::BreakerStore::new(store)))
 }
 
 /// Refuses keys that could escape a backend's root or alias another key.

@@ -26,6 +26,15 @@
 //! are read, and their leftovers (indexes) cleared, in [`upgrade`].
 //!
 //! [`Db::ensure_indexes`] asks every owner for its indexes; idempotent, it runs at every start.
+//!
+//! ## When MongoDB is down
+//!
+//! Every failed call goes through [`StoreError`]'s one conversion from the driver's error, which
+//! tells the process's MongoDB breaker ([`breaker`]) about connection-class failures (no server
+//! to select, a refused or reset connection, a network timeout), never about a missing record or
+//! a duplicate key. The edge asks that breaker before each request, so while MongoDB is known to
+//! be down a request is answered at once instead of waiting out the driver's timeout
+//! ([`Db::connect_with_timeout`]).
 
 #![forbid(unsafe_code)]
 
@@ -65,7 +74,48 @@ pub use uploads::{UploadDoc, Uploads};
 /// A failed database call.
 #[derive(Debug, thiserror::Error)]
 #[error("database error: {0}")]
-pub struct StoreError(#[from] pub mongodb::error::Error);
+pub struct StoreError(pub mongodb::error::Error);
+
+impl From<mongodb::error::Error> for StoreError {
+    /// The one place a driver error enters the records layer: a connection-class failure is
+    /// counted by the [`breaker`].
+    fn from(err: mongodb::error::Error) -> Self {
+        if is_connection_failure(&err) {
+            breaker().failed();
+        }
+        StoreError(err)
+    }
+}
+
+impl StoreError {
+    /// Whether the call failed because MongoDB could not be reached (not because of what it
+    /// answered): worth a 503 and a retry.
+    pub fn is_unavailable(&self) -> bool {
+        is_connection_failure(&self.0)
+    }
+}
+
+static BREAKER: yds_config::breaker::Breaker =
+    yds_config::breaker::Breaker::new(yds_config::breaker::DEFAULT_THRESHOLD, yds_config::breaker::DEFAULT_COOL_DOWN);
+
+/// The process's MongoDB breaker: one per process, as the driver's connection pool is shared
+/// by every [`Db`] of a process in practice. Callers that answer requests [`admit`] through it
+/// first and report a success; failures are reported by [`StoreError`]'s conversion.
+///
+/// [`admit`]: yds_config::breaker::Breaker::admit
+pub fn breaker() -> &'static yds_config::breaker::Breaker {
+    &BREAKER
+}
+
+/// Whether `err` says the server could not be reached: no server selected within the timeout,
+/// a refused, reset or timed-out connection, a pool cleared after such an error.
+fn is_connection_failure(err: &mongodb::error::Error) -> bool {
+    use mongodb::error::ErrorKind;
+    matches!(
+        err.kind.as_ref(),
+        ErrorKind::ServerSelection { .. } | ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. }
+    )
+}
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -85,11 +135,26 @@ pub struct Db {
 }
 
 impl Db {
-    /// Connects lazily (the driver connects on first use) to database `db_name` at `uri`.
+    /// Connects lazily (the driver connects on first use) to database `db_name` at `uri`; a
+    /// call waits up to 10 s for a server (tools and tests; functions use
+    /// [`Db::connect_with_timeout`]).
     pub async fn connect(uri: &str, db_name: &str) -> StoreResult<Self> {
+        Self::connect_with_timeout(uri, db_name, std::time::Duration::from_secs(10)).await
+    }
+
+    /// [`Db::connect`] where a call waits at most `server_selection` for a reachable server
+    /// before it fails (`YDS_MONGODB_TIMEOUT_MS` in the functions): how long a request takes to
+    /// learn that MongoDB is down, before the [`breaker`] opens.
+    pub async fn connect_with_timeout(
+        uri: &str,
+        db_name: &str,
+        server_selection: std::time::Duration,
+    ) -> StoreResult<Self> {
         let mut options = mongodb::options::ClientOptions::parse(uri).await?;
         options.app_name = Some("yds".into());
-        options.server_selection_timeout = Some(std::time::Duration::from_secs(10));
+        options.server_selection_timeout = Some(server_selection);
+        // A connection attempt to a host that does not answer gives up within the same bound.
+        options.connect_timeout = Some(server_selection.max(std::time::Duration::from_millis(500)));
         let client = Client::with_options(options)?;
         Ok(Self::from_database(client.database(db_name)))
     }

@@ -64,6 +64,7 @@ pub(super) fn gcs_error(err: StorageError) -> SourceError {
         StorageError::NotFound(object) => SourceError::NotFound(format!("no such object `{object}`")),
         StorageError::InvalidKey(key) => SourceError::Refused(format!("invalid object name `{key}`")),
         StorageError::Io(e) => SourceError::Transient(format!("Cloud Storage: {e}")),
+        unavailable @ StorageError::Unavailable { .. } => SourceError::Transient(unavailable.to_string()),
     }
 }
 
@@ -73,6 +74,7 @@ pub(super) fn object_error(err: StorageError) -> SourceError {
         StorageError::NotFound(key) => SourceError::NotFound(format!("no such object `{key}`")),
         StorageError::InvalidKey(key) => SourceError::Refused(format!("invalid object name `{key}`")),
         StorageError::Io(e) => SourceError::Transient(format!("object storage: {e}")),
+        unavailable @ StorageError::Unavailable { .. } => SourceError::Transient(unavailable.to_string()),
     }
 }
 
