@@ -526,65 +526,12 @@ async fn filters_name_what_the_dataset_has() {
     assert_eq!(corrupt.status, 200);
 }
 
-/// A local store that fails every call with a timeout while `down` (object storage lost).
-struct LosableStore {
-    inner: LocalStore,
-    down: std::sync::atomic::AtomicBool,
-}
-
-impl LosableStore {
-    fn check(&self) -> Result<(), StorageError> {
-        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(StorageError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")));
-        }
-        Ok(())
-    }
-}
-
-#[async_trait::async_trait]
-impl ObjectStore for LosableStore {
-    async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
-        self.check()?;
-        self.inner.put(key, data).await
-    }
-    async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
-        self.check()?;
-        self.inner.get(key).await
-    }
-    async fn get_range(&self, key: &str, range: std::ops::Range<u64>) -> Result<Bytes, StorageError> {
-        self.check()?;
-        self.inner.get_range(key, range).await
-    }
-    async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
-        self.check()?;
-        self.inner.size(key).await
-    }
-    async fn list(&self, prefix: &str, page: Option<String>, size: usize) -> Result<ListPage, StorageError> {
-        self.check()?;
-        self.inner.list(prefix, page, size).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        self.check()?;
-        self.inner.delete(key).await
-    }
-    async fn signed_get_url(
-        &self,
-        key: &str,
-        valid_from: SystemTime,
-        valid_until: SystemTime,
-    ) -> Result<Option<String>, StorageError> {
-        self.inner.signed_get_url(key, valid_from, valid_until).await
-    }
-}
-
 #[tokio::test]
 async fn files_answer_503_naming_object_storage_while_it_is_down_and_the_listing_keeps_serving() {
-    use std::sync::atomic::Ordering;
     let dir = tempfile::tempdir().unwrap();
-    let losable = Arc::new(LosableStore {
-        inner: LocalStore::new(dir.path().join("storage")),
-        down: std::sync::atomic::AtomicBool::new(false),
-    });
+    // A local store whose every call fails while it is lost (failure 1.0).
+    let losable =
+        Arc::new(yds_storage::flaky::FlakyStore::new(Arc::new(LocalStore::new(dir.path().join("storage"))), 0.0));
     let breaker = yds_config::breaker::Breaker::new(2, std::time::Duration::from_secs(30));
     let store = Arc::new(yds_storage::breaker::BreakerStore::with_breaker(losable.clone(), breaker));
     let fixture = fixture_on(store, dir).await;
@@ -592,7 +539,7 @@ async fn files_answer_503_naming_object_storage_while_it_is_down_and_the_listing
     let file = format!("/datasets/{DATASET}/images/{id}/file");
     assert_eq!(get(&fixture, &file, Some("k"), None).await.status, 200);
 
-    losable.down.store(true, Ordering::SeqCst);
+    losable.set_failure(1.0);
     for _ in 0..2 {
         let answer = get(&fixture, &file, Some("k"), None).await;
         assert_eq!(answer.status, 503);

@@ -117,90 +117,33 @@ impl ObjectStore for BreakerStore {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::time::Duration;
 
     use super::*;
+    use crate::flaky::FlakyStore;
     use crate::LocalStore;
-
-    /// A store that fails every call with an I/O error while `down`, counting the calls that
-    /// reach it.
-    struct Switchable {
-        inner: LocalStore,
-        down: AtomicBool,
-        calls: AtomicUsize,
-    }
-
-    impl Switchable {
-        fn check(&self) -> Result<(), StorageError> {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            if self.down.load(Ordering::SeqCst) {
-                return Err(StorageError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")));
-            }
-            Ok(())
-        }
-    }
-
-    #[async_trait]
-    impl ObjectStore for Switchable {
-        async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
-            self.check()?;
-            self.inner.put(key, data).await
-        }
-        async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
-            self.check()?;
-            self.inner.get(key).await
-        }
-        async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StorageError> {
-            self.check()?;
-            self.inner.get_range(key, range).await
-        }
-        async fn size(&self, key: &str) -> Result<Option<u64>, StorageError> {
-            self.check()?;
-            self.inner.size(key).await
-        }
-        async fn list(&self, prefix: &str, page: Option<String>, page_size: usize) -> Result<ListPage, StorageError> {
-            self.check()?;
-            self.inner.list(prefix, page, page_size).await
-        }
-        async fn delete(&self, key: &str) -> Result<(), StorageError> {
-            self.check()?;
-            self.inner.delete(key).await
-        }
-        async fn signed_get_url(
-            &self,
-            key: &str,
-            valid_from: SystemTime,
-            valid_until: SystemTime,
-        ) -> Result<Option<String>, StorageError> {
-            self.inner.signed_get_url(key, valid_from, valid_until).await
-        }
-    }
 
     #[tokio::test]
     async fn a_store_that_is_down_is_refused_at_once_until_a_probe_finds_it_back() {
         let dir = tempfile::tempdir().unwrap();
-        let inner = Arc::new(Switchable {
-            inner: LocalStore::new(dir.path()),
-            down: AtomicBool::new(false),
-            calls: AtomicUsize::new(0),
-        });
+        // Fails every call with an I/O error while lost (failure 1.0), counting the calls.
+        let inner = Arc::new(FlakyStore::new(Arc::new(LocalStore::new(dir.path())), 0.0));
         let cool_down = Duration::from_millis(300);
         let store = BreakerStore::with_breaker(inner.clone(), Breaker::new(3, cool_down));
         store.put("d/a", Bytes::from_static(b"a")).await.unwrap();
         assert!(matches!(store.get("d/missing").await, Err(StorageError::NotFound(_))), "an answer, not an outage");
 
-        inner.down.store(true, Ordering::SeqCst);
+        inner.set_failure(1.0);
         for _ in 0..3 {
             assert!(matches!(store.get("d/a").await, Err(StorageError::Io(_))));
         }
-        let reached = inner.calls.load(Ordering::SeqCst);
+        let reached = inner.calls();
         let started = std::time::Instant::now();
         let err = store.get("d/a").await.unwrap_err();
         assert!(matches!(err, StorageError::Unavailable { retry_after_secs: 1 }), "{err:?}");
         assert!(err.is_unavailable());
         assert!(started.elapsed() < Duration::from_millis(50), "refused at once");
-        assert_eq!(inner.calls.load(Ordering::SeqCst), reached, "the open breaker did not call the store");
+        assert_eq!(inner.calls(), reached, "the open breaker did not call the store");
 
         // A probe that fails opens it again.
         tokio::time::sleep(cool_down).await;
@@ -208,7 +151,7 @@ mod tests {
         assert!(matches!(store.get("d/a").await, Err(StorageError::Unavailable { .. })));
 
         // Back: the next probe goes through and closes it.
-        inner.down.store(false, Ordering::SeqCst);
+        inner.set_failure(0.0);
         tokio::time::sleep(cool_down).await;
         assert_eq!(store.get("d/a").await.unwrap(), Bytes::from_static(b"a"));
         assert_eq!(store.get("d/a").await.unwrap(), Bytes::from_static(b"a"));

@@ -3,6 +3,7 @@
 //! Imports must still end exact: failed chunk and planning attempts are retried by the queue.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -13,16 +14,31 @@ use super::{AppendOutcome, ListPage, ObjectStore, SessionProgress, StorageError}
 
 pub struct FlakyStore {
     inner: Arc<dyn ObjectStore>,
-    failure: f64,
+    /// The probability that a call fails, as `f64` bits: tests change it while the store is in
+    /// use (1.0: storage lost; 0.0: back).
+    failure: AtomicU64,
+    /// Calls made, failed or not: how a test tells whether a caller reached the store at all.
+    calls: AtomicUsize,
 }
 
 impl FlakyStore {
     pub fn new(inner: Arc<dyn ObjectStore>, failure: f64) -> Self {
-        Self { inner, failure }
+        Self { inner, failure: AtomicU64::new(failure.to_bits()), calls: AtomicUsize::new(0) }
+    }
+
+    /// Every call fails from now on with probability `failure`.
+    pub fn set_failure(&self, failure: f64) {
+        self.failure.store(failure.to_bits(), Ordering::SeqCst);
+    }
+
+    /// The calls made so far.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
     }
 
     fn maybe_fail(&self, call: &str, key: &str) -> Result<(), StorageError> {
-        if rand::random::<f64>() < self.failure {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if rand::random::<f64>() < f64::from_bits(self.failure.load(Ordering::SeqCst)) {
             return Self::injected(call, key);
         }
         Ok(())
