@@ -227,13 +227,19 @@ impl ImagesApi {
                 image.size_bytes
             )));
         }
-        let _held = self.file_memory.reserve(image.size_bytes).await;
         let key = keys::dataset_image(dataset_id, &image.split, &image.file_name);
-        let bytes = self.store.get(&key).await.map_err(|err| match err {
-            StorageError::NotFound(_) => image_not_found(dataset_id, image_id),
-            other => storage_down(&key, other),
-        })?;
+        let bytes = self.read_stored(&key, image.size_bytes, || image_not_found(dataset_id, image_id)).await?;
         Ok(response(StatusCode::OK, bytes))
+    }
+
+    /// The object at `key`, read while `size` bytes of the files' budget are held; `missing`
+    /// answers for an object that is gone.
+    async fn read_stored(&self, key: &str, size: u64, missing: impl FnOnce() -> ApiError) -> Result<Bytes, ApiError> {
+        let _held = self.file_memory.reserve(size).await;
+        self.store.get(key).await.map_err(|err| match err {
+            StorageError::NotFound(_) => missing(),
+            other => storage_down(key, other),
+        })
     }
 
     /// The image's label file, byte for byte as imported (a BOM, CRLF line ends, trailing
@@ -258,12 +264,9 @@ impl ImagesApi {
         if if_none_match(req, &etag) {
             return Ok(response(StatusCode::NOT_MODIFIED, Bytes::new()));
         }
-        let _held = self.file_memory.reserve(label.size_bytes).await;
         let key = keys::dataset_label(dataset_id, &image.split, &image.file_name);
-        let bytes = self.store.get(&key).await.map_err(|err| match err {
-            StorageError::NotFound(_) => ApiError::NotFound(format!("image `{image_id}`: its label file is missing")),
-            other => storage_down(&key, other),
-        })?;
+        let missing = || ApiError::NotFound(format!("image `{image_id}`: its label file is missing"));
+        let bytes = self.read_stored(&key, label.size_bytes, missing).await?;
         Ok(response(StatusCode::OK, bytes))
     }
 
